@@ -1,0 +1,485 @@
+//! The camera model: what a camera is once its record has been validated.
+//!
+//! [`CameraSpec`] is a record as a source delivers it (a YAML entry, later a database row);
+//! [`CameraSpec::validate`] turns it into a [`Camera`] or a [`CameraError`] that names the camera
+//! and the reason. Credentials are held as [`Secret`]s and put into a source URL only by
+//! [`SourceUrl::expose`], at the moment a request is built.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+
+use crate::secret::{Secret, redact};
+
+/// The lifecycle profiles every deployment has.
+pub const BUILTIN_PROFILES: [&str; 3] = ["recording", "viewing", "snapshot"];
+pub const DEFAULT_PROFILE: &str = "viewing";
+
+/// A camera record as a source delivers it, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSpec {
+    pub name: String,
+    pub url: Option<String>,
+    pub urls: Option<Vec<String>>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub targets: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// What a spec is validated against.
+pub struct ValidationContext<'a> {
+    /// Where relative `password_file` paths start.
+    pub base_dir: &'a Path,
+    pub target_names: &'a BTreeSet<String>,
+    pub profile_names: &'a BTreeSet<String>,
+    /// Reads an environment variable; injectable for tests.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// A validated camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Camera {
+    /// The stream/path name on every server; the camera's identity.
+    pub name: String,
+    pub sources: Vec<SourceUrl>,
+    pub profile: String,
+    /// Target names; `None` means every target.
+    pub targets: Option<BTreeSet<String>>,
+    pub enabled: bool,
+}
+
+impl Camera {
+    pub fn wants_target(&self, target: &str) -> bool {
+        self.enabled && self.targets.as_ref().is_none_or(|t| t.contains(target))
+    }
+}
+
+/// A source URL with its credentials kept apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceUrl {
+    /// The source without userinfo, e.g. `rtsp://192.0.2.10:554/stream1`.
+    template: String,
+    /// Byte offset just after the `://` where userinfo belongs.
+    authority_at: Option<usize>,
+    username: Option<String>,
+    password: Option<Secret>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CameraError {
+    #[error("camera {name:?}: invalid name: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("camera {name:?}: give either `url` or `urls`, not both")]
+    UrlAndUrls { name: String },
+    #[error("camera {name:?}: no source: set `url` (or `urls`)")]
+    NoUrl { name: String },
+    #[error("camera {name:?}: invalid url {url}: {reason}")]
+    InvalidUrl {
+        name: String,
+        url: String,
+        reason: String,
+    },
+    #[error(
+        "camera {name:?}: credentials are given both inside the url and as username/password; keep one"
+    )]
+    CredentialsTwice { name: String },
+    #[error("camera {name:?}: set only one of `password`, `password_env`, `password_file`")]
+    PasswordTwice { name: String },
+    #[error("camera {name:?}: a password is set but no username")]
+    PasswordWithoutUser { name: String },
+    #[error("camera {name:?}: missing secret: {reason}")]
+    MissingSecret { name: String, reason: String },
+    #[error("camera {name:?}: unknown target {target:?} (targets in the config: {known})")]
+    UnknownTarget {
+        name: String,
+        target: String,
+        known: String,
+    },
+    #[error("camera {name:?}: unknown profile {profile:?} (known: {known})")]
+    UnknownProfile {
+        name: String,
+        profile: String,
+        known: String,
+    },
+    #[error("camera {name:?}: duplicate name (first defined {first})")]
+    Duplicate { name: String, first: String },
+}
+
+impl CameraSpec {
+    pub fn validate(self, ctx: &ValidationContext<'_>) -> Result<Camera, CameraError> {
+        let name = self.name;
+        if let Err(reason) = check_stream_name(&name) {
+            return Err(CameraError::InvalidName { name, reason });
+        }
+        let raw_urls = match (self.url, self.urls) {
+            (Some(_), Some(_)) => return Err(CameraError::UrlAndUrls { name }),
+            (Some(url), None) => vec![url],
+            (None, Some(urls)) if !urls.is_empty() => urls,
+            _ => return Err(CameraError::NoUrl { name }),
+        };
+        let password = resolve_password(
+            &name,
+            self.password,
+            self.password_env,
+            self.password_file,
+            ctx,
+        )?;
+        if password.is_some() && self.username.is_none() {
+            return Err(CameraError::PasswordWithoutUser { name });
+        }
+        let mut sources = Vec::with_capacity(raw_urls.len());
+        for raw in raw_urls {
+            let source = SourceUrl::parse(&raw).map_err(|reason| CameraError::InvalidUrl {
+                name: name.clone(),
+                url: redact(&raw),
+                reason,
+            })?;
+            let source = if self.username.is_some() {
+                source
+                    .with_credentials(self.username.clone(), password.clone())
+                    .map_err(|e| match e {
+                        CredentialError::Twice => CameraError::CredentialsTwice { name: name.clone() },
+                        CredentialError::NoAuthority => CameraError::InvalidUrl {
+                            name: name.clone(),
+                            url: redact(&raw),
+                            reason: "credentials are set but the source has no `scheme://host` to attach them to".into(),
+                        },
+                    })?
+            } else {
+                source
+            };
+            sources.push(source);
+        }
+        let profile = self.profile.unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+        if !ctx.profile_names.contains(&profile) {
+            return Err(CameraError::UnknownProfile {
+                name,
+                profile,
+                known: join(ctx.profile_names),
+            });
+        }
+        let targets = match self.targets {
+            None => None,
+            Some(list) => {
+                if let Some(unknown) = list.iter().find(|t| !ctx.target_names.contains(*t)) {
+                    return Err(CameraError::UnknownTarget {
+                        name,
+                        target: unknown.clone(),
+                        known: join(ctx.target_names),
+                    });
+                }
+                Some(list.into_iter().collect())
+            }
+        };
+        Ok(Camera {
+            name,
+            sources,
+            profile,
+            targets,
+            enabled: self.enabled.unwrap_or(true),
+        })
+    }
+}
+
+fn join(names: &BTreeSet<String>) -> String {
+    names.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn resolve_password(
+    name: &str,
+    inline: Option<Secret>,
+    env_var: Option<String>,
+    file: Option<PathBuf>,
+    ctx: &ValidationContext<'_>,
+) -> Result<Option<Secret>, CameraError> {
+    let missing = |reason: String| CameraError::MissingSecret {
+        name: name.to_owned(),
+        reason,
+    };
+    match (inline, env_var, file) {
+        (None, None, None) => Ok(None),
+        (Some(secret), None, None) => Ok(Some(secret)),
+        (None, Some(var), None) => match (ctx.env)(&var) {
+            Some(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
+            _ => Err(missing(format!(
+                "environment variable {var} (password_env) is not set or empty"
+            ))),
+        },
+        (None, None, Some(path)) => {
+            let path = ctx.base_dir.join(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                missing(format!("cannot read password_file {}: {e}", path.display()))
+            })?;
+            let value = text.trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                return Err(missing(format!("password_file {} is empty", path.display())));
+            }
+            Ok(Some(Secret::new(value)))
+        }
+        _ => Err(CameraError::PasswordTwice {
+            name: name.to_owned(),
+        }),
+    }
+}
+
+/// Checks a name against the rules both servers share (SERVERS.md): letters, digits, `_ - .`
+/// and inner `/`; no `.`/`..` segment; not a MediaMTX regexp (`~…`) or catch-all.
+pub fn check_stream_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("the name is empty");
+    }
+    if name == "all" || name == "all_others" {
+        return Err("`all` and `all_others` are MediaMTX catch-all paths");
+    }
+    if name.starts_with('~') {
+        return Err("names starting with `~` are MediaMTX regular expressions");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+    {
+        return Err("only letters, digits, `_`, `-`, `.` and `/` are allowed");
+    }
+    if name.starts_with('/') || name.ends_with('/') {
+        return Err("`/` may only separate segments, not start or end the name");
+    }
+    if name.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err("empty, `.` and `..` segments are not allowed");
+    }
+    Ok(())
+}
+
+/// Characters kept as they are in userinfo; everything else is percent-encoded, so a password
+/// with `@`, `:` or `/` cannot break the URL.
+const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// go2rtc's API refuses these (SERVERS.md); they only work from its YAML file.
+const API_REFUSED_SCHEMES: [&str; 3] = ["exec:", "echo:", "expr:"];
+
+fn is_scheme_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')
+}
+
+enum CredentialError {
+    Twice,
+    NoAuthority,
+}
+
+impl SourceUrl {
+    /// Parses a source. Credentials inside the URL are moved out of it into a [`Secret`].
+    pub fn parse(raw: &str) -> Result<SourceUrl, String> {
+        if raw.is_empty() {
+            return Err("the url is empty".into());
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("contains whitespace or control characters, which go2rtc's API rejects".into());
+        }
+        if let Some(scheme) = API_REFUSED_SCHEMES.iter().find(|s| raw.starts_with(**s)) {
+            return Err(format!(
+                "`{scheme}` sources are refused by go2rtc's API; keep them in go2rtc.yaml by hand"
+            ));
+        }
+        let has_scheme = raw.find(':').is_some_and(|i| {
+            raw[..i].starts_with(|c: char| c.is_ascii_alphabetic()) && raw[..i].chars().all(is_scheme_char)
+        });
+        if !has_scheme {
+            return Err("no scheme (expected e.g. rtsp://host/path)".into());
+        }
+        let Some(sep) = raw.find("://") else {
+            return Ok(SourceUrl {
+                template: raw.to_owned(),
+                authority_at: None,
+                username: None,
+                password: None,
+            });
+        };
+        let inner_start = raw[..sep]
+            .rfind(|c: char| !is_scheme_char(c))
+            .map_or(0, |i| i + 1);
+        let inner_end = raw[sep..].find('#').map_or(raw.len(), |i| sep + i);
+        let parsed = url::Url::parse(&raw[inner_start..inner_end])
+            .map_err(|e| format!("not a valid URL: {e}"))?;
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err("the URL has no host".into());
+        }
+        let authority_at = sep + 3;
+        let authority_end = raw[authority_at..]
+            .find(['/', '?', '#'])
+            .map_or(raw.len(), |i| authority_at + i);
+        let (template, username, password) = match raw[authority_at..authority_end].rfind('@') {
+            None => (raw.to_owned(), None, None),
+            Some(at) => {
+                let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+                let userinfo = &raw[authority_at..authority_at + at];
+                let (user, pass) = match userinfo.split_once(':') {
+                    Some((u, p)) => (decode(u), Some(Secret::new(decode(p)))),
+                    None => (decode(userinfo), None),
+                };
+                let template = format!("{}{}", &raw[..authority_at], &raw[authority_at + at + 1..]);
+                (template, Some(user), pass)
+            }
+        };
+        Ok(SourceUrl {
+            template,
+            authority_at: Some(authority_at),
+            username,
+            password,
+        })
+    }
+
+    fn with_credentials(
+        mut self,
+        username: Option<String>,
+        password: Option<Secret>,
+    ) -> Result<SourceUrl, CredentialError> {
+        if self.authority_at.is_none() {
+            return Err(CredentialError::NoAuthority);
+        }
+        if self.username.is_some() {
+            return Err(CredentialError::Twice);
+        }
+        self.username = username;
+        self.password = password;
+        Ok(self)
+    }
+
+    /// The source with credentials in it: only for the request that sends it.
+    pub fn expose(&self) -> String {
+        self.assemble(|p| utf8_percent_encode(p.expose(), USERINFO).to_string())
+    }
+
+    /// The source with the password shown as `***`: for logs, errors and output.
+    pub fn redacted(&self) -> String {
+        self.assemble(|_| "***".to_owned())
+    }
+
+    fn assemble(&self, password: impl Fn(&Secret) -> String) -> String {
+        let (Some(at), Some(user)) = (self.authority_at, &self.username) else {
+            return self.template.clone();
+        };
+        let mut userinfo = utf8_percent_encode(user, USERINFO).to_string();
+        if let Some(p) = &self.password {
+            userinfo.push(':');
+            userinfo.push_str(&password(p));
+        }
+        format!("{}{userinfo}@{}", &self.template[..at], &self.template[at..])
+    }
+}
+
+impl std::fmt::Display for SourceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_with<'a>(
+        targets: &'a BTreeSet<String>,
+        profiles: &'a BTreeSet<String>,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> ValidationContext<'a> {
+        ValidationContext {
+            base_dir: Path::new("."),
+            target_names: targets,
+            profile_names: profiles,
+            env,
+        }
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn spec(name: &str, url: &str) -> CameraSpec {
+        CameraSpec {
+            name: name.into(),
+            url: Some(url.into()),
+            ..CameraSpec::default()
+        }
+    }
+
+    #[test]
+    fn stream_names_follow_both_servers_rules() {
+        for ok in ["front_door", "site/cam-1", "a.b", "Cam9"] {
+            assert_eq!(check_stream_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "all", "all_others", "~re", "a b", "/a", "a/", "a//b", "a/../b", "ä"] {
+            assert!(check_stream_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_percent_encoded_only_when_exposed() {
+        let targets = names(&["go2rtc"]);
+        let profiles = names(&BUILTIN_PROFILES);
+        let env = |v: &str| (v == "PW").then(|| "p@ss:w/rd".to_string());
+        let mut s = spec("cam", "rtsp://192.0.2.10:554/s1#transport=tcp");
+        s.username = Some("admin".into());
+        s.password_env = Some("PW".into());
+        let cam = s.validate(&ctx_with(&targets, &profiles, &env)).unwrap();
+        assert_eq!(
+            cam.sources[0].expose(),
+            "rtsp://admin:p%40ss%3Aw%2Frd@192.0.2.10:554/s1#transport=tcp"
+        );
+        assert_eq!(
+            cam.sources[0].to_string(),
+            "rtsp://admin:***@192.0.2.10:554/s1#transport=tcp"
+        );
+        assert!(!format!("{cam:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn inline_credentials_are_moved_out_of_the_url() {
+        let src = SourceUrl::parse("ffmpeg:rtsp://u:s%40cret@192.0.2.1/x#video=h264").unwrap();
+        assert_eq!(src.redacted(), "ffmpeg:rtsp://u:***@192.0.2.1/x#video=h264");
+        assert_eq!(src.expose(), "ffmpeg:rtsp://u:s%40cret@192.0.2.1/x#video=h264");
+    }
+
+    #[test]
+    fn sources_go2rtc_refuses_are_rejected_up_front() {
+        for bad in ["exec:ffmpeg -i x", "echo:rtsp://x", "expr:1", "rtsp://h/a b", "", "nohost", "rtsp://"] {
+            assert!(SourceUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(SourceUrl::parse("onvif://192.0.2.1").is_ok());
+    }
+
+    #[test]
+    fn every_problem_names_the_camera() {
+        let targets = names(&["go2rtc"]);
+        let profiles = names(&BUILTIN_PROFILES);
+        let env = |_: &str| None;
+        let ctx = ctx_with(&targets, &profiles, &env);
+        let mut missing = spec("door", "rtsp://192.0.2.1/x");
+        missing.username = Some("u".into());
+        missing.password_env = Some("NOPE".into());
+        let mut unknown_target = spec("yard", "rtsp://192.0.2.1/x");
+        unknown_target.targets = Some(vec!["mediamtx".into()]);
+        let mut bad_profile = spec("hall", "rtsp://192.0.2.1/x");
+        bad_profile.profile = Some("party".into());
+        for (s, needle) in [
+            (missing, "NOPE"),
+            (unknown_target, "mediamtx"),
+            (bad_profile, "party"),
+            (spec("all", "rtsp://192.0.2.1/x"), "catch-all"),
+            (CameraSpec { name: "x".into(), ..CameraSpec::default() }, "no source"),
+        ] {
+            let name = s.name.clone();
+            let err = s.validate(&ctx).unwrap_err().to_string();
+            assert!(err.contains(&format!("{name:?}")) && err.contains(needle), "{err}");
+        }
+    }
+}

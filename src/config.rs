@@ -1,0 +1,362 @@
+//! `camsync.yaml`: reading, environment overrides and validation into a [`Config`].
+//!
+//! The file is strict: an unknown key, a bad duration or a duplicate target name is an error that
+//! names the file, the line and the key. Relative paths are resolved against the config file's
+//! directory. Secrets (`password_env`, `password_file`) are resolved here, once.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::secret::Secret;
+
+pub const DEFAULT_CONFIG_PATH: &str = "camsync.yaml";
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from.
+    pub path: PathBuf,
+    pub source: SourceConfig,
+    pub targets: Vec<TargetConfig>,
+    /// The ledger file.
+    pub state: PathBuf,
+    /// How often the daemon converges everything, even without a change.
+    pub resync: Duration,
+    /// Lets a plan delete more than half of the streams camsync owns on a target.
+    pub allow_mass_delete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// A YAML or JSON camera inventory, watched for changes.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Go2rtc,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: TargetKind,
+    /// The server's HTTP API base URL.
+    pub api: url::Url,
+    /// The server's RTSP proxy, for probes.
+    pub rtsp: Option<url::Url>,
+    /// HTTP Basic credentials for the API.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Config {
+    pub fn target_names(&self) -> BTreeSet<String> {
+        self.targets.iter().map(|t| t.name.clone()).collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}; pass --config or set CAMSYNC_CONFIG")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}:{line}: `{key}`: {reason}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        key: String,
+        reason: String,
+    },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: &'static str, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: RawSource,
+    targets: Vec<RawTarget>,
+    state: Option<String>,
+    resync: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_mass_delete: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    file: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: Spanned<String>,
+    kind: TargetKind,
+    api: Spanned<String>,
+    rtsp: Option<Spanned<String>>,
+    username: Option<String>,
+    password_env: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+/// Reads and validates a config file, then applies `CAMSYNC_*` overrides from `env`.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path, env)
+}
+
+/// Validates config text as if read from `path`.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let raw: RawConfig = crate::yaml::from_str(text).map_err(|message| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let invalid = |line: u64, key: &str, reason: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        key: key.to_owned(),
+        reason,
+    };
+
+    let mut seen = BTreeSet::new();
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for t in raw.targets {
+        let line = t.name.referenced.line();
+        let name = t.name.value;
+        if crate::camera::check_stream_name(&name).is_err() || name.contains('/') {
+            return Err(invalid(
+                line,
+                "targets.name",
+                format!("{name:?} is not a valid target name (letters, digits, `_`, `-`, `.`)"),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(invalid(
+                line,
+                "targets.name",
+                format!("duplicate target name {name:?}; target names must be unique"),
+            ));
+        }
+        let api = parse_http_url(&t.api).map_err(|r| invalid(t.api.referenced.line(), "api", r))?;
+        let rtsp = t
+            .rtsp
+            .as_ref()
+            .map(|s| parse_rtsp_url(s).map_err(|r| invalid(s.referenced.line(), "rtsp", r)))
+            .transpose()?;
+        let password = match &t.password_env {
+            None => None,
+            Some(var) => Some(env(&var.value).map(Secret::new).ok_or_else(|| {
+                invalid(
+                    var.referenced.line(),
+                    "password_env",
+                    format!("environment variable {} is not set", var.value),
+                )
+            })?),
+        };
+        if password.is_some() != t.username.is_some() {
+            return Err(invalid(
+                line,
+                "username",
+                format!("target {name:?}: set both `username` and `password_env`, or neither"),
+            ));
+        }
+        let timeout = match &t.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "timeout", r))?,
+        };
+        targets.push(TargetConfig {
+            name,
+            kind: t.kind,
+            api,
+            rtsp,
+            username: t.username,
+            password,
+            timeout,
+        });
+    }
+    if targets.is_empty() {
+        return Err(invalid(1, "targets", "at least one target is needed".into()));
+    }
+    let resync = match &raw.resync {
+        None => DEFAULT_RESYNC,
+        Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "resync", r))?,
+    };
+    let mut config = Config {
+        path: path.to_owned(),
+        source: SourceConfig::File(base.join(raw.source.file)),
+        targets,
+        state: base.join(raw.state.unwrap_or_else(|| "camsync-state.db".into())),
+        resync,
+        allow_mass_delete: raw.allow_mass_delete,
+    };
+    apply_env(&mut config, env)?;
+    Ok(config)
+}
+
+/// `CAMSYNC_SOURCE_FILE`, `CAMSYNC_STATE`, `CAMSYNC_RESYNC`, `CAMSYNC_ALLOW_MASS_DELETE`.
+fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    if let Some(file) = env("CAMSYNC_SOURCE_FILE") {
+        config.source = SourceConfig::File(file.into());
+    }
+    if let Some(state) = env("CAMSYNC_STATE") {
+        config.state = state.into();
+    }
+    if let Some(resync) = env("CAMSYNC_RESYNC") {
+        config.resync = humantime::parse_duration(&resync).map_err(|e| ConfigError::Env {
+            var: "CAMSYNC_RESYNC",
+            reason: format!("{resync:?} is not a duration like 30s or 5m ({e})"),
+        })?;
+    }
+    if let Some(flag) = env("CAMSYNC_ALLOW_MASS_DELETE") {
+        config.allow_mass_delete = match flag.as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" | "" => false,
+            other => {
+                return Err(ConfigError::Env {
+                    var: "CAMSYNC_ALLOW_MASS_DELETE",
+                    reason: format!("{other:?} is not true or false"),
+                });
+            }
+        };
+    }
+    Ok(())
+}
+
+fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
+    match humantime::parse_duration(&s.value) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero".into()),
+        Err(e) => Err(format!("{:?} is not a duration like 30s, 5m or 1h ({e})", s.value)),
+    }
+}
+
+fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
+    let url = url::Url::parse(&s.value).map_err(|e| format!("{:?} is not a URL: {e}", s.value))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{:?} must be an http:// or https:// URL with a host", s.value));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("put API credentials in `username` / `password_env`, not in the URL".into());
+    }
+    Ok(url)
+}
+
+fn parse_rtsp_url(s: &Spanned<String>) -> Result<url::Url, String> {
+    let url = url::Url::parse(&s.value).map_err(|e| format!("{:?} is not a URL: {e}", s.value))?;
+    if !matches!(url.scheme(), "rtsp" | "rtsps") || url.host_str().is_none() {
+        return Err(format!("{:?} must be an rtsp:// URL with a host", s.value));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+source:
+  file: cameras.yaml
+targets:
+  - name: go2rtc
+    kind: go2rtc
+    api: http://127.0.0.1:1984
+    rtsp: rtsp://127.0.0.1:8554
+state: camsync-state.db
+resync: 30s
+";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("/etc/camsync/camsync.yaml"), &no_env)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn the_documented_shape_loads_with_paths_relative_to_the_file() {
+        let c = parse(GOOD, Path::new("/etc/camsync/camsync.yaml"), &no_env).unwrap();
+        assert_eq!(c.source, SourceConfig::File("/etc/camsync/cameras.yaml".into()));
+        assert_eq!(c.state, PathBuf::from("/etc/camsync/camsync-state.db"));
+        assert_eq!(c.resync, Duration::from_secs(30));
+        assert_eq!(c.targets[0].api.as_str(), "http://127.0.0.1:1984/");
+        assert!(!c.allow_mass_delete);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = err(&GOOD.replace("resync: 30s", "resync: 30s\nresink: 1m"));
+        assert!(e.contains("/etc/camsync/camsync.yaml") && e.contains("resink"), "{e}");
+        assert!(e.contains("line 10"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_line_and_key() {
+        let e = err(&GOOD.replace("resync: 30s", "resync: soon"));
+        assert!(e.contains("camsync.yaml:9: `resync`"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_target_names_are_refused_with_the_line() {
+        let dup = GOOD.replace(
+            "state:",
+            "  - name: go2rtc\n    kind: go2rtc\n    api: http://127.0.0.1:1985\nstate:",
+        );
+        let e = err(&dup);
+        assert!(e.contains("camsync.yaml:8: `targets.name`: duplicate"), "{e}");
+    }
+
+    #[test]
+    fn target_password_comes_from_the_environment() {
+        let text = GOOD.replace(
+            "    rtsp:",
+            "    username: admin\n    password_env: G2R_PASS\n    rtsp:",
+        );
+        let e = err(&text);
+        assert!(e.contains("G2R_PASS") && e.contains("not set"), "{e}");
+        let env = |v: &str| (v == "G2R_PASS").then(|| "s3cret".to_string());
+        let c = parse(&text, Path::new("c.yaml"), &env).unwrap();
+        assert_eq!(c.targets[0].password.as_ref().map(Secret::expose), Some("s3cret"));
+    }
+
+    #[test]
+    fn env_overrides_apply_and_are_checked() {
+        let env = |v: &str| match v {
+            "CAMSYNC_RESYNC" => Some("5m".to_string()),
+            "CAMSYNC_ALLOW_MASS_DELETE" => Some("true".to_string()),
+            _ => None,
+        };
+        let c = parse(GOOD, Path::new("c.yaml"), &env).unwrap();
+        assert_eq!(c.resync, Duration::from_secs(300));
+        assert!(c.allow_mass_delete);
+        let bad = |v: &str| (v == "CAMSYNC_RESYNC").then(|| "later".to_string());
+        let e = parse(GOOD, Path::new("c.yaml"), &bad).unwrap_err().to_string();
+        assert!(e.contains("CAMSYNC_RESYNC"), "{e}");
+    }
+}

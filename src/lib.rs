@@ -1,0 +1,11 @@
+//! camsync keeps go2rtc and MediaMTX in step with a camera database and heals broken streams
+//! without restarting either server. See README.md for users and
+//! `ARCHITECTURE.md` (design notes) for the shape: source → inventory → reconciler → targets,
+//! with a ledger of what camsync owns.
+
+pub mod camera;
+pub mod config;
+pub mod secret;
+pub mod sim;
+pub mod source;
+mod yaml;

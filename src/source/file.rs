@@ -1,0 +1,185 @@
+//! The YAML (or JSON) inventory file, and watching it for changes.
+//!
+//! The watch is on the file's directory, not the file: editors and atomic writers save by
+//! renaming a new file over the old one, which a watch on the old inode would miss.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use tokio::sync::mpsc;
+
+use super::{Inventory, Record, SourceError, validate_records};
+use crate::camera::{CameraSpec, ValidationContext};
+
+/// How long the file must be quiet before a change is reported: editors write in bursts.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    cameras: Vec<Spanned<serde_json::Value>>,
+}
+
+/// Reads and validates the inventory file.
+pub fn load(path: &Path, ctx: &ValidationContext<'_>) -> Result<Inventory, SourceError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SourceError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path, ctx)
+}
+
+/// Validates inventory text as if read from `path`.
+pub fn parse(text: &str, path: &Path, ctx: &ValidationContext<'_>) -> Result<Inventory, SourceError> {
+    let parse_error = |message: String| SourceError::Parse {
+        path: path.to_owned(),
+        message,
+    };
+    if text.trim().is_empty() {
+        // A half-written or truncated file must not read as "no cameras".
+        return Err(parse_error("the file is empty (write `cameras: []` to mean no cameras)".into()));
+    }
+    let raw: RawInventory = crate::yaml::from_str(text).map_err(parse_error)?;
+    let records = raw
+        .cameras
+        .into_iter()
+        .map(|entry| {
+            let location = format!("{}:{}", path.display(), entry.referenced.line());
+            let name = entry.value.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+            let spec = serde_json::from_value::<CameraSpec>(entry.value).map_err(|e| e.to_string());
+            Record { location, name, spec }
+        })
+        .collect();
+    Ok(validate_records(records, ctx))
+}
+
+/// Keeps the directory watch alive; dropping it stops the notifications.
+pub struct FileWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Watches `path` and sends one `()` per burst of changes to it (create, write, rename, delete).
+pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError> {
+    let watch_error = |e: notify::Error| SourceError::Watch {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path.file_name().map(ToOwned::to_owned);
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let touches_file = match &event {
+            Ok(ev) => ev.paths.iter().any(|p| p.file_name() == file_name.as_deref()),
+            Err(_) => true,
+        };
+        if touches_file {
+            let _ = raw_tx.send(());
+        }
+    })
+    .map_err(watch_error)?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(watch_error)?;
+
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while raw_rx.recv().await.is_some() {
+            // Wait for a quiet spell, then report once.
+            loop {
+                match tokio::time::timeout(DEBOUNCE, raw_rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            if tx.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok((FileWatch { _watcher: watcher }, rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::camera::BUILTIN_PROFILES;
+
+    fn check(text: &str) -> Result<Inventory, SourceError> {
+        let targets: BTreeSet<String> = ["go2rtc".to_string()].into();
+        let profiles: BTreeSet<String> = BUILTIN_PROFILES.iter().map(|s| s.to_string()).collect();
+        let env = |v: &str| (v == "PW").then(|| "pw".to_string());
+        let ctx = ValidationContext {
+            base_dir: Path::new("."),
+            target_names: &targets,
+            profile_names: &profiles,
+            env: &env,
+        };
+        parse(text, Path::new("cams.yaml"), &ctx)
+    }
+
+    #[test]
+    fn invalid_cameras_are_rejected_one_by_one_with_their_line() {
+        let inv = check(
+            "cameras:\n\
+             \x20 - name: ok\n    url: rtsp://192.0.2.1/a\n\
+             \x20 - name: bad name\n    url: rtsp://192.0.2.1/b\n\
+             \x20 - name: nourl\n\
+             \x20 - name: ok\n    url: rtsp://192.0.2.1/c\n\
+             \x20 - name: typo\n    ur1: rtsp://192.0.2.1/d\n\
+             \x20 - name: secret\n    url: rtsp://192.0.2.1/e\n    username: u\n    password_env: MISSING\n\
+             \x20 - url: rtsp://192.0.2.1/f\n",
+        )
+        .unwrap();
+        assert_eq!(inv.cameras.keys().collect::<Vec<_>>(), ["ok"]);
+        let got: Vec<(&str, &str)> = inv
+            .rejected
+            .iter()
+            .map(|r| (r.camera.as_str(), r.location.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bad name", "cams.yaml:4"),
+                ("nourl", "cams.yaml:6"),
+                ("ok", "cams.yaml:7"),
+                ("typo", "cams.yaml:9"),
+                ("secret", "cams.yaml:11"),
+                ("#7", "cams.yaml:15"),
+            ]
+        );
+        assert!(inv.rejected[2].reason.contains("duplicate"), "{:?}", inv.rejected[2]);
+        assert!(inv.rejected[3].reason.contains("ur1"), "{:?}", inv.rejected[3]);
+        assert!(inv.rejected[4].reason.contains("MISSING"), "{:?}", inv.rejected[4]);
+    }
+
+    #[test]
+    fn unparseable_or_empty_files_are_errors_not_empty_inventories() {
+        for text in ["", "  \n", "cameras: [", "cameras:\n  - name: a\n   bad indent: x\n"] {
+            assert!(check(text).is_err(), "{text:?}");
+        }
+        assert!(check("cameras: []\n").unwrap().cameras.is_empty());
+    }
+
+    #[test]
+    fn errors_never_quote_a_password() {
+        let err = check("cameras:\n  - name: a\n    password: hunter2\n  bad: [\n").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let inv = check("cameras:\n  - name: a\n    url: rtsp://192.0.2.1/x\n    password: [hunter2]\n").unwrap();
+        assert!(!inv.rejected[0].reason.contains("hunter2"), "{:?}", inv.rejected);
+    }
+
+    #[test]
+    fn json_inventories_work_too() {
+        let inv = check(r#"{"cameras": [{"name": "j", "url": "rtsp://192.0.2.1/x", "username": "u", "password": 1234}]}"#).unwrap();
+        assert_eq!(inv.cameras["j"].sources[0].expose(), "rtsp://u:1234@192.0.2.1/x");
+    }
+}
