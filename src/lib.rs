@@ -5,7 +5,10 @@
 
 pub mod camera;
 pub mod config;
+pub mod ledger;
+pub mod reconcile;
 pub mod secret;
 pub mod sim;
 pub mod source;
+pub mod target;
 mod yaml;

@@ -1,0 +1,222 @@
+//! The reconciler: desired + ledger + observed ⇒ plan ⇒ apply, per target.
+//!
+//! Level-triggered: it is never told why it runs; every run compares the whole inventory with
+//! what the ledger owns and what the server lists. Targets are reconciled concurrently, the
+//! steps of one target one after another (a target's client also serializes its own calls).
+//! A second run with nothing changed makes no write call.
+
+pub mod plan;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use tokio::task::JoinSet;
+
+use crate::camera::Camera;
+use crate::ledger::{Fingerprint, Ledger};
+use crate::source::Inventory;
+use crate::target::{Applied, Target, TargetError};
+use plan::{Action, Step, TargetPlan, plan_target};
+use report::{Outcome, StepReport, SyncReport, TargetReport, TargetStatus};
+
+/// Retries for one server call: exponential with jitter, only for retryable errors.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Reconciler {
+    targets: Vec<Arc<dyn Target>>,
+    ledger: Arc<Ledger>,
+    allow_mass_delete: bool,
+    retry: RetryPolicy,
+}
+
+impl Reconciler {
+    pub fn new(targets: Vec<Arc<dyn Target>>, ledger: Arc<Ledger>, allow_mass_delete: bool) -> Self {
+        Reconciler {
+            targets,
+            ledger,
+            allow_mass_delete,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn targets(&self) -> &[Arc<dyn Target>] {
+        &self.targets
+    }
+
+    /// What a sync would do, per target, without writing anything.
+    pub async fn plan(&self, inventory: &Inventory) -> SyncReport {
+        self.run(inventory, false).await
+    }
+
+    /// Converges every target once.
+    pub async fn sync(&self, inventory: &Inventory) -> SyncReport {
+        self.run(inventory, true).await
+    }
+
+    async fn run(&self, inventory: &Inventory, apply: bool) -> SyncReport {
+        let cameras = Arc::new(inventory.cameras.clone());
+        let mut tasks = JoinSet::new();
+        for (index, target) in self.targets.iter().enumerate() {
+            let work = TargetWork {
+                target: target.clone(),
+                ledger: self.ledger.clone(),
+                cameras: cameras.clone(),
+                allow_mass_delete: self.allow_mass_delete,
+                retry: self.retry,
+            };
+            tasks.spawn(async move { (index, work.run(apply).await) });
+        }
+        let mut targets: Vec<Option<TargetReport>> = vec![None; self.targets.len()];
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((index, report)) => targets[index] = Some(report),
+                Err(e) => tracing::error!(error = %e, "a target task failed"),
+            }
+        }
+        SyncReport {
+            applied: apply,
+            targets: targets.into_iter().flatten().collect(),
+            rejected: inventory.rejected.clone(),
+        }
+    }
+}
+
+struct TargetWork {
+    target: Arc<dyn Target>,
+    ledger: Arc<Ledger>,
+    cameras: Arc<BTreeMap<String, Camera>>,
+    allow_mass_delete: bool,
+    retry: RetryPolicy,
+}
+
+impl TargetWork {
+    async fn run(self, apply: bool) -> TargetReport {
+        let name = self.target.name().to_owned();
+        let plan = match self.make_plan().await {
+            Ok(plan) => plan,
+            Err(e) => return TargetReport::failed(name, e.to_string()),
+        };
+        if let Some(refusal) = plan.refused {
+            let explanation = refusal.explain(&name);
+            tracing::error!(target_name = %name, "{explanation}");
+            return TargetReport::from_plan(&plan, TargetStatus::Refused, Some(explanation));
+        }
+        if !apply {
+            return TargetReport::from_plan(&plan, TargetStatus::Planned, None);
+        }
+        let mut steps = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            let outcome = self.apply_step(step).await;
+            steps.push(StepReport::new(step, outcome));
+        }
+        TargetReport::applied(name, steps)
+    }
+
+    async fn make_plan(&self) -> Result<TargetPlan, TargetError> {
+        let name = self.target.name();
+        let desired: BTreeMap<String, Fingerprint> = self
+            .cameras
+            .values()
+            .filter(|c| c.wants_target(name))
+            .map(|c| (c.name.clone(), self.ledger.fingerprint(&self.target.render(c))))
+            .collect();
+        let owned = self.ledger.owned(name).map_err(|e| TargetError::Client {
+            target: name.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let observed = self.with_retry(|| self.target.list()).await?;
+        Ok(plan_target(name, &desired, &owned, &observed, self.allow_mass_delete))
+    }
+
+    async fn with_retry<T, F, Fut>(&self, call: F) -> Result<T, TargetError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, TargetError>>,
+    {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.attempts.saturating_sub(1))
+            .with_jitter();
+        call.retry(backoff)
+            .when(TargetError::is_retryable)
+            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "retrying"))
+            .await
+    }
+
+    async fn apply_step(&self, step: &Step) -> Outcome {
+        let target = self.target.name();
+        let ledger_failed = |e: crate::ledger::LedgerError| Outcome::Failed(e.to_string());
+        match step.action {
+            Action::Unchanged => Outcome::Unchanged,
+            Action::Forget => match self.ledger.forget(target, &step.name) {
+                Ok(()) => Outcome::Done,
+                Err(e) => ledger_failed(e),
+            },
+            Action::Delete => match self.with_retry(|| self.target.delete(&step.name)).await {
+                Ok(applied) => match self.ledger.forget(target, &step.name) {
+                    Ok(()) => log_applied(target, step, applied),
+                    Err(e) => ledger_failed(e),
+                },
+                Err(e) => log_failed(target, step, e),
+            },
+            Action::Create | Action::Adopt | Action::Update => {
+                let (Some(camera), Some(fingerprint)) = (self.cameras.get(&step.name), &step.fingerprint) else {
+                    return Outcome::Failed("camera vanished from the inventory mid-sync".into());
+                };
+                if let Err(e) = self.ledger.intend(target, &step.name) {
+                    return ledger_failed(e);
+                }
+                match self.with_retry(|| self.target.upsert(camera)).await {
+                    Ok(applied) => match self.ledger.record(target, &step.name, fingerprint) {
+                        Ok(()) => log_applied(target, step, applied),
+                        Err(e) => ledger_failed(e),
+                    },
+                    Err(e) => log_failed(target, step, e),
+                }
+            }
+        }
+    }
+}
+
+fn log_applied(target: &str, step: &Step, applied: Applied) -> Outcome {
+    match applied {
+        Applied::Done => {
+            tracing::info!(target_name = target, stream = %step.name, action = ?step.action, reason = step.reason, "applied");
+            Outcome::Done
+        }
+        Applied::NotPersisted { detail } => {
+            tracing::warn!(target_name = target, stream = %step.name, action = ?step.action, %detail,
+                "applied in memory, but the server could not save its config file; camsync restores it after a restart");
+            Outcome::NotPersisted(detail)
+        }
+    }
+}
+
+fn log_failed(target: &str, step: &Step, error: TargetError) -> Outcome {
+    tracing::error!(target_name = target, stream = %step.name, action = ?step.action, error = %error, "failed");
+    Outcome::Failed(error.to_string())
+}

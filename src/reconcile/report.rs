@@ -1,0 +1,214 @@
+//! What a plan or sync did, per target and stream: the `--output json` document and the human
+//! table. Unchanged streams are counted, not listed.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::plan::{Action, Step, TargetPlan};
+use crate::source::Rejection;
+
+/// The result of `camsync plan` or `camsync sync`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// `false` for a plan (nothing was written).
+    pub applied: bool,
+    pub targets: Vec<TargetReport>,
+    /// Camera records that were rejected; the rest was synced.
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    /// A plan that would be applied as shown.
+    Planned,
+    /// Every step succeeded.
+    Converged,
+    /// The target could not be read, or some step failed.
+    Failed,
+    /// The mass-deletion guard stopped the plan; nothing was written.
+    Refused,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    pub target: String,
+    pub status: TargetStatus,
+    pub error: Option<String>,
+    pub counts: Counts,
+    /// Every step except unchanged ones.
+    pub steps: Vec<StepReport>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub create: usize,
+    pub adopt: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub forget: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub stream: String,
+    pub action: Action,
+    pub reason: &'static str,
+    pub outcome: OutcomeKind,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    Planned,
+    Unchanged,
+    Done,
+    NotPersisted,
+    Failed,
+}
+
+/// How one step went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Planned,
+    Unchanged,
+    Done,
+    NotPersisted(String),
+    Failed(String),
+}
+
+impl StepReport {
+    pub fn new(step: &Step, outcome: Outcome) -> StepReport {
+        let (outcome, detail) = match outcome {
+            Outcome::Planned => (OutcomeKind::Planned, None),
+            Outcome::Unchanged => (OutcomeKind::Unchanged, None),
+            Outcome::Done => (OutcomeKind::Done, None),
+            Outcome::NotPersisted(d) => (OutcomeKind::NotPersisted, Some(d)),
+            Outcome::Failed(d) => (OutcomeKind::Failed, Some(d)),
+        };
+        StepReport {
+            stream: step.name.clone(),
+            action: step.action,
+            reason: step.reason,
+            outcome,
+            detail,
+        }
+    }
+}
+
+impl TargetReport {
+    pub fn failed(target: String, error: String) -> TargetReport {
+        TargetReport {
+            target,
+            status: TargetStatus::Failed,
+            error: Some(error),
+            counts: Counts::default(),
+            steps: Vec::new(),
+        }
+    }
+
+    pub fn from_plan(plan: &TargetPlan, status: TargetStatus, error: Option<String>) -> TargetReport {
+        let steps = plan.steps.iter().map(|s| StepReport::new(s, Outcome::Planned)).collect();
+        TargetReport::build(plan.target.clone(), status, error, steps)
+    }
+
+    pub fn applied(target: String, steps: Vec<StepReport>) -> TargetReport {
+        let failed = steps.iter().any(|s| s.outcome == OutcomeKind::Failed);
+        let status = if failed { TargetStatus::Failed } else { TargetStatus::Converged };
+        TargetReport::build(target, status, None, steps)
+    }
+
+    fn build(target: String, status: TargetStatus, error: Option<String>, steps: Vec<StepReport>) -> TargetReport {
+        let mut counts = Counts::default();
+        for s in &steps {
+            if s.outcome == OutcomeKind::Failed {
+                counts.failed += 1;
+                continue;
+            }
+            *match s.action {
+                Action::Create => &mut counts.create,
+                Action::Adopt => &mut counts.adopt,
+                Action::Update => &mut counts.update,
+                Action::Delete => &mut counts.delete,
+                Action::Forget => &mut counts.forget,
+                Action::Unchanged => &mut counts.unchanged,
+            } += 1;
+        }
+        TargetReport {
+            target,
+            status,
+            error,
+            counts,
+            steps: steps.into_iter().filter(|s| s.action != Action::Unchanged).collect(),
+        }
+    }
+}
+
+impl SyncReport {
+    /// Whether every target converged (or would) and no camera was rejected.
+    pub fn ok(&self) -> bool {
+        self.rejected.is_empty()
+            && self
+                .targets
+                .iter()
+                .all(|t| matches!(t.status, TargetStatus::Converged | TargetStatus::Planned))
+    }
+
+    /// The human table.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for t in &self.targets {
+            let c = &t.counts;
+            let verb = if self.applied { "" } else { "would " };
+            let status = match t.status {
+                TargetStatus::Planned => "plan",
+                TargetStatus::Converged => "converged",
+                TargetStatus::Failed => "FAILED",
+                TargetStatus::Refused => "REFUSED",
+            };
+            let _ = writeln!(
+                out,
+                "target {}: {status} — {verb}create {}, adopt {}, update {}, delete {}; {} unchanged{}",
+                t.target,
+                c.create,
+                c.adopt,
+                c.update,
+                c.delete,
+                c.unchanged,
+                if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() },
+            );
+            if let Some(e) = &t.error {
+                let _ = writeln!(out, "  error: {e}");
+            }
+            for s in &t.steps {
+                let mark = match s.action {
+                    Action::Create | Action::Adopt => '+',
+                    Action::Update => '~',
+                    Action::Delete => '-',
+                    Action::Forget | Action::Unchanged => ' ',
+                };
+                let action = serde_json::to_value(s.action).ok();
+                let action = action.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+                let _ = write!(out, "  {mark} {action:<8} {:<24} {}", s.stream, s.reason);
+                match (&s.outcome, &s.detail) {
+                    (OutcomeKind::Failed, Some(d)) => {
+                        let _ = write!(out, "  FAILED: {d}");
+                    }
+                    (OutcomeKind::NotPersisted, Some(d)) => {
+                        let _ = write!(out, "  (in memory only: {d})");
+                    }
+                    _ => {}
+                }
+                out.push('\n');
+            }
+        }
+        for r in &self.rejected {
+            let _ = writeln!(out, "rejected {r}");
+        }
+        out
+    }
+}
