@@ -219,7 +219,10 @@ fn resolve_password(
             })?;
             let value = text.trim_end_matches(['\r', '\n']);
             if value.is_empty() {
-                return Err(missing(format!("password_file {} is empty", path.display())));
+                return Err(missing(format!(
+                    "password_file {} is empty",
+                    path.display()
+                )));
             }
             Ok(Some(Secret::new(value)))
         }
@@ -250,7 +253,10 @@ pub fn check_stream_name(name: &str) -> Result<(), &'static str> {
     if name.starts_with('/') || name.ends_with('/') {
         return Err("`/` may only separate segments, not start or end the name");
     }
-    if name.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if name
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return Err("empty, `.` and `..` segments are not allowed");
     }
     Ok(())
@@ -282,16 +288,19 @@ impl SourceUrl {
         if raw.is_empty() {
             return Err("the url is empty".into());
         }
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("contains whitespace or control characters, which go2rtc's API rejects".into());
-        }
         if let Some(scheme) = API_REFUSED_SCHEMES.iter().find(|s| raw.starts_with(**s)) {
             return Err(format!(
                 "`{scheme}` sources are refused by go2rtc's API; keep them in go2rtc.yaml by hand"
             ));
         }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(
+                "contains whitespace or control characters, which go2rtc's API rejects".into(),
+            );
+        }
         let has_scheme = raw.find(':').is_some_and(|i| {
-            raw[..i].starts_with(|c: char| c.is_ascii_alphabetic()) && raw[..i].chars().all(is_scheme_char)
+            raw[..i].starts_with(|c: char| c.is_ascii_alphabetic())
+                && raw[..i].chars().all(is_scheme_char)
         });
         if !has_scheme {
             return Err("no scheme (expected e.g. rtsp://host/path)".into());
@@ -320,7 +329,11 @@ impl SourceUrl {
         let (template, username, password) = match raw[authority_at..authority_end].rfind('@') {
             None => (raw.to_owned(), None, None),
             Some(at) => {
-                let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
                 let userinfo = &raw[authority_at..authority_at + at];
                 let (user, pass) = match userinfo.split_once(':') {
                     Some((u, p)) => (decode(u), Some(Secret::new(decode(p)))),
@@ -373,7 +386,11 @@ impl SourceUrl {
             userinfo.push(':');
             userinfo.push_str(&password(p));
         }
-        format!("{}{userinfo}@{}", &self.template[..at], &self.template[at..])
+        format!(
+            "{}{userinfo}@{}",
+            &self.template[..at],
+            &self.template[at..]
+        )
     }
 }
 
@@ -417,7 +434,18 @@ mod tests {
         for ok in ["front_door", "site/cam-1", "a.b", "Cam9"] {
             assert_eq!(check_stream_name(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "all", "all_others", "~re", "a b", "/a", "a/", "a//b", "a/../b", "ä"] {
+        for bad in [
+            "",
+            "all",
+            "all_others",
+            "~re",
+            "a b",
+            "/a",
+            "a/",
+            "a//b",
+            "a/../b",
+            "ä",
+        ] {
             assert!(check_stream_name(bad).is_err(), "{bad}");
         }
     }
@@ -446,12 +474,23 @@ mod tests {
     fn inline_credentials_are_moved_out_of_the_url() {
         let src = SourceUrl::parse("ffmpeg:rtsp://u:s%40cret@192.0.2.1/x#video=h264").unwrap();
         assert_eq!(src.redacted(), "ffmpeg:rtsp://u:***@192.0.2.1/x#video=h264");
-        assert_eq!(src.expose(), "ffmpeg:rtsp://u:s%40cret@192.0.2.1/x#video=h264");
+        assert_eq!(
+            src.expose(),
+            "ffmpeg:rtsp://u:s%40cret@192.0.2.1/x#video=h264"
+        );
     }
 
     #[test]
     fn sources_go2rtc_refuses_are_rejected_up_front() {
-        for bad in ["exec:ffmpeg -i x", "echo:rtsp://x", "expr:1", "rtsp://h/a b", "", "nohost", "rtsp://"] {
+        for bad in [
+            "exec:ffmpeg -i x",
+            "echo:rtsp://x",
+            "expr:1",
+            "rtsp://h/a b",
+            "",
+            "nohost",
+            "rtsp://",
+        ] {
             assert!(SourceUrl::parse(bad).is_err(), "{bad}");
         }
         assert!(SourceUrl::parse("onvif://192.0.2.1").is_ok());
@@ -475,11 +514,20 @@ mod tests {
             (unknown_target, "mediamtx"),
             (bad_profile, "party"),
             (spec("all", "rtsp://192.0.2.1/x"), "catch-all"),
-            (CameraSpec { name: "x".into(), ..CameraSpec::default() }, "no source"),
+            (
+                CameraSpec {
+                    name: "x".into(),
+                    ..CameraSpec::default()
+                },
+                "no source",
+            ),
         ] {
             let name = s.name.clone();
             let err = s.validate(&ctx).unwrap_err().to_string();
-            assert!(err.contains(&format!("{name:?}")) && err.contains(needle), "{err}");
+            assert!(
+                err.contains(&format!("{name:?}")) && err.contains(needle),
+                "{err}"
+            );
         }
     }
 }

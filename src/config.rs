@@ -199,7 +199,11 @@ pub fn parse(
         });
     }
     if targets.is_empty() {
-        return Err(invalid(1, "targets", "at least one target is needed".into()));
+        return Err(invalid(
+            1,
+            "targets",
+            "at least one target is needed".into(),
+        ));
     }
     let resync = match &raw.resync {
         None => DEFAULT_RESYNC,
@@ -250,14 +254,20 @@ fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
     match humantime::parse_duration(&s.value) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be longer than zero".into()),
-        Err(e) => Err(format!("{:?} is not a duration like 30s, 5m or 1h ({e})", s.value)),
+        Err(e) => Err(format!(
+            "{:?} is not a duration like 30s, 5m or 1h ({e})",
+            s.value
+        )),
     }
 }
 
 fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
     let url = url::Url::parse(&s.value).map_err(|e| format!("{:?} is not a URL: {e}", s.value))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("{:?} must be an http:// or https:// URL with a host", s.value));
+        return Err(format!(
+            "{:?} must be an http:// or https:// URL with a host",
+            s.value
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("put API credentials in `username` / `password_env`, not in the URL".into());
@@ -302,7 +312,10 @@ resync: 30s
     #[test]
     fn the_documented_shape_loads_with_paths_relative_to_the_file() {
         let c = parse(GOOD, Path::new("/etc/camsync/camsync.yaml"), &no_env).unwrap();
-        assert_eq!(c.source, SourceConfig::File("/etc/camsync/cameras.yaml".into()));
+        assert_eq!(
+            c.source,
+            SourceConfig::File("/etc/camsync/cameras.yaml".into())
+        );
         assert_eq!(c.state, PathBuf::from("/etc/camsync/camsync-state.db"));
         assert_eq!(c.resync, Duration::from_secs(30));
         assert_eq!(c.targets[0].api.as_str(), "http://127.0.0.1:1984/");
@@ -312,7 +325,10 @@ resync: 30s
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let e = err(&GOOD.replace("resync: 30s", "resync: 30s\nresink: 1m"));
-        assert!(e.contains("/etc/camsync/camsync.yaml") && e.contains("resink"), "{e}");
+        assert!(
+            e.contains("/etc/camsync/camsync.yaml") && e.contains("resink"),
+            "{e}"
+        );
         assert!(e.contains("line 10"), "{e}");
     }
 
@@ -329,7 +345,10 @@ resync: 30s
             "  - name: go2rtc\n    kind: go2rtc\n    api: http://127.0.0.1:1985\nstate:",
         );
         let e = err(&dup);
-        assert!(e.contains("camsync.yaml:8: `targets.name`: duplicate"), "{e}");
+        assert!(
+            e.contains("camsync.yaml:8: `targets.name`: duplicate"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -342,7 +361,10 @@ resync: 30s
         assert!(e.contains("G2R_PASS") && e.contains("not set"), "{e}");
         let env = |v: &str| (v == "G2R_PASS").then(|| "s3cret".to_string());
         let c = parse(&text, Path::new("c.yaml"), &env).unwrap();
-        assert_eq!(c.targets[0].password.as_ref().map(Secret::expose), Some("s3cret"));
+        assert_eq!(
+            c.targets[0].password.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
     }
 
     #[test]
@@ -356,7 +378,9 @@ resync: 30s
         assert_eq!(c.resync, Duration::from_secs(300));
         assert!(c.allow_mass_delete);
         let bad = |v: &str| (v == "CAMSYNC_RESYNC").then(|| "later".to_string());
-        let e = parse(GOOD, Path::new("c.yaml"), &bad).unwrap_err().to_string();
+        let e = parse(GOOD, Path::new("c.yaml"), &bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("CAMSYNC_RESYNC"), "{e}");
     }
 }

@@ -96,7 +96,9 @@ impl Ledger {
     }
 
     fn init(conn: Connection, path: Option<PathBuf>) -> Result<Ledger, LedgerError> {
-        let display = path.as_ref().map_or(":memory:".into(), |p| p.display().to_string());
+        let display = path
+            .as_ref()
+            .map_or(":memory:".into(), |p| p.display().to_string());
         let q = |source| LedgerError::Query {
             path: display.clone(),
             source,
@@ -104,11 +106,17 @@ impl Ledger {
         // WAL + NORMAL: a commit survives a killed process; only a power cut may lose the last
         // few, which the next sync repairs (a lost intent reads as adoption, a lost forget as a
         // stream to forget again).
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
-            .map_err(q)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(q)?;
         conn.execute_batch(SCHEMA).map_err(q)?;
         let stored: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'fingerprint_key'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'fingerprint_key'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(q)?;
         let key = match stored.and_then(|v| <[u8; 32]>::try_from(v).ok()) {
@@ -132,14 +140,19 @@ impl Ledger {
     }
 
     fn display(&self) -> String {
-        self.path.as_ref().map_or(":memory:".into(), |p| p.display().to_string())
+        self.path
+            .as_ref()
+            .map_or(":memory:".into(), |p| p.display().to_string())
     }
 
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, LedgerError> {
-        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&conn).map_err(|source| LedgerError::Query {
             path: self.display(),
             source,
@@ -157,9 +170,13 @@ impl Ledger {
     /// Everything camsync owns on `target`.
     pub fn owned(&self, target: &str) -> Result<Owned, LedgerError> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare_cached("SELECT name, fingerprint FROM owned WHERE target = ?1")?;
+            let mut stmt =
+                c.prepare_cached("SELECT name, fingerprint FROM owned WHERE target = ?1")?;
             let rows = stmt.query_map(params![target], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?.map(Fingerprint)))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?.map(Fingerprint),
+                ))
             })?;
             rows.collect()
         })

@@ -3,8 +3,12 @@
 //! `ARCHITECTURE.md` (design notes) for the shape: source → inventory → reconciler → targets,
 //! with a ledger of what camsync owns.
 
+pub mod app;
 pub mod camera;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod ledger;
 pub mod reconcile;
 pub mod secret;

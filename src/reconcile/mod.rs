@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::camera::Camera;
 use crate::ledger::{Fingerprint, Ledger};
@@ -45,16 +46,28 @@ pub struct Reconciler {
     ledger: Arc<Ledger>,
     allow_mass_delete: bool,
     retry: RetryPolicy,
+    shutdown: CancellationToken,
 }
 
 impl Reconciler {
-    pub fn new(targets: Vec<Arc<dyn Target>>, ledger: Arc<Ledger>, allow_mass_delete: bool) -> Self {
+    pub fn new(
+        targets: Vec<Arc<dyn Target>>,
+        ledger: Arc<Ledger>,
+        allow_mass_delete: bool,
+    ) -> Self {
         Reconciler {
             targets,
             ledger,
             allow_mass_delete,
             retry: RetryPolicy::default(),
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Stops applying further steps once `shutdown` is cancelled; the step in flight finishes.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -86,6 +99,7 @@ impl Reconciler {
                 cameras: cameras.clone(),
                 allow_mass_delete: self.allow_mass_delete,
                 retry: self.retry,
+                shutdown: self.shutdown.clone(),
             };
             tasks.spawn(async move { (index, work.run(apply).await) });
         }
@@ -110,6 +124,7 @@ struct TargetWork {
     cameras: Arc<BTreeMap<String, Camera>>,
     allow_mass_delete: bool,
     retry: RetryPolicy,
+    shutdown: CancellationToken,
 }
 
 impl TargetWork {
@@ -129,6 +144,9 @@ impl TargetWork {
         }
         let mut steps = Vec::with_capacity(plan.steps.len());
         for step in &plan.steps {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
             let outcome = self.apply_step(step).await;
             steps.push(StepReport::new(step, outcome));
         }
@@ -141,14 +159,25 @@ impl TargetWork {
             .cameras
             .values()
             .filter(|c| c.wants_target(name))
-            .map(|c| (c.name.clone(), self.ledger.fingerprint(&self.target.render(c))))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    self.ledger.fingerprint(&self.target.render(c)),
+                )
+            })
             .collect();
         let owned = self.ledger.owned(name).map_err(|e| TargetError::Client {
             target: name.to_owned(),
             detail: e.to_string(),
         })?;
         let observed = self.with_retry(|| self.target.list()).await?;
-        Ok(plan_target(name, &desired, &owned, &observed, self.allow_mass_delete))
+        Ok(plan_target(
+            name,
+            &desired,
+            &owned,
+            &observed,
+            self.allow_mass_delete,
+        ))
     }
 
     async fn with_retry<T, F, Fut>(&self, call: F) -> Result<T, TargetError>
@@ -184,7 +213,9 @@ impl TargetWork {
                 Err(e) => log_failed(target, step, e),
             },
             Action::Create | Action::Adopt | Action::Update => {
-                let (Some(camera), Some(fingerprint)) = (self.cameras.get(&step.name), &step.fingerprint) else {
+                let (Some(camera), Some(fingerprint)) =
+                    (self.cameras.get(&step.name), &step.fingerprint)
+                else {
                     return Outcome::Failed("camera vanished from the inventory mid-sync".into());
                 };
                 if let Err(e) = self.ledger.intend(target, &step.name) {
@@ -209,7 +240,7 @@ fn log_applied(target: &str, step: &Step, applied: Applied) -> Outcome {
             Outcome::Done
         }
         Applied::NotPersisted { detail } => {
-            tracing::warn!(target_name = target, stream = %step.name, action = ?step.action, %detail,
+            tracing::info!(target_name = target, stream = %step.name, action = ?step.action, %detail,
                 "applied in memory, but the server could not save its config file; camsync restores it after a restart");
             Outcome::NotPersisted(detail)
         }

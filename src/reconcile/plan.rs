@@ -30,7 +30,10 @@ pub enum Action {
 impl Action {
     /// Whether the action calls the server.
     pub fn writes(self) -> bool {
-        matches!(self, Action::Create | Action::Adopt | Action::Update | Action::Delete)
+        matches!(
+            self,
+            Action::Create | Action::Adopt | Action::Update | Action::Delete
+        )
     }
 }
 
@@ -89,11 +92,15 @@ pub fn plan_target(
         .map(|name| {
             let on_server = observed.contains(name);
             let (action, reason) = match (desired.get(name), owned.get(name)) {
-                (Some(_), None) if on_server => (Action::Adopt, "already on the server; taking it over"),
+                (Some(_), None) if on_server => {
+                    (Action::Adopt, "already on the server; taking it over")
+                }
                 (Some(_), None) => (Action::Create, "new camera"),
                 (Some(_), Some(_)) if !on_server => (Action::Create, "missing on the server"),
                 (Some(_), Some(None)) => (Action::Update, "last write was not confirmed"),
-                (Some(want), Some(Some(have))) if want != have => (Action::Update, "camera changed"),
+                (Some(want), Some(Some(have))) if want != have => {
+                    (Action::Update, "camera changed")
+                }
                 (Some(_), Some(Some(_))) => (Action::Unchanged, "up to date"),
                 (None, _) if on_server => (Action::Delete, "no longer in the inventory"),
                 (None, _) => (Action::Forget, "already gone from the server"),
@@ -134,7 +141,11 @@ mod tests {
     }
 
     fn actions(plan: &TargetPlan) -> Vec<(&str, Action)> {
-        let mut v: Vec<_> = plan.steps.iter().map(|s| (s.name.as_str(), s.action)).collect();
+        let mut v: Vec<_> = plan
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.action))
+            .collect();
         v.sort();
         v
     }
@@ -165,10 +176,17 @@ mod tests {
         .into_iter()
         .map(|(n, f)| (n.to_string(), f))
         .collect();
-        let observed: BTreeSet<String> = ["adopt", "unconfirmed", "changed", "same", "removed", "users_own"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let observed: BTreeSet<String> = [
+            "adopt",
+            "unconfirmed",
+            "changed",
+            "same",
+            "removed",
+            "users_own",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
         let mut desired = desired;
         desired.insert("keep1".into(), fp("a"));
         desired.insert("keep2".into(), fp("a"));
@@ -190,8 +208,16 @@ mod tests {
         );
         assert!(!plan.steps.iter().any(|s| s.name == "users_own"));
         assert_eq!(plan.refused, None);
-        let first_delete = plan.steps.iter().position(|s| s.action == Action::Delete).unwrap();
-        assert!(plan.steps[..first_delete].iter().all(|s| s.action != Action::Unchanged));
+        let first_delete = plan
+            .steps
+            .iter()
+            .position(|s| s.action == Action::Delete)
+            .unwrap();
+        assert!(
+            plan.steps[..first_delete]
+                .iter()
+                .all(|s| s.action != Action::Unchanged)
+        );
     }
 
     fn owned_and_observed(n: usize) -> (Owned, BTreeSet<String>) {
@@ -210,18 +236,43 @@ mod tests {
     fn the_guard_refuses_deleting_more_than_half_or_everything() {
         let (owned, observed) = owned_and_observed(4);
         // Half is allowed.
-        assert_eq!(plan_target("g", &keep(2), &owned, &observed, false).refused, None);
+        assert_eq!(
+            plan_target("g", &keep(2), &owned, &observed, false).refused,
+            None
+        );
         // More than half is not.
         let plan = plan_target("g", &keep(1), &owned, &observed, false);
-        assert_eq!(plan.refused, Some(MassDelete { deletes: 3, owned: 4 }));
-        assert!(plan.refused.unwrap().explain("g").contains("--allow-mass-delete"));
+        assert_eq!(
+            plan.refused,
+            Some(MassDelete {
+                deletes: 3,
+                owned: 4
+            })
+        );
+        assert!(
+            plan.refused
+                .unwrap()
+                .explain("g")
+                .contains("--allow-mass-delete")
+        );
         // An empty inventory is not.
-        assert!(plan_target("g", &keep(0), &owned, &observed, false).refused.is_some());
+        assert!(
+            plan_target("g", &keep(0), &owned, &observed, false)
+                .refused
+                .is_some()
+        );
         // All of one owned stream is not.
         let (one, one_seen) = owned_and_observed(1);
-        assert!(plan_target("g", &keep(0), &one, &one_seen, false).refused.is_some());
+        assert!(
+            plan_target("g", &keep(0), &one, &one_seen, false)
+                .refused
+                .is_some()
+        );
         // Unless allowed.
-        assert_eq!(plan_target("g", &keep(0), &owned, &observed, true).refused, None);
+        assert_eq!(
+            plan_target("g", &keep(0), &owned, &observed, true).refused,
+            None
+        );
     }
 
     #[test]

@@ -111,18 +111,35 @@ impl TargetReport {
         }
     }
 
-    pub fn from_plan(plan: &TargetPlan, status: TargetStatus, error: Option<String>) -> TargetReport {
-        let steps = plan.steps.iter().map(|s| StepReport::new(s, Outcome::Planned)).collect();
+    pub fn from_plan(
+        plan: &TargetPlan,
+        status: TargetStatus,
+        error: Option<String>,
+    ) -> TargetReport {
+        let steps = plan
+            .steps
+            .iter()
+            .map(|s| StepReport::new(s, Outcome::Planned))
+            .collect();
         TargetReport::build(plan.target.clone(), status, error, steps)
     }
 
     pub fn applied(target: String, steps: Vec<StepReport>) -> TargetReport {
         let failed = steps.iter().any(|s| s.outcome == OutcomeKind::Failed);
-        let status = if failed { TargetStatus::Failed } else { TargetStatus::Converged };
+        let status = if failed {
+            TargetStatus::Failed
+        } else {
+            TargetStatus::Converged
+        };
         TargetReport::build(target, status, None, steps)
     }
 
-    fn build(target: String, status: TargetStatus, error: Option<String>, steps: Vec<StepReport>) -> TargetReport {
+    fn build(
+        target: String,
+        status: TargetStatus,
+        error: Option<String>,
+        steps: Vec<StepReport>,
+    ) -> TargetReport {
         let mut counts = Counts::default();
         for s in &steps {
             if s.outcome == OutcomeKind::Failed {
@@ -143,7 +160,10 @@ impl TargetReport {
             status,
             error,
             counts,
-            steps: steps.into_iter().filter(|s| s.action != Action::Unchanged).collect(),
+            steps: steps
+                .into_iter()
+                .filter(|s| s.action != Action::Unchanged)
+                .collect(),
         }
     }
 }
@@ -179,7 +199,11 @@ impl SyncReport {
                 c.update,
                 c.delete,
                 c.unchanged,
-                if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() },
+                if c.failed > 0 {
+                    format!(", {} failed", c.failed)
+                } else {
+                    String::new()
+                },
             );
             if let Some(e) = &t.error {
                 let _ = writeln!(out, "  error: {e}");

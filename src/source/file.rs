@@ -33,14 +33,20 @@ pub fn load(path: &Path, ctx: &ValidationContext<'_>) -> Result<Inventory, Sourc
 }
 
 /// Validates inventory text as if read from `path`.
-pub fn parse(text: &str, path: &Path, ctx: &ValidationContext<'_>) -> Result<Inventory, SourceError> {
+pub fn parse(
+    text: &str,
+    path: &Path,
+    ctx: &ValidationContext<'_>,
+) -> Result<Inventory, SourceError> {
     let parse_error = |message: String| SourceError::Parse {
         path: path.to_owned(),
         message,
     };
     if text.trim().is_empty() {
         // A half-written or truncated file must not read as "no cameras".
-        return Err(parse_error("the file is empty (write `cameras: []` to mean no cameras)".into()));
+        return Err(parse_error(
+            "the file is empty (write `cameras: []` to mean no cameras)".into(),
+        ));
     }
     let raw: RawInventory = crate::yaml::from_str(text).map_err(parse_error)?;
     let records = raw
@@ -48,9 +54,17 @@ pub fn parse(text: &str, path: &Path, ctx: &ValidationContext<'_>) -> Result<Inv
         .into_iter()
         .map(|entry| {
             let location = format!("{}:{}", path.display(), entry.referenced.line());
-            let name = entry.value.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+            let name = entry
+                .value
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(str::to_owned);
             let spec = serde_json::from_value::<CameraSpec>(entry.value).map_err(|e| e.to_string());
-            Record { location, name, spec }
+            Record {
+                location,
+                name,
+                spec,
+            }
         })
         .collect();
     Ok(validate_records(records, ctx))
@@ -75,7 +89,10 @@ pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let touches_file = match &event {
-            Ok(ev) => ev.paths.iter().any(|p| p.file_name() == file_name.as_deref()),
+            Ok(ev) => ev
+                .paths
+                .iter()
+                .any(|p| p.file_name() == file_name.as_deref()),
             Err(_) => true,
         };
         if touches_file {
@@ -156,14 +173,31 @@ mod tests {
                 ("#7", "cams.yaml:15"),
             ]
         );
-        assert!(inv.rejected[2].reason.contains("duplicate"), "{:?}", inv.rejected[2]);
-        assert!(inv.rejected[3].reason.contains("ur1"), "{:?}", inv.rejected[3]);
-        assert!(inv.rejected[4].reason.contains("MISSING"), "{:?}", inv.rejected[4]);
+        assert!(
+            inv.rejected[2].reason.contains("duplicate"),
+            "{:?}",
+            inv.rejected[2]
+        );
+        assert!(
+            inv.rejected[3].reason.contains("ur1"),
+            "{:?}",
+            inv.rejected[3]
+        );
+        assert!(
+            inv.rejected[4].reason.contains("MISSING"),
+            "{:?}",
+            inv.rejected[4]
+        );
     }
 
     #[test]
     fn unparseable_or_empty_files_are_errors_not_empty_inventories() {
-        for text in ["", "  \n", "cameras: [", "cameras:\n  - name: a\n   bad indent: x\n"] {
+        for text in [
+            "",
+            "  \n",
+            "cameras: [",
+            "cameras:\n  - name: a\n   bad indent: x\n",
+        ] {
             assert!(check(text).is_err(), "{text:?}");
         }
         assert!(check("cameras: []\n").unwrap().cameras.is_empty());
@@ -173,13 +207,22 @@ mod tests {
     fn errors_never_quote_a_password() {
         let err = check("cameras:\n  - name: a\n    password: hunter2\n  bad: [\n").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-        let inv = check("cameras:\n  - name: a\n    url: rtsp://192.0.2.1/x\n    password: [hunter2]\n").unwrap();
-        assert!(!inv.rejected[0].reason.contains("hunter2"), "{:?}", inv.rejected);
+        let inv =
+            check("cameras:\n  - name: a\n    url: rtsp://192.0.2.1/x\n    password: [hunter2]\n")
+                .unwrap();
+        assert!(
+            !inv.rejected[0].reason.contains("hunter2"),
+            "{:?}",
+            inv.rejected
+        );
     }
 
     #[test]
     fn json_inventories_work_too() {
         let inv = check(r#"{"cameras": [{"name": "j", "url": "rtsp://192.0.2.1/x", "username": "u", "password": 1234}]}"#).unwrap();
-        assert_eq!(inv.cameras["j"].sources[0].expose(), "rtsp://u:1234@192.0.2.1/x");
+        assert_eq!(
+            inv.cameras["j"].sources[0].expose(),
+            "rtsp://u:1234@192.0.2.1/x"
+        );
     }
 }

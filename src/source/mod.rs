@@ -62,7 +62,10 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
     let mut inventory = Inventory::default();
     let mut first_seen: BTreeMap<String, String> = BTreeMap::new();
     for (index, record) in records.into_iter().enumerate() {
-        let label = record.name.clone().unwrap_or_else(|| format!("#{}", index + 1));
+        let label = record
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("#{}", index + 1));
         let reject = |reason: String| Rejection {
             camera: label.clone(),
             location: record.location.clone(),

@@ -61,7 +61,10 @@ impl Go2rtc {
         method: Method,
         query: &[(&str, &str)],
     ) -> Result<(StatusCode, String), TargetError> {
-        let mut request = self.client.request(method, self.streams_url.clone()).query(query);
+        let mut request = self
+            .client
+            .request(method, self.streams_url.clone())
+            .query(query);
         if let Some((user, pass)) = &self.auth {
             request = request.basic_auth(user, Some(pass.expose()));
         }
@@ -109,7 +112,11 @@ impl Go2rtc {
                 op: op.to_owned(),
                 detail: format!("not a JSON object of streams: {e}"),
             })?;
-        Ok(streams.unwrap_or_default().into_iter().map(|(k, _)| k).collect())
+        Ok(streams
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
     }
 
     async fn put(&self, camera: &Camera) -> Result<Applied, TargetError> {
@@ -120,17 +127,26 @@ impl Go2rtc {
         let _serial = self.serial.lock().await;
         match self.call(&op, Method::PUT, &query).await? {
             (StatusCode::OK, _) => Ok(Applied::Done),
-            (StatusCode::BAD_REQUEST, body) if body.trim().is_empty() => Err(TargetError::Rejected {
-                target: self.name.clone(),
-                op,
-                detail: format!(
-                    "go2rtc refused the source(s) {}; check the scheme is one go2rtc supports",
-                    camera.sources.iter().map(|s| s.redacted()).collect::<Vec<_>>().join(", ")
-                ),
-            }),
+            (StatusCode::BAD_REQUEST, body) if body.trim().is_empty() => {
+                Err(TargetError::Rejected {
+                    target: self.name.clone(),
+                    op,
+                    detail: format!(
+                        "go2rtc refused the source(s) {}; check the scheme is one go2rtc supports",
+                        camera
+                            .sources
+                            .iter()
+                            .map(|s| s.redacted())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            }
             (StatusCode::BAD_REQUEST, body) => {
                 if self.exists(&op, &camera.name).await? {
-                    Ok(Applied::NotPersisted { detail: detail(&body) })
+                    Ok(Applied::NotPersisted {
+                        detail: detail(&body),
+                    })
                 } else {
                     Err(TargetError::Rejected {
                         target: self.name.clone(),
@@ -146,10 +162,15 @@ impl Go2rtc {
     async fn remove(&self, name: &str) -> Result<Applied, TargetError> {
         let op = format!("delete stream {name:?}");
         let _serial = self.serial.lock().await;
-        match self.call(&op, Method::DELETE, &[("name", name), ("src", name)]).await? {
+        match self
+            .call(&op, Method::DELETE, &[("name", name), ("src", name)])
+            .await?
+        {
             (StatusCode::OK, _) => Ok(Applied::Done),
             (StatusCode::BAD_REQUEST, body) if !self.exists(&op, name).await? => {
-                Ok(Applied::NotPersisted { detail: detail(&body) })
+                Ok(Applied::NotPersisted {
+                    detail: detail(&body),
+                })
             }
             (status, body) => Err(self.unexpected(&op, status, &body)),
         }

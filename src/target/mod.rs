@@ -41,7 +41,9 @@ pub enum Applied {
     /// The server changed its running state but could not save its own config file (go2rtc
     /// with a read-only or missing config): the change is lost when it restarts, and camsync's
     /// resync puts it back.
-    NotPersisted { detail: String },
+    NotPersisted {
+        detail: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +60,9 @@ pub enum TargetError {
         op: String,
         timeout: Duration,
     },
-    #[error("target {target}: {op}: the server refused the credentials (401); check `username` and `password_env`")]
+    #[error(
+        "target {target}: {op}: the server refused the credentials (401); check `username` and `password_env`"
+    )]
     Unauthorized { target: String, op: String },
     #[error("target {target}: {op}: rejected: {detail}")]
     Rejected {
@@ -123,7 +127,13 @@ pub(crate) fn http_client(target: &str, timeout: Duration) -> Result<reqwest::Cl
 
 /// Maps a transport error. The URL is dropped from the message: its query may hold a source
 /// with credentials.
-pub(crate) fn transport_error(target: &str, op: &str, base: &url::Url, timeout: Duration, e: reqwest::Error) -> TargetError {
+pub(crate) fn transport_error(
+    target: &str,
+    op: &str,
+    base: &url::Url,
+    timeout: Duration,
+    e: reqwest::Error,
+) -> TargetError {
     if e.is_timeout() {
         return TargetError::Timeout {
             target: target.to_owned(),

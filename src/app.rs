@@ -1,0 +1,74 @@
+//! Wiring shared by the commands: config → inventory, targets, ledger, reconciler.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::camera::{BUILTIN_PROFILES, ValidationContext};
+use crate::config::{Config, SourceConfig};
+use crate::ledger::{Ledger, LedgerError};
+use crate::reconcile::Reconciler;
+use crate::source::{Inventory, SourceError, file};
+use crate::target::{self, TargetError};
+
+/// Reads environment variables for config and secrets.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("cannot {what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Loads and validates the camera inventory the config points at.
+pub fn load_inventory(config: &Config) -> Result<Inventory, SourceError> {
+    let SourceConfig::File(path) = &config.source;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let target_names = config.target_names();
+    let profile_names: BTreeSet<String> = BUILTIN_PROFILES.iter().map(|p| p.to_string()).collect();
+    let ctx = ValidationContext {
+        base_dir,
+        target_names: &target_names,
+        profile_names: &profile_names,
+        env: &process_env,
+    };
+    file::load(path, &ctx)
+}
+
+/// How the ledger is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerMode {
+    /// Open or create the state file.
+    ReadWrite,
+    /// Never create anything: an absent state file reads as "camsync owns nothing yet".
+    DryRun,
+}
+
+/// Builds the reconciler for `config`.
+pub fn reconciler(config: &Config, mode: LedgerMode) -> Result<Reconciler, AppError> {
+    let ledger = if mode == LedgerMode::DryRun && !config.state.exists() {
+        Ledger::in_memory()?
+    } else {
+        Ledger::open(&config.state)?
+    };
+    let targets = target::from_config(&config.targets)?;
+    Ok(Reconciler::new(
+        targets,
+        Arc::new(ledger),
+        config.allow_mass_delete,
+    ))
+}

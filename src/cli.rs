@@ -1,0 +1,196 @@
+//! The command line: `sync`, `plan`, `check`, `run`, `demo`.
+//!
+//! Exit codes: 0 everything converged (or would); 1 something failed, was refused or a camera
+//! was rejected; 2 the config or the inventory could not be used at all.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{AppError, LedgerMode, load_inventory, process_env, reconciler};
+use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
+use crate::reconcile::report::SyncReport;
+use crate::source::Rejection;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "camsync",
+    version,
+    about = "Keeps go2rtc and MediaMTX in step with your camera list"
+)]
+pub struct Cli {
+    /// The config file.
+    #[arg(short, long, global = true, env = "CAMSYNC_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Log filter: error, warn, info, debug, or a directive such as `camsync=debug`
+    /// [default: info for `run`, warn for the other commands].
+    #[arg(long, global = true, env = "CAMSYNC_LOG")]
+    pub log: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Converge every target once; exit non-zero if anything failed.
+    Sync(ApplyArgs),
+    /// Show what `sync` would do; write nothing.
+    Plan(ApplyArgs),
+    /// Validate the config and the camera inventory, listing every problem.
+    Check(OutputArgs),
+    /// Run as a daemon: watch the inventory, resync periodically, apply changes.
+    Run(GuardArgs),
+    /// Sync a sample inventory into built-in simulators and show each step.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// Allow a plan to delete more than half (or all) of the streams camsync owns on a target.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<ExitCode, AppError> {
+    match cli.command {
+        Command::Sync(args) => sync_or_plan(&cli.config, args, LedgerMode::ReadWrite).await,
+        Command::Plan(args) => sync_or_plan(&cli.config, args, LedgerMode::DryRun).await,
+        Command::Check(args) => Ok(check(&cli.config, args.output)),
+        Command::Run(guard) => {
+            let config = load_config(&cli.config, &guard)?;
+            crate::daemon::run(config, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => crate::demo::run().await,
+    }
+}
+
+fn load_config(path: &std::path::Path, guard: &GuardArgs) -> Result<Config, AppError> {
+    let mut config = config::load(path, &process_env)?;
+    config.allow_mass_delete |= guard.allow_mass_delete;
+    Ok(config)
+}
+
+async fn sync_or_plan(
+    path: &std::path::Path,
+    args: ApplyArgs,
+    mode: LedgerMode,
+) -> Result<ExitCode, AppError> {
+    let config = load_config(path, &args.guard)?;
+    let inventory = load_inventory(&config)?;
+    let reconciler = reconciler(&config, mode)?;
+    let report = match mode {
+        LedgerMode::ReadWrite => reconciler.sync(&inventory).await,
+        LedgerMode::DryRun => reconciler.plan(&inventory).await,
+    };
+    print_report(&report, args.output.output);
+    Ok(exit_code(report.ok()))
+}
+
+pub fn print_report(report: &SyncReport, format: OutputFormat) {
+    match format {
+        OutputFormat::Text => print!("{}", report.render_text()),
+        OutputFormat::Json => print_json(report),
+    }
+}
+
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("cannot encode the report as JSON: {e}"),
+    }
+}
+
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The `check --output json` document.
+#[derive(Debug, Serialize)]
+struct CheckReport {
+    ok: bool,
+    config: String,
+    /// Valid cameras.
+    cameras: usize,
+    /// Problems with the config or the inventory file as a whole.
+    errors: Vec<String>,
+    rejected: Vec<Rejection>,
+}
+
+fn check(path: &std::path::Path, format: OutputFormat) -> ExitCode {
+    let mut report = CheckReport {
+        ok: false,
+        config: path.display().to_string(),
+        cameras: 0,
+        errors: Vec::new(),
+        rejected: Vec::new(),
+    };
+    match config::load(path, &process_env) {
+        Err(e) => report.errors.push(e.to_string()),
+        Ok(config) => {
+            if let Err(e) = crate::target::from_config(&config.targets) {
+                report.errors.push(e.to_string());
+            }
+            match load_inventory(&config) {
+                Err(e) => report.errors.push(e.to_string()),
+                Ok(inventory) => {
+                    report.cameras = inventory.cameras.len();
+                    report.rejected = inventory.rejected;
+                }
+            }
+        }
+    }
+    report.ok = report.errors.is_empty() && report.rejected.is_empty();
+    match format {
+        OutputFormat::Json => print_json(&report),
+        OutputFormat::Text => {
+            for e in &report.errors {
+                println!("error: {e}");
+            }
+            for r in &report.rejected {
+                println!("rejected {r}");
+            }
+            println!(
+                "{}: {} valid camera(s), {} rejected, {} other problem(s)",
+                if report.ok { "ok" } else { "problems found" },
+                report.cameras,
+                report.rejected.len(),
+                report.errors.len()
+            );
+        }
+    }
+    if !report.errors.is_empty() {
+        ExitCode::from(2)
+    } else {
+        exit_code(report.ok)
+    }
+}
