@@ -41,8 +41,12 @@ impl Fixture {
 
     /// Writes camsync.yaml; `extra` is appended (top-level keys).
     pub fn write_config(&self, extra: &str) {
+        self.write_config_with_resync("1h", extra);
+    }
+
+    pub fn write_config_with_resync(&self, resync: &str, extra: &str) {
         let text = format!(
-            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\n    timeout: 5s\nstate: state/camsync.db\nresync: 1h\n{extra}",
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\n    timeout: 5s\nstate: state/camsync.db\nresync: {resync}\n{extra}",
             self.go2rtc.api_url(),
             self.go2rtc.rtsp_url()
         );

@@ -1,0 +1,204 @@
+//! The `camsync` binary against the go2rtc simulator: exit codes, JSON documents, secrets, and a
+//! kill -9 in the middle of a sync.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use camsync::sim::go2rtc::Go2rtcSimOptions;
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_camsync");
+
+/// Runs the binary off the async runtime, so the simulator keeps serving meanwhile.
+async fn camsync(f: &Fixture, args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("CAMSYNC_CONFIG", f.config_path())
+        .env_remove("CAMSYNC_LOG")
+        .stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(output)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_prints_a_summary_and_never_the_password_even_when_tracing() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[
+        ("front", "rtsp://192.0.2.10/a"),
+        ("garage", "rtsp://192.0.2.11/b"),
+    ]);
+    let out = camsync(&f, &["sync", "--log", "trace"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("target go2rtc: converged"),
+        "{}",
+        text(&out)
+    );
+    assert_no_secret(&text(&out));
+
+    let out = camsync(&f, &["sync", "--output", "json", "--log", "trace"]).await;
+    assert!(out.status.success());
+    assert_no_secret(&text(&out));
+    let doc = json(&out);
+    assert_eq!(doc["applied"], true);
+    assert_eq!(doc["targets"][0]["status"], "converged");
+    assert_eq!(doc["targets"][0]["counts"]["unchanged"], 2);
+    // The password did reach the server, where it belongs.
+    assert_eq!(
+        f.go2rtc.stream_sources("front"),
+        Some(vec![with_credentials("rtsp://192.0.2.10/a")])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_the_diff_as_json_and_writes_nothing() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+    let out = camsync(&f, &["plan", "--output", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let doc = json(&out);
+    assert_eq!(doc["applied"], false);
+    assert_eq!(doc["targets"][0]["steps"][0]["action"], "create");
+    assert_eq!(doc["targets"][0]["steps"][0]["stream"], "front");
+    assert_eq!(f.go2rtc.write_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_lists_every_problem_and_sets_the_exit_code() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+    let out = camsync(&f, &["check"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    std::fs::write(
+        f.path("cameras.yaml"),
+        "cameras:\n  - name: all\n    url: rtsp://192.0.2.1/x\n  - name: ok\n    url: rtsp://192.0.2.1/y\n  - name: ok\n    url: rtsp://192.0.2.1/z\n",
+    )
+    .unwrap();
+    let out = camsync(&f, &["check", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc = json(&out);
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["cameras"], 1);
+    let rejected = doc["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert!(
+        rejected[0]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("cameras.yaml:2")
+    );
+    assert!(
+        rejected[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate")
+    );
+
+    f.write_config("resynk: 5s\n");
+    let out = camsync(&f, &["check"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("camsync.yaml") && text(&out).contains("resynk"),
+        "{}",
+        text(&out)
+    );
+    let out = camsync(&f, &["sync"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(f.go2rtc.write_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_sets_a_failing_exit_code_until_overridden() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
+    assert!(camsync(&f, &["sync"]).await.status.success());
+    f.write_cameras(&[]);
+    let out = camsync(&f, &["sync"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("--allow-mass-delete"), "{}", text(&out));
+    assert_eq!(f.names().len(), 2);
+    let out = camsync(&f, &["sync", "--allow-mass-delete"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(f.names().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_midway_converges_next_time_with_no_orphan() {
+    let f = Fixture::with(Go2rtcSimOptions {
+        write_hold: Duration::from_millis(25),
+        ..Go2rtcSimOptions::default()
+    })
+    .await;
+    f.go2rtc
+        .add_stream_by_hand("users_own", &["rtsp://192.0.2.99/own"]);
+    let cams: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("cam{i:02}"), format!("rtsp://192.0.2.{i}/s")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = cams.iter().map(|(n, u)| (n.as_str(), u.as_str())).collect();
+    f.write_cameras(&pairs);
+
+    let mut child = Command::new(BIN)
+        .arg("sync")
+        .env("CAMSYNC_CONFIG", f.config_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(20), || f.go2rtc.write_count() >= 5).await);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let created = f.names().len() - 1;
+    assert!(
+        created < 40,
+        "the kill must land mid-sync (created {created})"
+    );
+
+    let out = camsync(&f, &["sync"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let mut expected: Vec<&str> = pairs.iter().map(|(n, _)| *n).collect();
+    expected.push("users_own");
+    assert_eq!(f.names(), sorted(&expected));
+
+    // Every stream camsync made, before or after the kill, is known as its own.
+    f.write_cameras(&[]);
+    let out = camsync(&f, &["sync", "--allow-mass-delete"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(f.names(), ["users_own"]);
+    assert_eq!(f.go2rtc.crashed(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_and_hides_its_password() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(BIN)
+            .arg("demo")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("\"doorbell_by_hand\" is untouched"), "{all}");
+    assert!(all.contains("write calls seen by go2rtc: 0"), "{all}");
+    assert!(!all.contains("demo-secret-not-shown"), "{all}");
+}

@@ -1,0 +1,144 @@
+//! `camsync run` in-process: the inventory file is watched and every kind of edit is handled.
+
+mod common;
+
+use std::time::Duration;
+
+use camsync::daemon::{Status, run_with_status};
+use common::*;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Running {
+    status: watch::Receiver<Status>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), camsync::app::AppError>>,
+}
+
+fn start(f: &Fixture) -> Running {
+    let (tx, status) = watch::channel(Status::default());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_with_status(f.config(), shutdown.clone(), tx));
+    Running {
+        status,
+        shutdown,
+        task,
+    }
+}
+
+impl Running {
+    async fn until(&mut self, what: &str, condition: impl Fn(&Status) -> bool) {
+        let waited = tokio::time::timeout(DEADLINE, self.status.wait_for(|s| condition(s)))
+            .await
+            .map(|r| r.is_ok());
+        assert!(
+            matches!(waited, Ok(true)),
+            "timed out waiting for {what}: {:?}",
+            *self.status.borrow()
+        );
+    }
+}
+
+#[tokio::test]
+async fn file_edits_are_followed_and_broken_edits_delete_nothing() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
+    let mut d = start(&f);
+    d.until("the first sync", |s| s.syncs >= 1).await;
+    assert_eq!(f.names(), sorted(&["a", "b"]));
+
+    // A plain in-place edit.
+    f.write_cameras(&[
+        ("a", "rtsp://192.0.2.1/a"),
+        ("b", "rtsp://192.0.2.2/b"),
+        ("c", "rtsp://192.0.2.3/c"),
+    ]);
+    assert!(
+        eventually(DEADLINE, || f.names().len() == 3).await,
+        "{:?}",
+        f.names()
+    );
+
+    // An edit that breaks the file keeps the last good inventory.
+    let writes = f.go2rtc.write_count();
+    std::fs::write(
+        f.path("cameras.yaml"),
+        "cameras:\n  - name: a\n   url: [oops\n",
+    )
+    .unwrap();
+    d.until("the parse error", |s| s.source_errors == 1).await;
+    let error = d.status.borrow().last_source_error.clone().unwrap();
+    assert!(
+        error.contains("cameras.yaml") && error.contains("line"),
+        "{error}"
+    );
+
+    // A deleted file too.
+    std::fs::remove_file(f.path("cameras.yaml")).unwrap();
+    d.until("the missing file", |s| s.source_errors == 2).await;
+    assert_eq!(f.names(), sorted(&["a", "b", "c"]));
+    assert_eq!(
+        f.go2rtc.write_count(),
+        writes,
+        "nothing may be written while the inventory is broken"
+    );
+
+    // An editor-style save: write a temp file, rename it over the original.
+    let edited = [
+        ("a", "rtsp://192.0.2.1/a"),
+        ("b", "rtsp://192.0.2.2/b"),
+        ("c", "rtsp://192.0.2.3/c"),
+        ("d", "rtsp://192.0.2.4/d"),
+    ];
+    std::fs::write(f.path(".cameras.yaml.swp"), inventory(&edited)).unwrap();
+    std::fs::rename(f.path(".cameras.yaml.swp"), f.path("cameras.yaml")).unwrap();
+    assert!(
+        eventually(DEADLINE, || f.names().len() == 4).await,
+        "{:?}",
+        f.names()
+    );
+
+    d.shutdown.cancel();
+    let stopped = tokio::time::timeout(DEADLINE, d.task).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "the daemon stops cleanly on shutdown"
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_started_with_a_broken_inventory_deletes_nothing_until_it_is_fixed() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a")]);
+    f.sync().await;
+    std::fs::write(f.path("cameras.yaml"), "").unwrap();
+    let mut d = start(&f);
+    d.until("the empty file error", |s| s.source_errors == 1)
+        .await;
+    assert_eq!(f.names(), ["a"]);
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
+    d.until("a sync after the fix", |s| s.syncs >= 1 && s.last_sync_ok)
+        .await;
+    assert_eq!(f.names(), sorted(&["a", "b"]));
+    d.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_periodic_resync_heals_a_restarted_go2rtc() {
+    let f = Fixture::with(camsync::sim::go2rtc::Go2rtcSimOptions {
+        config_writable: false,
+        ..Default::default()
+    })
+    .await;
+    f.write_config_with_resync("200ms", "");
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a")]);
+    let mut d = start(&f);
+    d.until("the first sync", |s| s.syncs >= 1).await;
+    f.go2rtc.restart().await;
+    assert!(f.names().is_empty());
+    d.until("the periodic resync", |s| s.syncs >= 2).await;
+    assert_eq!(f.names(), ["a"]);
+    d.shutdown.cancel();
+}
