@@ -1,0 +1,11 @@
+//! Simulators of the servers camsync drives and of the cameras behind them, for integration
+//! tests, benchmarks and `camsync demo`. They follow `SERVERS.md` (what the real servers were
+//! seen to do), listen only on 127.0.0.1 ports chosen by the OS, and never contact anything off
+//! this machine.
+//!
+//! - [`go2rtc`]: go2rtc's HTTP API and RTSP `DESCRIBE`, with its persistence and crash modes.
+//! - [`camera`]: an RTSP camera that answers `DESCRIBE`, and can be stopped and resumed.
+
+pub mod camera;
+pub mod go2rtc;
+mod rtsp;

@@ -6,9 +6,10 @@
 //! - Every write sends `src` (without it go2rtc answers 200 with the full list and does
 //!   nothing); DELETE sends both `name` and `src`, because newer go2rtc deletes the running
 //!   stream by `name` and the config entry by `src`, older ones both by `src`.
-//! - A PUT answered 400 with an empty body was refused (nothing changed); 400 with a text means
-//!   go2rtc changed the stream in memory but could not save its config file: confirmed with
-//!   `GET ?src=` and reported as [`Applied::NotPersisted`].
+//! - A PUT answered 400 with an empty body (1.9.x) or a `streams: …` text (newer builds) was
+//!   refused: nothing changed. Any other 400 text comes from saving go2rtc's config file, after
+//!   the stream was already changed in memory: confirmed with `GET ?src=` and reported as
+//!   [`Applied::NotPersisted`].
 //! - Sources read back are masked, so nothing here compares URLs: the ledger's fingerprint says
 //!   whether a stream is current.
 
@@ -127,7 +128,7 @@ impl Go2rtc {
         let _serial = self.serial.lock().await;
         match self.call(&op, Method::PUT, &query).await? {
             (StatusCode::OK, _) => Ok(Applied::Done),
-            (StatusCode::BAD_REQUEST, body) if body.trim().is_empty() => {
+            (StatusCode::BAD_REQUEST, body) if is_source_refusal(&body) => {
                 Err(TargetError::Rejected {
                     target: self.name.clone(),
                     op,
@@ -177,6 +178,12 @@ impl Go2rtc {
     }
 }
 
+/// Whether a 400 to PUT means go2rtc refused the source (as opposed to failing to save its file).
+fn is_source_refusal(body: &str) -> bool {
+    let text = body.trim();
+    text.is_empty() || text.starts_with("streams:")
+}
+
 /// A server's error text, trimmed and with any credentials masked.
 fn detail(body: &str) -> String {
     let text = body.trim();
@@ -207,5 +214,25 @@ impl Target for Go2rtc {
 
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
         Box::pin(self.remove(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_and_failed_file_saves_are_told_apart() {
+        // 1.9.x refuses with an empty body (Go's http.Error writes a newline), newer builds with
+        // a `streams:` text; anything else is the config file failing after the change.
+        assert!(is_source_refusal("\n"));
+        assert!(is_source_refusal("streams: source not supported\n"));
+        assert!(is_source_refusal("streams: invalid dynamic source"));
+        assert!(!is_source_refusal(
+            "open /config/go2rtc.yaml: read-only file system\n"
+        ));
+        assert!(!is_source_refusal(
+            "yaml: line 1: did not find expected key"
+        ));
     }
 }

@@ -1,0 +1,941 @@
+//! A go2rtc simulator: the HTTP API (`/api`, `/api/streams`, `/api/preload`, `/api/restart`)
+//! and the RTSP proxy's `DESCRIBE`, answering like go2rtc 1.9.14 as recorded in
+//! `SERVERS.md`, on 127.0.0.1 ports chosen by the OS.
+//!
+//! It owns two stream maps: the one in memory (what the API and RTSP serve) and the one in its
+//! simulated YAML file (what a restart loads). `PUT`/`DELETE` change memory first and then the
+//! file; a read-only file turns the answer into 400 although memory changed, as in go2rtc.
+//!
+//! Invariants:
+//! - Like go2rtc, the handlers take no lock around the stream map: a write to `/api/streams`
+//!   that overlaps another write, or a read of `/api/streams` that meets a write in progress,
+//!   **crashes** the simulator ([`Go2rtcSim::crashed`] gives Go's fatal error): both listeners
+//!   close and every open connection drops, in-flight requests included, as when the process
+//!   dies. Each write holds the map for [`Go2rtcSimOptions::write_hold`] (so tests can make an
+//!   overlap certain) and applies its change at the end; reads are instantaneous.
+//!   `/api/preload` and RTSP lookups do not take part.
+//! - The ports never change: [`Go2rtcSim::restart`] (also after a crash) listens on the same
+//!   ones, with memory reloaded from the file.
+//! - Only loopback cameras are ever contacted; any other host fails at once, as unreachable.
+//! - API auth, when configured, applies to every client (go2rtc's `local_auth: true`).
+//!
+//! Not simulated: `POST /api/streams` (always 400), PATCH's aliasing of a stream to another,
+//! `${VAR}` expansion, `base_path`, media. `POST /api/restart` resets the state in place
+//! without closing connections, so the client still reads its 200.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{RawQuery, Request as HttpRequest, State as HttpState};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::any;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::rtsp::{self, Handler, Request as RtspRequest, Response as RtspResponse, RtspServer};
+
+/// Where go2rtc says its config lives (`GET /api`), and the path in its file errors.
+const CONFIG_PATH: &str = "/config/go2rtc.yaml";
+const VERSION: &str = "1.9.14";
+/// go2rtc's default dial limits for an RTSP source.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stop waits for open HTTP connections to be torn down.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Go's fatal errors for unsynchronised map access.
+const WRITE_WRITE: &str = "fatal error: concurrent map writes";
+const LIST_WRITE: &str = "fatal error: concurrent map iteration and map write";
+const GET_WRITE: &str = "fatal error: concurrent map read and map write";
+
+/// Stream name → sources, in order.
+type Streams = BTreeMap<String, Vec<String>>;
+
+/// How a [`Go2rtcSim`] starts.
+#[derive(Debug, Clone)]
+pub struct Go2rtcSimOptions {
+    /// Streams in its YAML file at start (and so in memory). Default: none.
+    pub file_streams: BTreeMap<String, Vec<String>>,
+    /// Whether `PUT`/`DELETE` can persist to the file. Default: true.
+    pub config_writable: bool,
+    /// How long each write to `/api/streams` holds the stream map. Default: zero.
+    pub write_hold: Duration,
+    /// API Basic auth user; `None` (default) = no auth.
+    pub username: Option<String>,
+    /// API Basic auth password (with `username`).
+    pub password: Option<String>,
+}
+
+impl Default for Go2rtcSimOptions {
+    fn default() -> Self {
+        Go2rtcSimOptions {
+            file_streams: BTreeMap::new(),
+            config_writable: true,
+            write_hold: Duration::ZERO,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// A running go2rtc simulator; clones share it. Dropping the last clone stops it.
+#[derive(Clone)]
+pub struct Go2rtcSim {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    /// `None` after [`Go2rtcSim::shutdown`]; the lock also serialises restarts.
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.state().kill.cancel();
+    }
+}
+
+/// The tasks of one incarnation of the "process".
+struct Running {
+    http: JoinHandle<()>,
+    rtsp: RtspServer,
+}
+
+impl Running {
+    /// Waits for both servers to go; their kill token must already be cancelled.
+    async fn stop(self) {
+        if tokio::time::timeout(STOP_GRACE, self.http).await.is_err() {
+            tracing::warn!("go2rtc sim: http connections still open after stop");
+        }
+        self.rtsp.shutdown().await;
+    }
+}
+
+/// Everything the handlers share.
+struct Shared {
+    api_port: u16,
+    rtsp_port: u16,
+    write_hold: Duration,
+    /// The `Authorization` value the API requires, if any.
+    authorization: Option<String>,
+    writes: AtomicU64,
+    requests: AtomicU64,
+    state: Mutex<State>,
+}
+
+/// The simulated YAML file.
+#[derive(Default)]
+struct ConfigFile {
+    streams: Streams,
+    /// Stream name → preload query.
+    preloads: BTreeMap<String, String>,
+}
+
+struct State {
+    streams: Streams,
+    /// Preloads in memory; dropped with their stream object (a PUT or DELETE of the name).
+    preloads: BTreeMap<String, String>,
+    file: ConfigFile,
+    writable: bool,
+    /// A write to the stream map is in progress.
+    writing: bool,
+    /// Bumped by every restart, so a write section of a dead incarnation cannot touch the next.
+    incarnation: u64,
+    /// Cancelled when this incarnation dies (crash, restart, shutdown).
+    kill: CancellationToken,
+    crash: Option<String>,
+}
+
+impl State {
+    fn new(file_streams: Streams, writable: bool) -> Self {
+        let mut state = State {
+            streams: Streams::new(),
+            preloads: BTreeMap::new(),
+            file: ConfigFile {
+                streams: file_streams,
+                preloads: BTreeMap::new(),
+            },
+            writable,
+            writing: false,
+            incarnation: 0,
+            kill: CancellationToken::new(),
+            crash: None,
+        };
+        state.load_file();
+        state
+    }
+
+    /// What a fresh process holds: the file's streams, and its preloads of those streams.
+    fn load_file(&mut self) {
+        self.streams = self.file.streams.clone();
+        self.preloads = self.file.preloads.clone();
+        self.preloads
+            .retain(|name, _| self.streams.contains_key(name));
+    }
+
+    /// Starts a new incarnation after the old one is gone.
+    fn revive(&mut self) {
+        self.load_file();
+        self.writing = false;
+        self.incarnation += 1;
+        self.kill = CancellationToken::new();
+        self.crash = None;
+    }
+
+    fn die(&mut self, reason: &str) {
+        if self.crash.is_none() {
+            tracing::error!(reason, "go2rtc sim crashed");
+            self.crash = Some(reason.to_owned());
+        }
+        self.kill.cancel();
+    }
+
+    /// Edits the file as go2rtc's `PatchConfig` does; the error text is go2rtc's.
+    fn patch_file(&mut self, edit: impl FnOnce(&mut ConfigFile)) -> Result<(), String> {
+        if !self.writable {
+            return Err(format!("open {CONFIG_PATH}: read-only file system"));
+        }
+        edit(&mut self.file);
+        Ok(())
+    }
+}
+
+/// Ends the write section it guards.
+struct WriteSection<'a> {
+    shared: &'a Shared,
+    incarnation: u64,
+}
+
+impl Drop for WriteSection<'_> {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        if state.incarnation == self.incarnation {
+            state.writing = false;
+        }
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn kill_token(&self) -> CancellationToken {
+        self.state().kill.clone()
+    }
+
+    /// Reads the stream map; a write in progress crashes the simulator instead, and then
+    /// this request never gets an answer.
+    async fn read<T>(&self, overlap: &str, look: impl FnOnce(&State) -> T) -> T {
+        let seen = {
+            let mut state = self.state();
+            if state.writing {
+                state.die(overlap);
+            }
+            state.crash.is_none().then(|| look(&state))
+        };
+        match seen {
+            Some(value) => value,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Holds the stream map for `write_hold`, then edits it; another write in progress crashes
+    /// the simulator instead, and then this request never gets an answer.
+    async fn write<T>(&self, edit: impl FnOnce(&mut State) -> T) -> T {
+        let section = {
+            let mut state = self.state();
+            if state.writing {
+                state.die(WRITE_WRITE);
+            }
+            state.crash.is_none().then(|| {
+                state.writing = true;
+                WriteSection {
+                    shared: self,
+                    incarnation: state.incarnation,
+                }
+            })
+        };
+        let Some(_section) = section else {
+            return std::future::pending().await;
+        };
+        if !self.write_hold.is_zero() {
+            tokio::time::sleep(self.write_hold).await;
+        }
+        // Applied at the end of the hold, so a write cut short by a crash leaves no trace.
+        edit(&mut self.state())
+    }
+}
+
+impl Go2rtcSim {
+    /// Starts the HTTP API and the RTSP server, each on 127.0.0.1 and a free port.
+    pub async fn start(opts: Go2rtcSimOptions) -> io::Result<Go2rtcSim> {
+        let (api, rtsp) = bind_pair(0, 0).await?;
+        let authorization = opts
+            .username
+            .as_deref()
+            .map(|user| rtsp::basic_auth(user, opts.password.as_deref().unwrap_or_default()));
+        let shared = Arc::new(Shared {
+            api_port: api.local_addr()?.port(),
+            rtsp_port: rtsp.local_addr()?.port(),
+            write_hold: opts.write_hold,
+            authorization,
+            writes: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            state: Mutex::new(State::new(opts.file_streams, opts.config_writable)),
+        });
+        let running = spawn_servers(&shared, api, rtsp);
+        Ok(Go2rtcSim {
+            inner: Arc::new(Inner {
+                shared,
+                running: tokio::sync::Mutex::new(Some(running)),
+            }),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.inner.shared.api_port)
+    }
+
+    /// `rtsp://127.0.0.1:PORT`
+    pub fn rtsp_url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}", self.inner.shared.rtsp_port)
+    }
+
+    /// PUT, DELETE and PATCH requests received on `/api/streams`, plus PUT and DELETE on
+    /// `/api/preload`, whatever their outcome (a write without `src` counts too).
+    pub fn write_count(&self) -> u64 {
+        self.inner.shared.writes.load(Ordering::Relaxed)
+    }
+
+    /// Every API request received, 401s included.
+    pub fn request_count(&self) -> u64 {
+        self.inner.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Names of the streams in memory, sorted.
+    pub fn stream_names(&self) -> Vec<String> {
+        self.inner.shared.state().streams.keys().cloned().collect()
+    }
+
+    /// The sources of an in-memory stream, unmasked, as sent.
+    pub fn stream_sources(&self, name: &str) -> Option<Vec<String>> {
+        self.inner.shared.state().streams.get(name).cloned()
+    }
+
+    /// The streams its YAML file holds now.
+    pub fn file_streams(&self) -> BTreeMap<String, Vec<String>> {
+        self.inner.shared.state().file.streams.clone()
+    }
+
+    /// Names of the preloaded streams in memory, sorted.
+    pub fn preloads(&self) -> Vec<String> {
+        self.inner.shared.state().preloads.keys().cloned().collect()
+    }
+
+    /// A stream the user added themselves: in memory, and in the file if it is writable.
+    pub fn add_stream_by_hand(&self, name: &str, sources: &[&str]) {
+        let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
+        let mut state = self.inner.shared.state();
+        state.streams.insert(name.to_owned(), sources.clone());
+        // A read-only file just keeps the stream out of it, as a failed PUT would.
+        let _ = state.patch_file(|file| {
+            file.streams.insert(name.to_owned(), sources);
+        });
+    }
+
+    /// Makes the YAML file writable or read-only from now on.
+    pub fn set_config_writable(&self, writable: bool) {
+        self.inner.shared.state().writable = writable;
+    }
+
+    /// Like a process restart: every connection drops, memory := the file's streams (and
+    /// preloads), a crash is forgotten, and both servers listen again on the same ports. If a
+    /// port cannot be bound again, the simulator stays down and [`Go2rtcSim::crashed`] says why.
+    pub async fn restart(&self) {
+        let shared = &self.inner.shared;
+        let mut running = self.inner.running.lock().await;
+        self.stop_running(&mut running).await;
+        let bound = bind_pair(shared.api_port, shared.rtsp_port).await;
+        shared.state().revive();
+        match bound {
+            Ok((api, rtsp)) => *running = Some(spawn_servers(shared, api, rtsp)),
+            Err(e) => shared.state().die(&format!("restart: listen: {e}")),
+        }
+    }
+
+    /// Go's fatal error after an overlap crash (or why a restart failed); `None` while serving.
+    pub fn crashed(&self) -> Option<String> {
+        self.inner.shared.state().crash.clone()
+    }
+
+    /// Stops both servers and drops every connection; [`Go2rtcSim::restart`] brings it back.
+    pub async fn shutdown(&self) {
+        let mut running = self.inner.running.lock().await;
+        self.stop_running(&mut running).await;
+    }
+
+    /// Kills the current incarnation and waits until its listeners are closed.
+    async fn stop_running(&self, running: &mut Option<Running>) {
+        self.inner.shared.kill_token().cancel();
+        if let Some(old) = running.take() {
+            old.stop().await;
+        }
+    }
+}
+
+async fn bind_pair(api_port: u16, rtsp_port: u16) -> io::Result<(TcpListener, TcpListener)> {
+    let bind = |port| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    Ok((bind(api_port).await?, bind(rtsp_port).await?))
+}
+
+fn spawn_servers(shared: &Arc<Shared>, api: TcpListener, rtsp: TcpListener) -> Running {
+    let kill = shared.kill_token();
+    let listener = DyingListener {
+        inner: api,
+        kill: kill.clone(),
+    };
+    let serve = axum::serve(listener, router(shared.clone()))
+        .with_graceful_shutdown(kill.clone().cancelled_owned());
+    let http = tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "go2rtc sim http server failed");
+        }
+    });
+    Running {
+        http,
+        rtsp: RtspServer::spawn(rtsp, kill, shared.clone()),
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api", any(api_info))
+        .route("/api/streams", any(streams_api))
+        .route("/api/preload", any(preload_api))
+        .route("/api/restart", any(restart_api))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "404 page not found") })
+        .layer(middleware::from_fn_with_state(shared.clone(), gate))
+        .with_state(shared)
+}
+
+/// Counts, authenticates, and ties every request to the life of its incarnation: once the
+/// simulator dies, a request in flight never answers (its connection drops instead).
+async fn gate(
+    HttpState(shared): HttpState<Arc<Shared>>,
+    request: HttpRequest,
+    next: Next,
+) -> HttpResponse {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(expected) = &shared.authorization {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !rtsp::auth_matches(given, expected) {
+            let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="go2rtc""#),
+            );
+            return response;
+        }
+    }
+    let kill = shared.kill_token();
+    tokio::select! {
+        () = kill.cancelled() => std::future::pending().await,
+        response = next.run(request) => response,
+    }
+}
+
+/// The decoded query, repeated keys kept in order (`url::form_urlencoded`, like Go's
+/// `url.ParseQuery`: `+` is a space).
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: Option<&str>) -> Self {
+        let pairs = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes());
+        Query(
+            pairs
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The first value of `key`, `""` if absent (Go's `Query().Get`).
+    fn first(&self, key: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    /// Whether the query asks for a real dial (go2rtc's probe consumer).
+    fn wants_media(&self) -> bool {
+        ["video", "audio", "microphone"].iter().any(|k| self.has(k))
+    }
+}
+
+async fn api_info(HttpState(shared): HttpState<Arc<Shared>>) -> HttpResponse {
+    json_response(
+        &json!({
+            "config_path": CONFIG_PATH,
+            "host": format!("127.0.0.1:{}", shared.api_port),
+            "pid": std::process::id(),
+            "revision": "sim",
+            "rtsp": {"listen": format!(":{}", shared.rtsp_port), "default_query": "video&audio"},
+            "version": VERSION,
+        }),
+        false,
+    )
+}
+
+async fn streams_api(
+    HttpState(shared): HttpState<Arc<Shared>>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+) -> HttpResponse {
+    if [Method::PUT, Method::DELETE, Method::PATCH].contains(&method) {
+        shared.writes.fetch_add(1, Ordering::Relaxed);
+    }
+    let query = Query::parse(raw.as_deref());
+    let (src, name) = (query.first("src"), query.first("name"));
+    if src.is_empty() && name.is_empty() && method != Method::POST {
+        let list = shared
+            .read(LIST_WRITE, |state| list_json(&state.streams))
+            .await;
+        return json_response(&list, false);
+    }
+    match method {
+        Method::GET => get_stream(&shared, src, query.wants_media()).await,
+        Method::PUT => {
+            let name = if name.is_empty() { src } else { name };
+            put_stream(&shared, name, query.all("src")).await
+        }
+        Method::PATCH => patch_stream(&shared, name, src).await,
+        // Newer go2rtc: memory by `name` (older builds: by `src`), the file always by `src`.
+        Method::DELETE => {
+            delete_stream(&shared, if name.is_empty() { src } else { name }, src).await
+        }
+        Method::POST => text(StatusCode::BAD_REQUEST, ""),
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+async fn get_stream(shared: &Shared, name: &str, dial: bool) -> HttpResponse {
+    let Some(sources) = shared
+        .read(GET_WRITE, |state| state.streams.get(name).cloned())
+        .await
+    else {
+        return text(StatusCode::NOT_FOUND, "");
+    };
+    if dial && let Err(e) = dial_any(&sources).await {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("streams: {e}"));
+    }
+    json_response(&stream_json(&sources), true)
+}
+
+async fn put_stream(shared: &Shared, name: &str, sources: Vec<String>) -> HttpResponse {
+    if !sources.iter().all(|s| source_allowed(s)) {
+        return text(StatusCode::BAD_REQUEST, "");
+    }
+    let persisted = shared
+        .write(|state| {
+            state.streams.insert(name.to_owned(), sources.clone());
+            state.preloads.remove(name); // a new stream object has no consumers
+            state.patch_file(|file| {
+                file.streams.insert(name.to_owned(), sources);
+            })
+        })
+        .await;
+    empty_or_error(persisted, StatusCode::BAD_REQUEST)
+}
+
+async fn patch_stream(shared: &Shared, name: &str, src: &str) -> HttpResponse {
+    if name.is_empty() || !source_allowed(src) {
+        return text(StatusCode::BAD_REQUEST, "");
+    }
+    shared
+        .write(|state| state.streams.insert(name.to_owned(), vec![src.to_owned()]))
+        .await;
+    StatusCode::OK.into_response()
+}
+
+async fn delete_stream(shared: &Shared, memory_key: &str, file_key: &str) -> HttpResponse {
+    let persisted = shared
+        .write(|state| {
+            state.streams.remove(memory_key);
+            state.preloads.remove(memory_key);
+            state.patch_file(|file| {
+                file.streams.remove(file_key);
+            })
+        })
+        .await;
+    empty_or_error(persisted, StatusCode::BAD_REQUEST)
+}
+
+/// What the API accepts as a source since v1.9.12: no whitespace, no command sources.
+fn source_allowed(source: &str) -> bool {
+    !source.is_empty()
+        && !source.bytes().any(|b| b.is_ascii_whitespace())
+        && !["exec:", "echo:", "expr:"]
+            .iter()
+            .any(|p| source.starts_with(p))
+}
+
+async fn preload_api(
+    HttpState(shared): HttpState<Arc<Shared>>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+) -> HttpResponse {
+    let query = Query::parse(raw.as_deref());
+    let src = query.first("src");
+    match method {
+        Method::GET => json_response(&json!(shared.state().preloads), false),
+        Method::PUT => {
+            shared.writes.fetch_add(1, Ordering::Relaxed);
+            put_preload(&shared, src, preload_query(&query)).await
+        }
+        Method::DELETE => {
+            shared.writes.fetch_add(1, Ordering::Relaxed);
+            delete_preload(&shared, src)
+        }
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, ""),
+    }
+}
+
+/// go2rtc dials before it keeps a preload: a camera that is down fails the PUT.
+async fn put_preload(shared: &Shared, name: &str, query: String) -> HttpResponse {
+    let Some(sources) = shared.state().streams.get(name).cloned() else {
+        return text(StatusCode::NOT_FOUND, "stream not found");
+    };
+    if let Err(e) = dial_any(&sources).await {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("streams: {e}"));
+    }
+    let mut state = shared.state();
+    state.preloads.insert(name.to_owned(), query.clone());
+    let persisted = state.patch_file(|file| {
+        file.preloads.insert(name.to_owned(), query);
+    });
+    empty_or_error(persisted, StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn delete_preload(shared: &Shared, name: &str) -> HttpResponse {
+    let mut state = shared.state();
+    if state.preloads.remove(name).is_none() {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "streams: preload not found",
+        );
+    }
+    let persisted = state.patch_file(|file| {
+        file.preloads.remove(name);
+    });
+    empty_or_error(persisted, StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The query go2rtc stores for a preload: its media keys, Go-encoded (sorted), or its default.
+fn preload_query(query: &Query) -> String {
+    let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+    for key in ["audio", "microphone", "video"] {
+        for value in query.all(key) {
+            encoded.append_pair(key, &value);
+        }
+    }
+    let encoded = encoded.finish();
+    if encoded.is_empty() {
+        "video&audio".to_owned()
+    } else {
+        encoded
+    }
+}
+
+async fn restart_api(HttpState(shared): HttpState<Arc<Shared>>, method: Method) -> HttpResponse {
+    if method != Method::POST {
+        return text(StatusCode::BAD_REQUEST, "");
+    }
+    shared.state().load_file();
+    StatusCode::OK.into_response()
+}
+
+/// Tries the sources in order, as go2rtc does for a new consumer; the first error is reported.
+async fn dial_any(sources: &[String]) -> Result<(), String> {
+    let mut first_error = None;
+    for source in sources {
+        match rtsp::describe(source, CONNECT_TIMEOUT, READ_TIMEOUT).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| "no producers".to_owned()))
+}
+
+impl Handler for Shared {
+    async fn handle(&self, request: RtspRequest) -> RtspResponse {
+        match request.method.as_str() {
+            "OPTIONS" => RtspResponse::options(),
+            "DESCRIBE" => self.describe(&request).await,
+            "SETUP" if request.wants_udp() => RtspResponse::new(461),
+            _ => RtspResponse::new(501),
+        }
+    }
+}
+
+impl Shared {
+    /// 200 when the stream's camera answers (or a preload holds its tracks); 404 for an
+    /// unknown stream and, identically, for a camera that cannot be dialed.
+    async fn describe(&self, request: &RtspRequest) -> RtspResponse {
+        let name = request.path_name();
+        let (sources, preloaded) = {
+            let state = self.state();
+            (
+                state.streams.get(&name).cloned(),
+                state.preloads.contains_key(&name),
+            )
+        };
+        let Some(sources) = sources else {
+            return RtspResponse::new(404);
+        };
+        if preloaded || dial_any(&sources).await.is_ok() {
+            RtspResponse::sdp(&request.uri, &format!("go2rtc/{VERSION}"))
+        } else {
+            RtspResponse::new(404)
+        }
+    }
+}
+
+fn list_json(streams: &Streams) -> Value {
+    Value::Object(
+        streams
+            .iter()
+            .map(|(name, sources)| (name.clone(), stream_json(sources)))
+            .collect(),
+    )
+}
+
+fn stream_json(sources: &[String]) -> Value {
+    let producers = if sources.is_empty() {
+        Value::Null
+    } else {
+        sources
+            .iter()
+            .map(|s| json!({ "url": mask_credentials(s) }))
+            .collect()
+    };
+    json!({ "producers": producers, "consumers": null })
+}
+
+/// Replaces the userinfo of every `scheme://userinfo@host` in `source` with `***`, also inside
+/// wrappers such as `ffmpeg:rtsp://…`; everything else is kept.
+fn mask_credentials(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("://") {
+        let (head, tail) = rest.split_at(start + 3);
+        out.push_str(head);
+        let end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// go2rtc's JSON answers: `application/json`, a trailing newline, pretty for one stream.
+fn json_response(value: &Value, pretty: bool) -> HttpResponse {
+    let body = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    let body = body.unwrap_or_default() + "\n";
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Go's `http.Error`: text/plain, the message plus a newline (so an "empty" error body is
+/// `"\n"`).
+fn text(status: StatusCode, message: &str) -> HttpResponse {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+/// 200 with no body and no Content-Type, as go2rtc answers a successful write.
+fn empty_or_error(result: Result<(), String>, error_status: StatusCode) -> HttpResponse {
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => text(error_status, &e),
+    }
+}
+
+/// The API listener; its connections die with the incarnation's kill token.
+struct DyingListener {
+    inner: TcpListener,
+    kill: CancellationToken,
+}
+
+impl axum::serve::Listener for DyingListener {
+    type Io = DyingIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (DyingIo, SocketAddr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let kill = Box::pin(self.kill.clone().cancelled_owned());
+        (DyingIo { io, kill }, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A TCP stream that fails every read and write once the process "dies". hyper reads even
+/// while a request is in flight (to notice a client going away), so the error reaches it and
+/// it drops the connection and the handler: an in-flight request gets no answer, just as when
+/// go2rtc crashes.
+struct DyingIo {
+    io: TcpStream,
+    kill: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl DyingIo {
+    fn dead(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        self.kill
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then(|| io::Error::from(io::ErrorKind::ConnectionReset))
+    }
+}
+
+impl AsyncRead for DyingIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(e) = self.dead(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for DyingIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.dead(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.dead(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_hides_userinfo_only() {
+        let cases = [
+            (
+                "rtsp://admin:secret@10.0.0.5:554/s1",
+                "rtsp://***@10.0.0.5:554/s1",
+            ),
+            ("rtsp://admin@10.0.0.5/s1", "rtsp://***@10.0.0.5/s1"),
+            (
+                "ffmpeg:rtsp://u:p@127.0.0.1/x#video=h264",
+                "ffmpeg:rtsp://***@127.0.0.1/x#video=h264",
+            ),
+            (
+                "rtsp://127.0.0.1:8554/x?a=b@c",
+                "rtsp://127.0.0.1:8554/x?a=b@c",
+            ),
+            ("ffmpeg:multi#video=h264", "ffmpeg:multi#video=h264"),
+        ];
+        for (source, masked) in cases {
+            assert_eq!(mask_credentials(source), masked, "{source}");
+        }
+    }
+
+    #[test]
+    fn api_rejects_command_and_whitespace_sources() {
+        for bad in [
+            "exec:ffmpeg -i x",
+            "echo:rtsp://x",
+            "expr:1",
+            "rtsp://a b",
+            "rtsp://a\tb",
+            "",
+        ] {
+            assert!(!source_allowed(bad), "{bad:?}");
+        }
+        assert!(source_allowed(
+            "ffmpeg:rtsp://127.0.0.1/x#video=h264#timeout=30"
+        ));
+    }
+
+    #[test]
+    fn preload_query_is_go_encoded_or_default() {
+        assert_eq!(preload_query(&Query::parse(Some("src=a"))), "video&audio");
+        assert_eq!(
+            preload_query(&Query::parse(Some("src=a&video&audio=opus"))),
+            "audio=opus&video="
+        );
+    }
+}
