@@ -212,20 +212,9 @@ fn resolve_password(
                 "environment variable {var} (password_env) is not set or empty"
             ))),
         },
-        (None, None, Some(path)) => {
-            let path = ctx.base_dir.join(path);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                missing(format!("cannot read password_file {}: {e}", path.display()))
-            })?;
-            let value = text.trim_end_matches(['\r', '\n']);
-            if value.is_empty() {
-                return Err(missing(format!(
-                    "password_file {} is empty",
-                    path.display()
-                )));
-            }
-            Ok(Some(Secret::new(value)))
-        }
+        (None, None, Some(path)) => crate::config::read_secret_file(&ctx.base_dir.join(path))
+            .map(Some)
+            .map_err(|e| missing(format!("password_file: {e}"))),
         _ => Err(CameraError::PasswordTwice {
             name: name.to_owned(),
         }),

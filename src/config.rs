@@ -52,7 +52,7 @@ pub struct TargetConfig {
     pub api: url::Url,
     /// The server's RTSP proxy, for probes.
     pub rtsp: Option<url::Url>,
-    /// HTTP Basic credentials for the API.
+    /// HTTP Basic credentials for the API (`username` with `password_env` or `password_file`).
     pub username: Option<String>,
     pub password: Option<Secret>,
     /// Per-request timeout.
@@ -112,6 +112,7 @@ struct RawTarget {
     rtsp: Option<Spanned<String>>,
     username: Option<String>,
     password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
 }
 
@@ -167,21 +168,34 @@ pub fn parse(
             .as_ref()
             .map(|s| parse_rtsp_url(s).map_err(|r| invalid(s.referenced.line(), "rtsp", r)))
             .transpose()?;
-        let password = match &t.password_env {
-            None => None,
-            Some(var) => Some(env(&var.value).map(Secret::new).ok_or_else(|| {
+        let password = match (&t.password_env, &t.password_file) {
+            (None, None) => None,
+            (Some(var), None) => Some(env(&var.value).map(Secret::new).ok_or_else(|| {
                 invalid(
                     var.referenced.line(),
                     "password_env",
                     format!("environment variable {} is not set", var.value),
                 )
             })?),
+            (None, Some(file)) => Some(
+                read_secret_file(&base.join(&file.value))
+                    .map_err(|reason| invalid(file.referenced.line(), "password_file", reason))?,
+            ),
+            (Some(_), Some(file)) => {
+                return Err(invalid(
+                    file.referenced.line(),
+                    "password_file",
+                    format!("target {name:?}: set `password_env` or `password_file`, not both"),
+                ));
+            }
         };
         if password.is_some() != t.username.is_some() {
             return Err(invalid(
                 line,
                 "username",
-                format!("target {name:?}: set both `username` and `password_env`, or neither"),
+                format!(
+                    "target {name:?}: set `username` together with `password_env` or `password_file`, or none of them"
+                ),
             ));
         }
         let timeout = match &t.timeout {
@@ -248,6 +262,17 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
         };
     }
     Ok(())
+}
+
+/// Reads a secret from a file (a Docker or Kubernetes secret), without its trailing newline.
+pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value = text.trim_end_matches(['\r', '\n']);
+    if value.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret::new(value))
 }
 
 fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {

@@ -310,3 +310,36 @@ async fn an_unreachable_target_fails_the_sync_and_touches_nothing() {
     );
     assert_eq!(f.names(), ["a"]);
 }
+
+#[tokio::test]
+async fn api_basic_auth_is_sent_and_a_wrong_password_is_explained() {
+    let f = Fixture::with(Go2rtcSimOptions {
+        username: Some("api".into()),
+        password: Some("api-pass".into()),
+        ..Go2rtcSimOptions::default()
+    })
+    .await;
+    f.write_cameras(&[("a", A)]);
+    let with_auth = |password: &str| {
+        std::fs::write(f.path("api.password"), format!("{password}\n")).unwrap();
+        let text = std::fs::read_to_string(f.config_path()).unwrap();
+        let text = text.replace(
+            "    timeout: 5s\n",
+            "    timeout: 5s\n    username: api\n    password_file: api.password\n",
+        );
+        std::fs::write(f.config_path(), text).unwrap();
+    };
+    with_auth("wrong");
+    let report = f.sync().await;
+    let error = report.targets[0].error.clone().unwrap();
+    assert!(
+        error.contains("401") && error.contains("username"),
+        "{error}"
+    );
+    assert!(!error.contains("wrong"), "{error}");
+
+    f.write_config("");
+    with_auth("api-pass");
+    assert!(f.sync().await.ok());
+    assert_eq!(f.names(), ["a"]);
+}

@@ -251,3 +251,148 @@ fn log_failed(target: &str, step: &Step, error: TargetError) -> Outcome {
     tracing::error!(target_name = target, stream = %step.name, action = ?step.action, error = %error, "failed");
     Outcome::Failed(error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::camera::SourceUrl;
+    use crate::target::BoxFuture;
+
+    /// A target in memory whose upserts fail with `failure` the first `failures` times.
+    struct FakeTarget {
+        streams: Mutex<BTreeSet<String>>,
+        failures: AtomicUsize,
+        failure: fn() -> TargetError,
+        upserts: AtomicUsize,
+    }
+
+    impl FakeTarget {
+        fn new(failures: usize, failure: fn() -> TargetError) -> Arc<FakeTarget> {
+            Arc::new(FakeTarget {
+                streams: Mutex::new(BTreeSet::new()),
+                failures: AtomicUsize::new(failures),
+                failure,
+                upserts: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    impl Target for FakeTarget {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn render(&self, camera: &Camera) -> String {
+            camera.sources[0].expose()
+        }
+        fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
+            Box::pin(async { Ok(self.streams.lock().unwrap().clone()) })
+        }
+        fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+            Box::pin(async move {
+                self.upserts.fetch_add(1, Ordering::SeqCst);
+                let left = self.failures.load(Ordering::SeqCst);
+                if left > 0 {
+                    self.failures.store(left - 1, Ordering::SeqCst);
+                    return Err((self.failure)());
+                }
+                self.streams.lock().unwrap().insert(camera.name.clone());
+                Ok(Applied::Done)
+            })
+        }
+        fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
+            Box::pin(async move {
+                self.streams.lock().unwrap().remove(name);
+                Ok(Applied::Done)
+            })
+        }
+    }
+
+    fn inventory() -> Inventory {
+        let camera = Camera {
+            name: "cam".into(),
+            sources: vec![SourceUrl::parse("rtsp://192.0.2.1/x").unwrap()],
+            profile: "viewing".into(),
+            targets: None,
+            enabled: true,
+        };
+        Inventory {
+            cameras: [("cam".to_string(), camera)].into(),
+            rejected: Vec::new(),
+        }
+    }
+
+    fn reconciler(target: Arc<FakeTarget>) -> (Reconciler, Arc<Ledger>) {
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        (Reconciler::new(vec![target], ledger.clone(), false), ledger)
+    }
+
+    fn server_error() -> TargetError {
+        TargetError::Status {
+            target: "fake".into(),
+            op: "put".into(),
+            status: 503,
+            detail: String::new(),
+        }
+    }
+
+    fn rejected() -> TargetError {
+        TargetError::Rejected {
+            target: "fake".into(),
+            op: "put".into(),
+            detail: "bad source".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_errors_are_retried_with_backoff_until_success() {
+        let target = FakeTarget::new(2, server_error);
+        let (reconciler, ledger) = reconciler(target.clone());
+        let started = tokio::time::Instant::now();
+        let report = reconciler.sync(&inventory()).await;
+        assert!(report.ok(), "{}", report.render_text());
+        assert_eq!(target.upserts.load(Ordering::SeqCst), 3);
+        assert!(
+            started.elapsed() >= RetryPolicy::default().min_delay,
+            "it waited between tries"
+        );
+        assert!(
+            ledger.owned("fake").unwrap()["cam"].is_some(),
+            "the write is confirmed"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_after_the_last_attempt_and_leave_an_unconfirmed_intent() {
+        let target = FakeTarget::new(10, server_error);
+        let (reconciler, ledger) = reconciler(target.clone());
+        let report = reconciler.sync(&inventory()).await;
+        assert!(!report.ok());
+        assert_eq!(
+            target.upserts.load(Ordering::SeqCst),
+            RetryPolicy::default().attempts
+        );
+        assert_eq!(
+            ledger.owned("fake").unwrap()["cam"],
+            None,
+            "owned, but the write is unconfirmed"
+        );
+        // The next sync tries again (and the fake has given up failing by then).
+        target.failures.store(0, Ordering::SeqCst);
+        assert!(reconciler.sync(&inventory()).await.ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejection_is_not_retried() {
+        let target = FakeTarget::new(1, rejected);
+        let (reconciler, _) = reconciler(target.clone());
+        let report = reconciler.sync(&inventory()).await;
+        assert_eq!(target.upserts.load(Ordering::SeqCst), 1);
+        let step = &report.targets[0].steps[0];
+        assert_eq!(step.outcome, report::OutcomeKind::Failed);
+        assert!(step.detail.as_deref().unwrap().contains("bad source"));
+    }
+}

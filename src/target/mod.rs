@@ -61,7 +61,7 @@ pub enum TargetError {
         timeout: Duration,
     },
     #[error(
-        "target {target}: {op}: the server refused the credentials (401); check `username` and `password_env`"
+        "target {target}: {op}: the server refused the credentials (401); check the target's `username` and `password_env` / `password_file`"
     )]
     Unauthorized { target: String, op: String },
     #[error("target {target}: {op}: rejected: {detail}")]
