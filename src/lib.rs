@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod ledger;
+pub mod profile;
 pub mod reconcile;
 pub mod secret;
 pub mod sim;
