@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use camsync::camera::{BUILTIN_PROFILES, CameraSpec, ValidationContext};
+use camsync::camera::{CameraSpec, ValidationContext};
 use camsync::config::{TargetConfig, TargetKind};
 use camsync::ledger::Ledger;
+use camsync::profile::Profiles;
 use camsync::reconcile::Reconciler;
 use camsync::reconcile::report::SyncReport;
 use camsync::secret::Secret;
@@ -16,12 +17,12 @@ use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync::source::{Inventory, Record, validate_records};
 
 fn inventory(n: usize, target: &str) -> Inventory {
-    let targets = [target.to_string()].into();
-    let profiles = BUILTIN_PROFILES.iter().map(|p| p.to_string()).collect();
+    let targets = [(target.to_string(), TargetKind::Go2rtc)].into();
+    let profiles = Profiles::builtin();
     let ctx = ValidationContext {
         base_dir: std::path::Path::new("."),
-        target_names: &targets,
-        profile_names: &profiles,
+        targets: &targets,
+        profiles: &profiles,
         env: &|_| None,
     };
     let records = (0..n)

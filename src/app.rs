@@ -1,10 +1,9 @@
 //! Wiring shared by the commands: config → inventory, targets, ledger, reconciler.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::camera::{BUILTIN_PROFILES, ValidationContext};
+use crate::camera::ValidationContext;
 use crate::config::{Config, SourceConfig};
 use crate::ledger::{Ledger, LedgerError};
 use crate::reconcile::Reconciler;
@@ -38,12 +37,11 @@ pub enum AppError {
 pub fn load_inventory(config: &Config) -> Result<Inventory, SourceError> {
     let SourceConfig::File(path) = &config.source;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let target_names = config.target_names();
-    let profile_names: BTreeSet<String> = BUILTIN_PROFILES.iter().map(|p| p.to_string()).collect();
+    let targets = config.target_kinds();
     let ctx = ValidationContext {
         base_dir,
-        target_names: &target_names,
-        profile_names: &profile_names,
+        targets: &targets,
+        profiles: &config.profiles,
         env: &process_env,
     };
     file::load(path, &ctx)

@@ -5,17 +5,22 @@
 //! and the reason. Credentials are held as [`Secret`]s and put into a source URL only by
 //! [`SourceUrl::expose`], at the moment a request is built.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
+use crate::config::TargetKind;
+use crate::profile::{DEFAULT_RTSP_TRANSPORT, MediamtxFields, Profiles, check_mediamtx_fields};
 use crate::secret::{Secret, redact};
 
-/// The lifecycle profiles every deployment has.
-pub const BUILTIN_PROFILES: [&str; 3] = ["recording", "viewing", "snapshot"];
 pub const DEFAULT_PROFILE: &str = "viewing";
+
+/// Source schemes MediaMTX can pull from.
+const MEDIAMTX_SCHEMES: [&str; 10] = [
+    "rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "srt", "whep", "wheps",
+];
 
 /// A camera record as a source delivers it, before validation.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -31,14 +36,16 @@ pub struct CameraSpec {
     pub profile: Option<String>,
     pub targets: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// Raw MediaMTX path fields, layered over the profile's.
+    pub mediamtx: Option<MediamtxFields>,
 }
 
 /// What a spec is validated against.
 pub struct ValidationContext<'a> {
     /// Where relative `password_file` paths start.
     pub base_dir: &'a Path,
-    pub target_names: &'a BTreeSet<String>,
-    pub profile_names: &'a BTreeSet<String>,
+    pub targets: &'a BTreeMap<String, TargetKind>,
+    pub profiles: &'a Profiles,
     /// Reads an environment variable; injectable for tests.
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -53,6 +60,10 @@ pub struct Camera {
     /// Target names; `None` means every target.
     pub targets: Option<BTreeSet<String>>,
     pub enabled: bool,
+    /// go2rtc keeps the stream connected (from the profile).
+    pub preload: bool,
+    /// MediaMTX path fields: `rtspTransport: tcp`, then the profile's, then the camera's own.
+    pub mediamtx: MediamtxFields,
 }
 
 impl Camera {
@@ -108,6 +119,16 @@ pub enum CameraError {
         profile: String,
         known: String,
     },
+    #[error("camera {name:?}: {reason}")]
+    MediamtxField { name: String, reason: String },
+    #[error(
+        "camera {name:?}: MediaMTX target {target:?} cannot pull {url}; limit the camera's `targets` or give it an rtsp:// (rtmp, http, srt, udp, whep) source first"
+    )]
+    NotForMediamtx {
+        name: String,
+        target: String,
+        url: String,
+    },
     #[error("camera {name:?}: duplicate name (first defined {first})")]
     Duplicate { name: String, first: String },
 }
@@ -157,33 +178,58 @@ impl CameraSpec {
             };
             sources.push(source);
         }
-        let profile = self.profile.unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
-        if !ctx.profile_names.contains(&profile) {
+        let profile_name = self.profile.unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+        let Some(profile) = ctx.profiles.get(&profile_name) else {
             return Err(CameraError::UnknownProfile {
                 name,
-                profile,
-                known: join(ctx.profile_names),
+                profile: profile_name,
+                known: join(&ctx.profiles.names()),
             });
-        }
-        let targets = match self.targets {
+        };
+        let targets: Option<BTreeSet<String>> = match self.targets {
             None => None,
             Some(list) => {
-                if let Some(unknown) = list.iter().find(|t| !ctx.target_names.contains(*t)) {
+                if let Some(unknown) = list.iter().find(|t| !ctx.targets.contains_key(*t)) {
                     return Err(CameraError::UnknownTarget {
                         name,
                         target: unknown.clone(),
-                        known: join(ctx.target_names),
+                        known: join(&ctx.targets.keys().cloned().collect()),
                     });
                 }
                 Some(list.into_iter().collect())
             }
         };
+        let mediamtx_target = ctx.targets.iter().find(|(t, kind)| {
+            **kind == TargetKind::Mediamtx && targets.as_ref().is_none_or(|set| set.contains(*t))
+        });
+        if let Some((target, _)) = mediamtx_target
+            && !MEDIAMTX_SCHEMES.contains(&sources[0].scheme())
+        {
+            return Err(CameraError::NotForMediamtx {
+                name,
+                target: target.clone(),
+                url: sources[0].redacted(),
+            });
+        }
+        let mut mediamtx = MediamtxFields::new();
+        mediamtx.insert("rtspTransport".into(), DEFAULT_RTSP_TRANSPORT.into());
+        mediamtx.extend(profile.mediamtx.clone());
+        if let Some(fields) = self.mediamtx {
+            let fields =
+                check_mediamtx_fields(fields).map_err(|reason| CameraError::MediamtxField {
+                    name: name.clone(),
+                    reason,
+                })?;
+            mediamtx.extend(fields);
+        }
         Ok(Camera {
             name,
             sources,
-            profile,
+            preload: profile.preload,
+            profile: profile_name,
             targets,
             enabled: self.enabled.unwrap_or(true),
+            mediamtx,
         })
     }
 }
@@ -356,6 +402,11 @@ impl SourceUrl {
         Ok(self)
     }
 
+    /// The scheme, e.g. `rtsp` (for `ffmpeg:rtsp://…`, `ffmpeg`).
+    pub fn scheme(&self) -> &str {
+        self.template.split(':').next().unwrap_or_default()
+    }
+
     /// The source with credentials in it: only for the request that sends it.
     pub fn expose(&self) -> String {
         self.assemble(|p| utf8_percent_encode(p.expose(), USERINFO).to_string())
@@ -394,20 +445,20 @@ mod tests {
     use super::*;
 
     fn ctx_with<'a>(
-        targets: &'a BTreeSet<String>,
-        profiles: &'a BTreeSet<String>,
+        targets: &'a BTreeMap<String, TargetKind>,
+        profiles: &'a Profiles,
         env: &'a dyn Fn(&str) -> Option<String>,
     ) -> ValidationContext<'a> {
         ValidationContext {
             base_dir: Path::new("."),
-            target_names: targets,
-            profile_names: profiles,
+            targets,
+            profiles,
             env,
         }
     }
 
-    fn names(list: &[&str]) -> BTreeSet<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn go2rtc_only() -> BTreeMap<String, TargetKind> {
+        [("go2rtc".to_string(), TargetKind::Go2rtc)].into()
     }
 
     fn spec(name: &str, url: &str) -> CameraSpec {
@@ -441,8 +492,8 @@ mod tests {
 
     #[test]
     fn credentials_are_percent_encoded_only_when_exposed() {
-        let targets = names(&["go2rtc"]);
-        let profiles = names(&BUILTIN_PROFILES);
+        let targets = go2rtc_only();
+        let profiles = Profiles::builtin();
         let env = |v: &str| (v == "PW").then(|| "p@ss:w/rd".to_string());
         let mut s = spec("cam", "rtsp://192.0.2.10:554/s1#transport=tcp");
         s.username = Some("admin".into());
@@ -487,8 +538,8 @@ mod tests {
 
     #[test]
     fn every_problem_names_the_camera() {
-        let targets = names(&["go2rtc"]);
-        let profiles = names(&BUILTIN_PROFILES);
+        let targets = go2rtc_only();
+        let profiles = Profiles::builtin();
         let env = |_: &str| None;
         let ctx = ctx_with(&targets, &profiles, &env);
         let mut missing = spec("door", "rtsp://192.0.2.1/x");
@@ -518,5 +569,50 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn profiles_and_raw_fields_resolve_into_mediamtx_settings() {
+        let targets: BTreeMap<String, TargetKind> = [
+            ("go2rtc".to_string(), TargetKind::Go2rtc),
+            ("mtx".to_string(), TargetKind::Mediamtx),
+        ]
+        .into();
+        let profiles = Profiles::builtin();
+        let env = |_: &str| None;
+        let ctx = ctx_with(&targets, &profiles, &env);
+        let mut s = spec("rec", "rtsp://192.0.2.1/x");
+        s.profile = Some("recording".into());
+        s.mediamtx = Some(
+            serde_json::json!({"recordDeleteAfter": "7d", "maxReaders": 3})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let cam = s.validate(&ctx).unwrap();
+        assert!(cam.preload);
+        assert_eq!(cam.mediamtx["rtspTransport"], "tcp");
+        assert_eq!(cam.mediamtx["record"], true);
+        assert_eq!(cam.mediamtx["recordDeleteAfter"], "7d");
+        assert_eq!(cam.mediamtx["maxReaders"], 3);
+
+        let mut typo = spec("typo", "rtsp://192.0.2.1/x");
+        typo.mediamtx = Some(
+            serde_json::json!({"recordPaht": "x"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let e = typo.validate(&ctx).unwrap_err().to_string();
+        assert!(e.contains("\"typo\"") && e.contains("recordPaht"), "{e}");
+
+        let e = spec("ff", "ffmpeg:rtsp://192.0.2.1/x")
+            .validate(&ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"mtx\"") && e.contains("targets"), "{e}");
+        let mut only_go2rtc = spec("ff", "ffmpeg:rtsp://192.0.2.1/x");
+        only_go2rtc.targets = Some(vec!["go2rtc".into()]);
+        assert!(only_go2rtc.validate(&ctx).is_ok());
     }
 }

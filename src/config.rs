@@ -4,13 +4,14 @@
 //! names the file, the line and the key. Relative paths are resolved against the config file's
 //! directory. Secrets (`password_env`, `password_file`) are resolved here, once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::profile::{ProfileSpec, Profiles};
 use crate::secret::Secret;
 
 pub const DEFAULT_CONFIG_PATH: &str = "camsync.yaml";
@@ -30,6 +31,8 @@ pub struct Config {
     pub resync: Duration,
     /// Lets a plan delete more than half of the streams camsync owns on a target.
     pub allow_mass_delete: bool,
+    /// Lifecycle profiles: the built-ins with the config's overrides.
+    pub profiles: Profiles,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,7 @@ pub enum SourceConfig {
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Go2rtc,
+    Mediamtx,
 }
 
 #[derive(Debug, Clone)]
@@ -60,8 +64,11 @@ pub struct TargetConfig {
 }
 
 impl Config {
-    pub fn target_names(&self) -> BTreeSet<String> {
-        self.targets.iter().map(|t| t.name.clone()).collect()
+    pub fn target_kinds(&self) -> BTreeMap<String, TargetKind> {
+        self.targets
+            .iter()
+            .map(|t| (t.name.clone(), t.kind))
+            .collect()
     }
 }
 
@@ -95,6 +102,7 @@ struct RawConfig {
     resync: Option<Spanned<String>>,
     #[serde(default)]
     allow_mass_delete: bool,
+    profiles: Option<Spanned<BTreeMap<String, ProfileSpec>>>,
 }
 
 #[derive(Deserialize)]
@@ -223,6 +231,13 @@ pub fn parse(
         None => DEFAULT_RESYNC,
         Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "resync", r))?,
     };
+    let profiles = match raw.profiles {
+        None => Profiles::builtin(),
+        Some(specs) => {
+            let line = specs.referenced.line();
+            Profiles::with_specs(specs.value).map_err(|r| invalid(line, "profiles", r))?
+        }
+    };
     let mut config = Config {
         path: path.to_owned(),
         source: SourceConfig::File(base.join(raw.source.file)),
@@ -230,6 +245,7 @@ pub fn parse(
         state: base.join(raw.state.unwrap_or_else(|| "camsync-state.db".into())),
         resync,
         allow_mass_delete: raw.allow_mass_delete,
+        profiles,
     };
     apply_env(&mut config, env)?;
     Ok(config)

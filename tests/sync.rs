@@ -205,7 +205,7 @@ async fn a_go2rtc_restart_is_healed_by_the_next_sync() {
         report.targets[0]
             .steps
             .iter()
-            .all(|s| s.outcome == OutcomeKind::NotPersisted),
+            .all(|s| s.outcome == OutcomeKind::Partial),
         "a read-only go2rtc config is reported: {}",
         report.render_text()
     );
@@ -342,4 +342,44 @@ async fn api_basic_auth_is_sent_and_a_wrong_password_is_explained() {
     with_auth("api-pass");
     assert!(f.sync().await.ok());
     assert_eq!(f.names(), ["a"]);
+}
+
+#[tokio::test]
+async fn recording_cameras_are_preloaded_and_a_down_camera_leaves_the_preload_pending() {
+    let camera = camsync::sim::camera::SimCamera::start().await.unwrap();
+    let f = Fixture::new().await;
+    let write = |url: String| {
+        std::fs::write(
+            f.path("cameras.yaml"),
+            format!("cameras:\n  - name: rec\n    url: {url}\n    profile: recording\n  - name: view\n    url: {B}\n"),
+        )
+        .unwrap()
+    };
+    write(camera.url("live"));
+    let report = f.sync().await;
+    assert!(report.ok(), "{}", report.render_text());
+    assert_eq!(
+        f.go2rtc.preloads(),
+        ["rec"],
+        "only the recording profile is preloaded"
+    );
+
+    camera.stop().await;
+    write(camera.url("live2"));
+    let report = f.sync().await;
+    assert!(
+        report.ok(),
+        "a pending preload is not a failure: {}",
+        report.render_text()
+    );
+    let step = &report.targets[0].steps[0];
+    assert_eq!(step.outcome, OutcomeKind::Partial);
+    assert!(
+        step.detail.as_deref().unwrap().contains("preload pending"),
+        "{step:?}"
+    );
+    assert_eq!(
+        f.go2rtc.stream_sources("rec"),
+        Some(vec![camera.url("live2")])
+    );
 }

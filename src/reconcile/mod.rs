@@ -239,10 +239,10 @@ fn log_applied(target: &str, step: &Step, applied: Applied) -> Outcome {
             tracing::info!(target_name = target, stream = %step.name, action = ?step.action, reason = step.reason, "applied");
             Outcome::Done
         }
-        Applied::NotPersisted { detail } => {
+        Applied::Partial { detail } => {
             tracing::info!(target_name = target, stream = %step.name, action = ?step.action, %detail,
                 "applied in memory, but the server could not save its config file; camsync restores it after a restart");
-            Outcome::NotPersisted(detail)
+            Outcome::Partial(detail)
         }
     }
 }
@@ -318,6 +318,8 @@ mod tests {
             profile: "viewing".into(),
             targets: None,
             enabled: true,
+            preload: false,
+            mediamtx: Default::default(),
         };
         Inventory {
             cameras: [("cam".to_string(), camera)].into(),

@@ -67,7 +67,7 @@ pub enum OutcomeKind {
     Planned,
     Unchanged,
     Done,
-    NotPersisted,
+    Partial,
     Failed,
 }
 
@@ -77,7 +77,7 @@ pub enum Outcome {
     Planned,
     Unchanged,
     Done,
-    NotPersisted(String),
+    Partial(String),
     Failed(String),
 }
 
@@ -87,7 +87,7 @@ impl StepReport {
             Outcome::Planned => (OutcomeKind::Planned, None),
             Outcome::Unchanged => (OutcomeKind::Unchanged, None),
             Outcome::Done => (OutcomeKind::Done, None),
-            Outcome::NotPersisted(d) => (OutcomeKind::NotPersisted, Some(d)),
+            Outcome::Partial(d) => (OutcomeKind::Partial, Some(d)),
             Outcome::Failed(d) => (OutcomeKind::Failed, Some(d)),
         };
         StepReport {
@@ -222,8 +222,8 @@ impl SyncReport {
                     (OutcomeKind::Failed, Some(d)) => {
                         let _ = write!(out, "  FAILED: {d}");
                     }
-                    (OutcomeKind::NotPersisted, Some(d)) => {
-                        let _ = write!(out, "  (in memory only: {d})");
+                    (OutcomeKind::Partial, Some(d)) => {
+                        let _ = write!(out, "  ({d})");
                     }
                     _ => {}
                 }

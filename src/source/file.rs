@@ -125,19 +125,21 @@ pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::camera::BUILTIN_PROFILES;
+    use crate::config::TargetKind;
+    use crate::profile::Profiles;
 
     fn check(text: &str) -> Result<Inventory, SourceError> {
-        let targets: BTreeSet<String> = ["go2rtc".to_string()].into();
-        let profiles: BTreeSet<String> = BUILTIN_PROFILES.iter().map(|s| s.to_string()).collect();
+        let targets: BTreeMap<String, TargetKind> =
+            [("go2rtc".to_string(), TargetKind::Go2rtc)].into();
+        let profiles = Profiles::builtin();
         let env = |v: &str| (v == "PW").then(|| "pw".to_string());
         let ctx = ValidationContext {
             base_dir: Path::new("."),
-            target_names: &targets,
-            profile_names: &profiles,
+            targets: &targets,
+            profiles: &profiles,
             env: &env,
         };
         parse(text, Path::new("cams.yaml"), &ctx)

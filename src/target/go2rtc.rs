@@ -9,109 +9,71 @@
 //! - A PUT answered 400 with an empty body (1.9.x) or a `streams: …` text (newer builds) was
 //!   refused: nothing changed. Any other 400 text comes from saving go2rtc's config file, after
 //!   the stream was already changed in memory: confirmed with `GET ?src=` and reported as
-//!   [`Applied::NotPersisted`].
+//!   [`Applied::Partial`].
 //! - Sources read back are masked, so nothing here compares URLs: the ledger's fingerprint says
 //!   whether a stream is current.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
 
-use super::{Applied, BoxFuture, Target, TargetError, http_client, transport_error};
+use super::http::{ApiClient, detail};
+use super::{Applied, BoxFuture, Target, TargetError};
 use crate::camera::Camera;
 use crate::config::TargetConfig;
-use crate::secret::{Secret, redact};
+
+const STREAMS: &str = "api/streams";
+const PRELOAD: &str = "api/preload";
 
 pub struct Go2rtc {
-    name: String,
-    base: url::Url,
-    streams_url: url::Url,
-    client: reqwest::Client,
-    auth: Option<(String, Secret)>,
-    timeout: Duration,
+    api: ApiClient,
     serial: Mutex<()>,
 }
 
 impl Go2rtc {
     pub fn new(config: &TargetConfig) -> Result<Go2rtc, TargetError> {
-        let mut base = config.api.clone();
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        let streams_url = base.join("api/streams").map_err(|e| TargetError::Client {
-            target: config.name.clone(),
-            detail: e.to_string(),
-        })?;
         Ok(Go2rtc {
-            name: config.name.clone(),
-            client: http_client(&config.name, config.timeout)?,
-            auth: config.username.clone().zip(config.password.clone()),
-            timeout: config.timeout,
-            base,
-            streams_url,
+            api: ApiClient::new(config)?,
             serial: Mutex::new(()),
         })
     }
 
-    /// Sends one request and reads the whole answer. Callers hold `serial`.
+    /// One call to `path` with `query`. Callers hold `serial`.
     async fn call(
         &self,
         op: &str,
         method: Method,
+        path: &str,
         query: &[(&str, &str)],
     ) -> Result<(StatusCode, String), TargetError> {
-        let mut request = self
-            .client
-            .request(method, self.streams_url.clone())
-            .query(query);
-        if let Some((user, pass)) = &self.auth {
-            request = request.basic_auth(user, Some(pass.expose()));
-        }
-        let map = |e| transport_error(&self.name, op, &self.base, self.timeout, e);
-        let response = request.send().await.map_err(map)?;
-        let status = response.status();
-        let body = response.text().await.map_err(map)?;
-        if status == StatusCode::UNAUTHORIZED {
-            return Err(TargetError::Unauthorized {
-                target: self.name.clone(),
-                op: op.to_owned(),
-            });
-        }
-        Ok((status, body))
-    }
-
-    fn unexpected(&self, op: &str, status: StatusCode, body: &str) -> TargetError {
-        TargetError::Status {
-            target: self.name.clone(),
-            op: op.to_owned(),
-            status: status.as_u16(),
-            detail: detail(body),
-        }
+        let request = self.api.request(op, method, path)?.query(query);
+        self.api.send(op, request).await
     }
 
     /// Whether the server has a stream called `name` right now (no dialing).
     async fn exists(&self, op: &str, name: &str) -> Result<bool, TargetError> {
-        match self.call(op, Method::GET, &[("src", name)]).await? {
+        match self
+            .call(op, Method::GET, STREAMS, &[("src", name)])
+            .await?
+        {
             (StatusCode::OK, _) => Ok(true),
             (StatusCode::NOT_FOUND, _) => Ok(false),
-            (status, body) => Err(self.unexpected(op, status, &body)),
+            (status, body) => Err(self.api.unexpected(op, status, detail(&body))),
         }
     }
 
     async fn list_names(&self) -> Result<BTreeSet<String>, TargetError> {
         let op = "list streams";
         let _serial = self.serial.lock().await;
-        let (status, body) = self.call(op, Method::GET, &[]).await?;
+        let (status, body) = self.call(op, Method::GET, STREAMS, &[]).await?;
         if status != StatusCode::OK {
-            return Err(self.unexpected(op, status, &body));
+            return Err(self.api.unexpected(op, status, detail(&body)));
         }
         let streams: Option<serde_json::Map<String, serde_json::Value>> =
-            serde_json::from_str(&body).map_err(|e| TargetError::Protocol {
-                target: self.name.clone(),
-                op: op.to_owned(),
-                detail: format!("not a JSON object of streams: {e}"),
+            serde_json::from_str(&body).map_err(|e| {
+                self.api
+                    .protocol(op, format!("not a JSON object of streams: {e}"))
             })?;
         Ok(streams
             .unwrap_or_default()
@@ -126,37 +88,52 @@ impl Go2rtc {
         let mut query = vec![("name", camera.name.as_str())];
         query.extend(sources.iter().map(|s| ("src", s.as_str())));
         let _serial = self.serial.lock().await;
-        match self.call(&op, Method::PUT, &query).await? {
-            (StatusCode::OK, _) => Ok(Applied::Done),
+        let applied = match self.call(&op, Method::PUT, STREAMS, &query).await? {
+            (StatusCode::OK, _) => Applied::Done,
             (StatusCode::BAD_REQUEST, body) if is_source_refusal(&body) => {
-                Err(TargetError::Rejected {
-                    target: self.name.clone(),
-                    op,
-                    detail: format!(
+                let shown: Vec<String> = camera.sources.iter().map(|s| s.redacted()).collect();
+                return Err(self.api.rejected(
+                    &op,
+                    format!(
                         "go2rtc refused the source(s) {}; check the scheme is one go2rtc supports",
-                        camera
-                            .sources
-                            .iter()
-                            .map(|s| s.redacted())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        shown.join(", ")
                     ),
-                })
+                ));
             }
             (StatusCode::BAD_REQUEST, body) => {
-                if self.exists(&op, &camera.name).await? {
-                    Ok(Applied::NotPersisted {
-                        detail: detail(&body),
-                    })
-                } else {
-                    Err(TargetError::Rejected {
-                        target: self.name.clone(),
-                        op,
-                        detail: detail(&body),
-                    })
+                if !self.exists(&op, &camera.name).await? {
+                    return Err(self.api.rejected(&op, detail(&body)));
+                }
+                Applied::Partial {
+                    detail: format!(
+                        "in memory only, go2rtc could not save its file: {}",
+                        detail(&body)
+                    ),
                 }
             }
-            (status, body) => Err(self.unexpected(&op, status, &body)),
+            (status, body) => return Err(self.api.unexpected(&op, status, detail(&body))),
+        };
+        if camera.preload {
+            self.preload(&camera.name).await
+        } else {
+            Ok(applied)
+        }
+    }
+
+    /// Keeps `name` connected. A new stream object loses its preload (go2rtc #2359), so this
+    /// follows every PUT of a preloaded stream. go2rtc dials before it preloads and answers 500
+    /// while the camera is down: the stream is written, and the preload is reported as pending.
+    async fn preload(&self, name: &str) -> Result<Applied, TargetError> {
+        let op = format!("preload stream {name:?}");
+        match self
+            .call(&op, Method::PUT, PRELOAD, &[("src", name)])
+            .await?
+        {
+            (StatusCode::OK, _) => Ok(Applied::Done),
+            (status, body) if status.is_server_error() => Ok(Applied::Partial {
+                detail: format!("stream written, preload pending: {}", detail(&body)),
+            }),
+            (status, body) => Err(self.api.unexpected(&op, status, detail(&body))),
         }
     }
 
@@ -164,16 +141,24 @@ impl Go2rtc {
         let op = format!("delete stream {name:?}");
         let _serial = self.serial.lock().await;
         match self
-            .call(&op, Method::DELETE, &[("name", name), ("src", name)])
+            .call(
+                &op,
+                Method::DELETE,
+                STREAMS,
+                &[("name", name), ("src", name)],
+            )
             .await?
         {
             (StatusCode::OK, _) => Ok(Applied::Done),
             (StatusCode::BAD_REQUEST, body) if !self.exists(&op, name).await? => {
-                Ok(Applied::NotPersisted {
-                    detail: detail(&body),
+                Ok(Applied::Partial {
+                    detail: format!(
+                        "deleted in memory only, go2rtc could not save its file: {}",
+                        detail(&body)
+                    ),
                 })
             }
-            (status, body) => Err(self.unexpected(&op, status, &body)),
+            (status, body) => Err(self.api.unexpected(&op, status, detail(&body))),
         }
     }
 }
@@ -184,24 +169,14 @@ fn is_source_refusal(body: &str) -> bool {
     text.is_empty() || text.starts_with("streams:")
 }
 
-/// A server's error text, trimmed and with any credentials masked.
-fn detail(body: &str) -> String {
-    let text = body.trim();
-    if text.is_empty() {
-        "(empty answer)".into()
-    } else {
-        redact(text)
-    }
-}
-
 impl Target for Go2rtc {
     fn name(&self) -> &str {
-        &self.name
+        &self.api.target
     }
 
     fn render(&self, camera: &Camera) -> String {
         let sources: Vec<String> = camera.sources.iter().map(|s| s.expose()).collect();
-        serde_json::json!({ "src": sources }).to_string()
+        serde_json::json!({ "src": sources, "preload": camera.preload }).to_string()
     }
 
     fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {

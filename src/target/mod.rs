@@ -6,6 +6,8 @@
 //! that masks them, whether a stream is up to date.
 
 pub mod go2rtc;
+mod http;
+pub mod mediamtx;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -32,16 +34,24 @@ pub trait Target: Send + Sync {
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>>;
 
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>>;
+
+    /// Identifies the server's current run (MediaMTX: its start time), so a restart, which
+    /// loses everything added through the API, can be noticed between resyncs. `None` when the
+    /// server does not say.
+    fn epoch(&self) -> BoxFuture<'_, Result<Option<String>, TargetError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// How a write took effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     Done,
-    /// The server changed its running state but could not save its own config file (go2rtc
-    /// with a read-only or missing config): the change is lost when it restarts, and camsync's
-    /// resync puts it back.
-    NotPersisted {
+    /// The write took effect with a caveat the operator should know: go2rtc changed its running
+    /// state but could not save its own config file (read-only or missing: the change is lost
+    /// when it restarts, and camsync's resync puts it back), or a preload is still pending
+    /// because the camera is down.
+    Partial {
         detail: String,
     },
 }
@@ -105,53 +115,8 @@ pub fn from_config(configs: &[TargetConfig]) -> Result<Vec<Arc<dyn Target>>, Tar
         .map(|c| -> Result<Arc<dyn Target>, TargetError> {
             match c.kind {
                 TargetKind::Go2rtc => Ok(Arc::new(go2rtc::Go2rtc::new(c)?)),
+                TargetKind::Mediamtx => Ok(Arc::new(mediamtx::Mediamtx::new(c)?)),
             }
         })
         .collect()
-}
-
-/// An HTTP client with rustls (ring) and the target's timeout.
-pub(crate) fn http_client(target: &str, timeout: Duration) -> Result<reqwest::Client, TargetError> {
-    // Several clients may race to install the process-wide provider; losing the race is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| TargetError::Client {
-            target: target.to_owned(),
-            detail: e.without_url().to_string(),
-        })
-}
-
-/// Maps a transport error. The URL is dropped from the message: its query may hold a source
-/// with credentials.
-pub(crate) fn transport_error(
-    target: &str,
-    op: &str,
-    base: &url::Url,
-    timeout: Duration,
-    e: reqwest::Error,
-) -> TargetError {
-    if e.is_timeout() {
-        return TargetError::Timeout {
-            target: target.to_owned(),
-            op: op.to_owned(),
-            timeout,
-        };
-    }
-    let e = e.without_url();
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&crate::secret::redact(&s.to_string()));
-        source = s.source();
-    }
-    TargetError::Unreachable {
-        target: target.to_owned(),
-        url: base.to_string(),
-        detail,
-    }
 }

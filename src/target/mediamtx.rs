@@ -1,0 +1,314 @@
+//! MediaMTX over its v3 control API (`/v3/config/paths/*`, `/v3/info`).
+//!
+//! Invariants (SERVERS.md):
+//! - One call at a time per server: every write makes MediaMTX re-evaluate its whole
+//!   configuration, and concurrency gains nothing.
+//! - Write only what changed. Any write that changes a path drops its readers, so `upsert` reads
+//!   the path first: nothing differs → no call; only `record*` fields differ → `patch` with
+//!   just those (they change in place); anything else → `replace` with the whole desired config
+//!   (fields not sent revert to MediaMTX's defaults, which is what camsync wants). Durations are
+//!   compared as durations: MediaMTX answers `30m` as `30m0s`.
+//! - Both body formats are accepted: `{"status":"ok"}` or empty on success, and
+//!   `{"status":"error","error":…}` or `{"error":…}` on failure; the error text is surfaced.
+//! - `/v3/info.started` changes when MediaMTX restarts ([`Target::epoch`]).
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+
+use super::http::{ApiClient, detail};
+use super::{Applied, BoxFuture, Target, TargetError};
+use crate::camera::Camera;
+use crate::config::TargetConfig;
+use crate::profile::is_duration_field;
+
+/// Paths per page when listing: the API's maximum is not documented; 1,000 keeps a page of a
+/// large site around 2 MB.
+const PAGE_SIZE: usize = 1000;
+
+pub struct Mediamtx {
+    api: ApiClient,
+    serial: Mutex<()>,
+}
+
+#[derive(Deserialize)]
+struct PathList {
+    #[serde(rename = "pageCount")]
+    page_count: usize,
+    items: Vec<PathItem>,
+}
+
+#[derive(Deserialize)]
+struct PathItem {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    started: Option<String>,
+}
+
+impl Mediamtx {
+    pub fn new(config: &TargetConfig) -> Result<Mediamtx, TargetError> {
+        Ok(Mediamtx {
+            api: ApiClient::new(config)?,
+            serial: Mutex::new(()),
+        })
+    }
+
+    /// The path config camsync wants for `camera`: its first source and its resolved fields.
+    fn desired(camera: &Camera) -> Map<String, Value> {
+        let mut body = camera.mediamtx.clone();
+        let source = camera
+            .sources
+            .first()
+            .map(|s| s.expose())
+            .unwrap_or_default();
+        body.insert("source".into(), Value::String(source));
+        body
+    }
+
+    async fn call(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Map<String, Value>>,
+    ) -> Result<(StatusCode, String), TargetError> {
+        let mut request = self.api.request(op, method, path)?;
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.api.send(op, request).await
+    }
+
+    /// Maps a write's answer: success bodies are `{"status":"ok"}` or empty.
+    fn check_write(&self, op: &str, status: StatusCode, body: &str) -> Result<(), TargetError> {
+        match status {
+            StatusCode::OK => Ok(()),
+            StatusCode::BAD_REQUEST => Err(self.api.rejected(op, error_text(body))),
+            _ => Err(self.api.unexpected(op, status, error_text(body))),
+        }
+    }
+
+    async fn list_names(&self) -> Result<BTreeSet<String>, TargetError> {
+        let op = "list paths";
+        let _serial = self.serial.lock().await;
+        let mut names = BTreeSet::new();
+        let mut page = 0;
+        loop {
+            let query = [
+                ("page", page.to_string()),
+                ("itemsPerPage", PAGE_SIZE.to_string()),
+            ];
+            let request = self
+                .api
+                .request(op, Method::GET, "v3/config/paths/list")?
+                .query(&query);
+            let (status, body) = self.api.send(op, request).await?;
+            if status != StatusCode::OK {
+                return Err(self.api.unexpected(op, status, error_text(&body)));
+            }
+            let list: PathList = serde_json::from_str(&body)
+                .map_err(|e| self.api.protocol(op, format!("not a path list: {e}")))?;
+            names.extend(list.items.into_iter().map(|i| i.name));
+            page += 1;
+            if page >= list.page_count {
+                return Ok(names);
+            }
+        }
+    }
+
+    async fn current(
+        &self,
+        op: &str,
+        name: &str,
+    ) -> Result<Option<Map<String, Value>>, TargetError> {
+        match self
+            .call(
+                op,
+                Method::GET,
+                &format!("v3/config/paths/get/{name}"),
+                None,
+            )
+            .await?
+        {
+            (StatusCode::OK, body) => serde_json::from_str(&body)
+                .map(Some)
+                .map_err(|e| self.api.protocol(op, format!("not a path config: {e}"))),
+            (StatusCode::NOT_FOUND, _) => Ok(None),
+            (status, body) => Err(self.api.unexpected(op, status, error_text(&body))),
+        }
+    }
+
+    async fn upsert_path(&self, camera: &Camera) -> Result<Applied, TargetError> {
+        let name = &camera.name;
+        let op = format!("write path {name:?}");
+        let desired = Self::desired(camera);
+        let _serial = self.serial.lock().await;
+        let changed = self
+            .current(&op, name)
+            .await?
+            .map(|current| changed_fields(&desired, &current));
+        let (path, body) = match &changed {
+            Some(fields) if fields.is_empty() => return Ok(Applied::Done),
+            Some(fields) if fields.keys().all(|k| k.starts_with("record")) => {
+                (format!("v3/config/paths/patch/{name}"), fields)
+            }
+            _ => (format!("v3/config/paths/replace/{name}"), &desired),
+        };
+        let method = if path.contains("/patch/") {
+            Method::PATCH
+        } else {
+            Method::POST
+        };
+        let (status, text) = self.call(&op, method, &path, Some(body)).await?;
+        self.check_write(&op, status, &text)?;
+        Ok(Applied::Done)
+    }
+
+    async fn delete_path(&self, name: &str) -> Result<Applied, TargetError> {
+        let op = format!("delete path {name:?}");
+        let _serial = self.serial.lock().await;
+        match self
+            .call(
+                &op,
+                Method::DELETE,
+                &format!("v3/config/paths/delete/{name}"),
+                None,
+            )
+            .await?
+        {
+            // Already gone is what a delete wants.
+            (StatusCode::NOT_FOUND, _) => Ok(Applied::Done),
+            (status, body) => self.check_write(&op, status, &body).map(|()| Applied::Done),
+        }
+    }
+
+    async fn started(&self) -> Result<Option<String>, TargetError> {
+        let op = "read server info";
+        let _serial = self.serial.lock().await;
+        let (status, body) = self.call(op, Method::GET, "v3/info", None).await?;
+        if status != StatusCode::OK {
+            return Err(self.api.unexpected(op, status, error_text(&body)));
+        }
+        let info: Info = serde_json::from_str(&body)
+            .map_err(|e| self.api.protocol(op, format!("not server info: {e}")))?;
+        Ok(info.started)
+    }
+}
+
+/// The desired fields whose value differs from the server's.
+fn changed_fields(
+    desired: &Map<String, Value>,
+    current: &Map<String, Value>,
+) -> Map<String, Value> {
+    desired
+        .iter()
+        .filter(|(key, want)| {
+            !current
+                .get(*key)
+                .is_some_and(|have| same_value(key, want, have))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn same_value(key: &str, want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::String(a), Value::String(b)) if is_duration_field(key) => {
+            match (humantime::parse_duration(a), humantime::parse_duration(b)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => a == b,
+            }
+        }
+        _ => want == have,
+    }
+}
+
+/// MediaMTX's error text from either body format, or the raw text.
+fn error_text(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(e) => detail(&e.error),
+        Err(_) => detail(body),
+    }
+}
+
+impl Target for Mediamtx {
+    fn name(&self) -> &str {
+        &self.api.target
+    }
+
+    fn render(&self, camera: &Camera) -> String {
+        Value::Object(Self::desired(camera)).to_string()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
+        Box::pin(self.list_names())
+    }
+
+    fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        Box::pin(self.upsert_path(camera))
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        Box::pin(self.delete_path(name))
+    }
+
+    fn epoch(&self) -> BoxFuture<'_, Result<Option<String>, TargetError>> {
+        Box::pin(self.started())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn only_fields_that_really_differ_are_changes() {
+        let current = map(json!({
+            "source": "rtsp://h/x", "sourceOnDemand": true, "sourceOnDemandCloseAfter": "5m0s",
+            "recordSegmentDuration": "30m0s", "recordDeleteAfter": "1d", "maxReaders": 0
+        }));
+        let same = map(
+            json!({"source": "rtsp://h/x", "sourceOnDemandCloseAfter": "300s", "recordSegmentDuration": "30m"}),
+        );
+        assert!(changed_fields(&same, &current).is_empty());
+        let record_only = map(json!({"source": "rtsp://h/x", "recordDeleteAfter": "7d"}));
+        assert_eq!(
+            changed_fields(&record_only, &current),
+            map(json!({"recordDeleteAfter": "7d"}))
+        );
+        let source = map(json!({"source": "rtsp://h/y", "recordDeleteAfter": "1d"}));
+        assert_eq!(
+            changed_fields(&source, &current),
+            map(json!({"source": "rtsp://h/y"}))
+        );
+    }
+
+    #[test]
+    fn both_error_body_formats_are_read() {
+        assert_eq!(
+            error_text(r#"{"status":"error","error":"path already exists"}"#),
+            "path already exists"
+        );
+        assert_eq!(
+            error_text(r#"{"error":"json: unknown field \"x\""}"#),
+            "json: unknown field \"x\""
+        );
+        assert_eq!(error_text("404 page not found\n"), "404 page not found");
+    }
+}
