@@ -17,6 +17,7 @@ use crate::secret::Secret;
 pub const DEFAULT_CONFIG_PATH: &str = "camsync.yaml";
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_RESTART_CHECK: Duration = Duration::from_secs(2);
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct Config {
     pub state: PathBuf,
     /// How often the daemon converges everything, even without a change.
     pub resync: Duration,
+    /// How often the daemon asks each server whether it restarted (one cheap GET; MediaMTX
+    /// forgets every API-made path when it does).
+    pub restart_check: Duration,
     /// Lets a plan delete more than half of the streams camsync owns on a target.
     pub allow_mass_delete: bool,
     /// Lifecycle profiles: the built-ins with the config's overrides.
@@ -100,6 +104,7 @@ struct RawConfig {
     targets: Vec<RawTarget>,
     state: Option<String>,
     resync: Option<Spanned<String>>,
+    restart_check: Option<Spanned<String>>,
     #[serde(default)]
     allow_mass_delete: bool,
     profiles: Option<Spanned<BTreeMap<String, ProfileSpec>>>,
@@ -231,6 +236,12 @@ pub fn parse(
         None => DEFAULT_RESYNC,
         Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "resync", r))?,
     };
+    let restart_check = match &raw.restart_check {
+        None => DEFAULT_RESTART_CHECK,
+        Some(s) => {
+            parse_duration(s).map_err(|r| invalid(s.referenced.line(), "restart_check", r))?
+        }
+    };
     let profiles = match raw.profiles {
         None => Profiles::builtin(),
         Some(specs) => {
@@ -244,6 +255,7 @@ pub fn parse(
         targets,
         state: base.join(raw.state.unwrap_or_else(|| "camsync-state.db".into())),
         resync,
+        restart_check,
         allow_mass_delete: raw.allow_mass_delete,
         profiles,
     };

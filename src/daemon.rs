@@ -1,8 +1,12 @@
 //! `camsync run`: watch the source, resync periodically, apply changes.
 //!
-//! One task owns the reconciler, so two syncs never run at once. A file change, the resync
-//! timer and start-up only mark work; the loop then converges everything (level-triggered).
+//! One task owns the reconciler, so two syncs never run at once. Start-up, a file change, the
+//! resync timer and a server seen restarted (its [`Target::epoch`] changed, checked every
+//! `restart_check`) only mark a sync due; the loop then converges everything (level-triggered).
 //! An inventory that cannot be read keeps the last good one in force and deletes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -10,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{AppError, LedgerMode, load_inventory, reconciler};
 use crate::config::{Config, SourceConfig};
 use crate::source::{Inventory, file};
+use crate::target::Target;
 
 /// What the daemon has done so far; readable while it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +28,31 @@ pub struct Status {
     pub syncs: u64,
     /// Whether the last sync converged every target.
     pub last_sync_ok: bool,
+    /// Server restarts noticed between resyncs (each triggered a sync at once).
+    pub restarts_seen: u64,
+}
+
+/// The last run identifier each server reported ([`Target::epoch`]).
+#[derive(Default)]
+struct Epochs(BTreeMap<String, String>);
+
+impl Epochs {
+    /// The targets whose run identifier changed since the last call. A server that does not
+    /// answer keeps its last known identifier: being down is not a restart (yet).
+    async fn restarted(&mut self, targets: &[Arc<dyn Target>]) -> Vec<String> {
+        let mut restarted = Vec::new();
+        for target in targets {
+            let Ok(Some(epoch)) = target.epoch().await else {
+                continue;
+            };
+            let name = target.name().to_owned();
+            let previous = self.0.insert(name.clone(), epoch.clone());
+            if previous.is_some_and(|p| p != epoch) {
+                restarted.push(name);
+            }
+        }
+        restarted
+    }
 }
 
 /// Runs until `shutdown` is cancelled. A sync in progress finishes its current step first.
@@ -44,7 +74,10 @@ pub async fn run_with_status(
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resync.tick().await; // the first tick is immediate; start-up syncs anyway
     let mut changes = Some(changes);
-    let mut reload = true;
+    let mut restart_check = tokio::time::interval(config.restart_check);
+    restart_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut epochs = Epochs::default();
+    let (mut reload, mut sync_due) = (true, true);
     tracing::info!(config = %config.path.display(), targets = config.targets.len(), resync = ?config.resync, "camsync running");
     loop {
         if std::mem::take(&mut reload) {
@@ -70,24 +103,34 @@ pub async fn run_with_status(
                 }
             }
         }
-        if let Some(current) = &inventory {
-            let report = reconciler.sync(current).await;
-            status.send_modify(|s| {
-                s.syncs += 1;
-                s.last_sync_ok = report.ok();
-            });
-            for t in &report.targets {
-                let c = &t.counts;
-                tracing::info!(target_name = %t.target, status = ?t.status, created = c.create + c.adopt, updated = c.update,
+        match (std::mem::take(&mut sync_due), &inventory) {
+            (false, _) => {}
+            (true, None) => tracing::warn!("no valid inventory yet; nothing synced"),
+            (true, Some(current)) => {
+                let report = reconciler.sync(current).await;
+                status.send_modify(|s| {
+                    s.syncs += 1;
+                    s.last_sync_ok = report.ok();
+                });
+                for t in &report.targets {
+                    let c = &t.counts;
+                    tracing::info!(target_name = %t.target, status = ?t.status, created = c.create + c.adopt, updated = c.update,
                     deleted = c.delete, failed = c.failed, unchanged = c.unchanged, "sync done");
+                }
             }
-        } else {
-            tracing::warn!("no valid inventory yet; nothing synced");
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = next_change(&mut changes) => reload = changed,
-            _ = resync.tick() => reload = true,
+            changed = next_change(&mut changes) => (reload, sync_due) = (changed, changed),
+            _ = resync.tick() => (reload, sync_due) = (true, true),
+            _ = restart_check.tick() => {
+                let restarted = epochs.restarted(reconciler.targets()).await;
+                if !restarted.is_empty() {
+                    tracing::warn!(targets = ?restarted, "server restarted; re-applying what camsync owns there");
+                    status.send_modify(|s| s.restarts_seen += restarted.len() as u64);
+                    sync_due = true;
+                }
+            }
         }
     }
     tracing::info!("camsync stopped");
