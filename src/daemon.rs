@@ -1,20 +1,19 @@
 //! `camsync run`: watch the source, resync periodically, apply changes.
 //!
 //! One task owns the reconciler, so two syncs never run at once. Start-up, a file change, the
-//! resync timer and a server seen restarted (its [`Target::epoch`] changed, checked every
-//! `restart_check`) only mark a sync due; the loop then converges everything (level-triggered).
+//! resync timer and a server seen to have lost camsync's streams (checked every
+//! `restart_check`: a new run identifier, or a stream camsync owns gone) only mark a sync due; the loop then converges everything (level-triggered).
 //! An inventory that cannot be read keeps the last good one in force and deletes nothing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppError, LedgerMode, load_inventory, reconciler};
 use crate::config::{Config, SourceConfig};
+use crate::reconcile::Reconciler;
 use crate::source::{Inventory, file};
-use crate::target::Target;
 
 /// What the daemon has done so far; readable while it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,30 +27,38 @@ pub struct Status {
     pub syncs: u64,
     /// Whether the last sync converged every target.
     pub last_sync_ok: bool,
-    /// Server restarts noticed between resyncs (each triggered a sync at once).
+    /// Server restarts or reloads noticed between resyncs (each triggered a sync at once).
     pub restarts_seen: u64,
 }
 
-/// The last run identifier each server reported ([`Target::epoch`]).
+/// The last run identifier each server reported ([`crate::target::Target::run_check`]).
 #[derive(Default)]
 struct Epochs(BTreeMap<String, String>);
 
 impl Epochs {
-    /// The targets whose run identifier changed since the last call. A server that does not
-    /// answer keeps its last known identifier: being down is not a restart (yet).
-    async fn restarted(&mut self, targets: &[Arc<dyn Target>]) -> Vec<String> {
-        let mut restarted = Vec::new();
-        for target in targets {
-            let Ok(Some(epoch)) = target.epoch().await else {
+    /// The targets that lost what camsync wrote since the last call: a new run identifier, or a
+    /// canary stream gone. A server that does not answer keeps its last known identifier:
+    /// being down is not a restart (yet).
+    async fn lost(&mut self, reconciler: &Reconciler) -> Vec<String> {
+        let mut lost = Vec::new();
+        for target in reconciler.targets() {
+            let name = target.name().to_owned();
+            let canary = reconciler.canary(&name);
+            let Ok(check) = target.run_check(canary.as_deref()).await else {
                 continue;
             };
-            let name = target.name().to_owned();
-            let previous = self.0.insert(name.clone(), epoch.clone());
-            if previous.is_some_and(|p| p != epoch) {
-                restarted.push(name);
+            let restarted = match check.epoch {
+                Some(epoch) => self
+                    .0
+                    .insert(name.clone(), epoch.clone())
+                    .is_some_and(|p| p != epoch),
+                None => false,
+            };
+            if restarted || check.canary_missing {
+                lost.push(name);
             }
         }
-        restarted
+        lost
     }
 }
 
@@ -124,10 +131,10 @@ pub async fn run_with_status(
             changed = next_change(&mut changes) => (reload, sync_due) = (changed, changed),
             _ = resync.tick() => (reload, sync_due) = (true, true),
             _ = restart_check.tick() => {
-                let restarted = epochs.restarted(reconciler.targets()).await;
-                if !restarted.is_empty() {
-                    tracing::warn!(targets = ?restarted, "server restarted; re-applying what camsync owns there");
-                    status.send_modify(|s| s.restarts_seen += restarted.len() as u64);
+                let lost = epochs.lost(&reconciler).await;
+                if !lost.is_empty() {
+                    tracing::warn!(targets = ?lost, "server restarted or reloaded; re-applying what camsync owns there");
+                    status.send_modify(|s| s.restarts_seen += lost.len() as u64);
                     sync_due = true;
                 }
             }

@@ -142,3 +142,23 @@ async fn the_periodic_resync_heals_a_restarted_go2rtc() {
     assert_eq!(f.names(), ["a"]);
     d.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_go2rtc_restart_is_noticed_by_its_canary_long_before_the_resync() {
+    let f = Fixture::with(camsync::sim::go2rtc::Go2rtcSimOptions {
+        config_writable: false,
+        ..Default::default()
+    })
+    .await;
+    f.write_config_with_resync("1h", "restart_check: 100ms\n");
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
+    let mut d = start(&f);
+    d.until("the first sync", |s| s.syncs >= 1).await;
+    f.go2rtc.restart().await;
+    d.until("the restart to be noticed and healed", |s| {
+        s.restarts_seen >= 1 && s.syncs >= 2
+    })
+    .await;
+    assert_eq!(f.names(), sorted(&["a", "b"]));
+    d.shutdown.cancel();
+}

@@ -79,6 +79,16 @@ impl Reconciler {
         &self.targets
     }
 
+    /// A stream camsync wrote on `target` and confirmed: if the server no longer has it, the
+    /// server lost what camsync put there.
+    pub fn canary(&self, target: &str) -> Option<String> {
+        let owned = self.ledger.owned(target).ok()?;
+        owned
+            .into_iter()
+            .find(|(_, fp)| fp.is_some())
+            .map(|(name, _)| name)
+    }
+
     /// What a sync would do, per target, without writing anything.
     pub async fn plan(&self, inventory: &Inventory) -> SyncReport {
         self.run(inventory, false).await
@@ -308,6 +318,12 @@ mod tests {
                 self.streams.lock().unwrap().remove(name);
                 Ok(Applied::Done)
             })
+        }
+        fn run_check<'a>(
+            &'a self,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<crate::target::RunCheck, TargetError>> {
+            Box::pin(async { Ok(Default::default()) })
         }
     }
 

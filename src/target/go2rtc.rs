@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
 
 use super::http::{ApiClient, detail};
-use super::{Applied, BoxFuture, Target, TargetError};
+use super::{Applied, BoxFuture, RunCheck, Target, TargetError};
 use crate::camera::Camera;
 use crate::config::TargetConfig;
 
@@ -169,6 +169,20 @@ fn is_source_refusal(body: &str) -> bool {
     text.is_empty() || text.starts_with("streams:")
 }
 
+impl Go2rtc {
+    /// go2rtc reports no start time; a missing canary is how a restart shows.
+    async fn check_run(&self, canary: Option<&str>) -> Result<RunCheck, TargetError> {
+        let Some(name) = canary else {
+            return Ok(RunCheck::default());
+        };
+        let _serial = self.serial.lock().await;
+        Ok(RunCheck {
+            epoch: None,
+            canary_missing: !self.exists("check for a restart", name).await?,
+        })
+    }
+}
+
 impl Target for Go2rtc {
     fn name(&self) -> &str {
         &self.api.target
@@ -189,6 +203,13 @@ impl Target for Go2rtc {
 
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
         Box::pin(self.remove(name))
+    }
+
+    fn run_check<'a>(
+        &'a self,
+        canary: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RunCheck, TargetError>> {
+        Box::pin(self.check_run(canary))
     }
 }
 

@@ -10,7 +10,8 @@
 //!   compared as durations: MediaMTX answers `30m` as `30m0s`.
 //! - Both body formats are accepted: `{"status":"ok"}` or empty on success, and
 //!   `{"status":"error","error":…}` or `{"error":…}` on failure; the error text is surfaced.
-//! - `/v3/info.started` changes when MediaMTX restarts ([`Target::epoch`]).
+//! - `/v3/info.started` changes when MediaMTX restarts; a reload of its YAML file keeps it but
+//!   discards every API-made path, which the canary of [`Target::run_check`] notices.
 
 use std::collections::BTreeSet;
 
@@ -20,7 +21,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use super::http::{ApiClient, detail};
-use super::{Applied, BoxFuture, Target, TargetError};
+use super::{Applied, BoxFuture, RunCheck, Target, TargetError};
 use crate::camera::Camera;
 use crate::config::TargetConfig;
 use crate::profile::is_duration_field;
@@ -188,16 +189,28 @@ impl Mediamtx {
         }
     }
 
-    async fn started(&self) -> Result<Option<String>, TargetError> {
-        let op = "read server info";
-        let _serial = self.serial.lock().await;
-        let (status, body) = self.call(op, Method::GET, "v3/info", None).await?;
+    async fn check_run(&self, canary: Option<&str>) -> Result<RunCheck, TargetError> {
+        let op = "check for a restart";
+        let (status, body) = {
+            let _serial = self.serial.lock().await;
+            self.call(op, Method::GET, "v3/info", None).await?
+        };
         if status != StatusCode::OK {
             return Err(self.api.unexpected(op, status, error_text(&body)));
         }
         let info: Info = serde_json::from_str(&body)
             .map_err(|e| self.api.protocol(op, format!("not server info: {e}")))?;
-        Ok(info.started)
+        let canary_missing = match canary {
+            None => false,
+            Some(name) => {
+                let _serial = self.serial.lock().await;
+                self.current(op, name).await?.is_none()
+            }
+        };
+        Ok(RunCheck {
+            epoch: info.started,
+            canary_missing,
+        })
     }
 }
 
@@ -262,8 +275,11 @@ impl Target for Mediamtx {
         Box::pin(self.delete_path(name))
     }
 
-    fn epoch(&self) -> BoxFuture<'_, Result<Option<String>, TargetError>> {
-        Box::pin(self.started())
+    fn run_check<'a>(
+        &'a self,
+        canary: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RunCheck, TargetError>> {
+        Box::pin(self.check_run(canary))
     }
 }
 

@@ -35,12 +35,22 @@ pub trait Target: Send + Sync {
 
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>>;
 
-    /// Identifies the server's current run (MediaMTX: its start time), so a restart, which
-    /// loses everything added through the API, can be noticed between resyncs. `None` when the
-    /// server does not say.
-    fn epoch(&self) -> BoxFuture<'_, Result<Option<String>, TargetError>> {
-        Box::pin(async { Ok(None) })
-    }
+    /// Cheaply asks whether the server lost what camsync wrote: its run identifier (MediaMTX's
+    /// start time) and whether `canary`, a stream camsync owns there, still exists. Called
+    /// every `restart_check`, so it must cost one or two small reads.
+    fn run_check<'a>(
+        &'a self,
+        canary: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RunCheck, TargetError>>;
+}
+
+/// What [`Target::run_check`] saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCheck {
+    /// Changes when the server restarts; `None` when the server does not say.
+    pub epoch: Option<String>,
+    /// The canary stream is gone: the server restarted, reloaded its file, or someone deleted it.
+    pub canary_missing: bool,
 }
 
 /// How a write took effect.
