@@ -4,6 +4,7 @@
 //! with a ledger of what camsync owns.
 
 pub mod app;
+pub mod atomic_file;
 pub mod camera;
 pub mod cli;
 pub mod config;
