@@ -1,23 +1,51 @@
-//! Sync throughput against the go2rtc simulator on loopback: a cold sync of N cameras, then a
-//! resync with nothing changed. Prints wall time, write calls and calls/s.
+//! Sync throughput against the simulators on loopback. Prints wall time, write calls and
+//! calls/s for:
+//! 1. go2rtc alone: a cold sync of N cameras, then a resync with nothing changed;
+//! 2. go2rtc + MediaMTX: the same, then a MediaMTX restart and the time until all N paths are
+//!    back.
 //!
-//! Run: `cargo bench --bench sync` (N defaults to 1000; `CAMSYNC_BENCH_CAMERAS=5000` for more).
+//! Run: `cargo bench --bench sync`. Environment:
+//! - `CAMSYNC_BENCH_CAMERAS` (default 1000);
+//! - `CAMSYNC_BENCH_MTX_COST_US` (default 0): emulated cost of each MediaMTX write per
+//!   configured path, in µs. The real server re-evaluates its whole configuration on every write
+//!   (about 130 µs per path at 1,000 paths, SERVERS.md), so 130 approximates it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use camsync::camera::{CameraSpec, ValidationContext};
 use camsync::config::{TargetConfig, TargetKind};
 use camsync::ledger::Ledger;
 use camsync::profile::Profiles;
 use camsync::reconcile::Reconciler;
-use camsync::reconcile::report::SyncReport;
 use camsync::secret::Secret;
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use camsync::source::{Inventory, Record, validate_records};
 
-fn inventory(n: usize, target: &str) -> Inventory {
-    let targets = [(target.to_string(), TargetKind::Go2rtc)].into();
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn target(name: &str, kind: TargetKind, api: String) -> BenchResult<TargetConfig> {
+    Ok(TargetConfig {
+        name: name.into(),
+        kind,
+        api: api.parse()?,
+        rtsp: None,
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(30),
+    })
+}
+
+fn make_inventory(n: usize, targets: &[TargetConfig]) -> Inventory {
+    let targets = targets.iter().map(|t| (t.name.clone(), t.kind)).collect();
     let profiles = Profiles::builtin();
     let ctx = ValidationContext {
         base_dir: std::path::Path::new("."),
@@ -41,57 +69,110 @@ fn inventory(n: usize, target: &str) -> Inventory {
     validate_records(records, &ctx)
 }
 
-fn writes(report: &SyncReport) -> usize {
-    report
-        .targets
-        .iter()
-        .map(|t| t.counts.create + t.counts.adopt + t.counts.update + t.counts.delete)
-        .sum()
+/// Counts server calls across the simulators of one scenario.
+struct Counters<'a> {
+    go2rtc: &'a Go2rtcSim,
+    mediamtx: Option<&'a MediamtxSim>,
+}
+
+impl Counters<'_> {
+    fn read(&self) -> (u64, u64) {
+        let (mw, mr) = self
+            .mediamtx
+            .map_or((0, 0), |m| (m.write_count(), m.request_count()));
+        (
+            self.go2rtc.write_count() + mw,
+            self.go2rtc.request_count() + mr,
+        )
+    }
+}
+
+fn row(label: &str, wall: Duration, writes: u64, calls: u64) {
+    println!(
+        "{label:<34} {:>10.1} {writes:>12} {calls:>12} {:>10.0}",
+        wall.as_secs_f64() * 1e3,
+        calls as f64 / wall.as_secs_f64()
+    );
+}
+
+async fn timed_sync(
+    label: &str,
+    reconciler: &Reconciler,
+    inventory: &Inventory,
+    counters: &Counters<'_>,
+) -> BenchResult<()> {
+    let (w0, c0) = counters.read();
+    let started = Instant::now();
+    let report = reconciler.sync(inventory).await;
+    let wall = started.elapsed();
+    if !report.ok() {
+        return Err(format!("sync failed:\n{}", report.render_text()).into());
+    }
+    let (w1, c1) = counters.read();
+    row(label, wall, w1 - w0, c1 - c0);
+    Ok(())
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: usize = std::env::var("CAMSYNC_BENCH_CAMERAS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let sim = Go2rtcSim::start(Go2rtcSimOptions::default()).await?;
+async fn main() -> BenchResult<()> {
+    let n = env_number("CAMSYNC_BENCH_CAMERAS", 1000) as usize;
+    let cost = Duration::from_micros(env_number("CAMSYNC_BENCH_MTX_COST_US", 0));
     let dir = tempfile::tempdir()?;
-    let target = TargetConfig {
-        name: "go2rtc".into(),
-        kind: TargetKind::Go2rtc,
-        api: sim.api_url().parse()?,
-        rtsp: None,
-        username: None,
-        password: None,
-        timeout: std::time::Duration::from_secs(10),
-    };
-    let targets = camsync::target::from_config(&[target])?;
-    let ledger = Arc::new(Ledger::open(&dir.path().join("bench.db"))?);
-    let reconciler = Reconciler::new(targets, ledger, false);
-    let inventory = inventory(n, "go2rtc");
-
-    println!("camsync sync benchmark: {n} cameras, one simulated go2rtc on 127.0.0.1");
     println!(
-        "{:<22} {:>10} {:>12} {:>12} {:>10}",
+        "camsync sync benchmark: {n} cameras, simulated servers on 127.0.0.1, MediaMTX write cost {cost:?} per path"
+    );
+    println!(
+        "{:<34} {:>10} {:>12} {:>12} {:>10}",
         "run", "wall ms", "write calls", "server calls", "calls/s"
     );
-    for label in ["cold sync", "no-change resync"] {
-        let (w0, r0) = (sim.write_count(), sim.request_count());
-        let started = Instant::now();
-        let report = reconciler.sync(&inventory).await;
-        let wall = started.elapsed();
-        if !report.ok() {
-            return Err(format!("sync failed:\n{}", report.render_text()).into());
-        }
-        let write_calls = sim.write_count() - w0;
-        let calls = sim.request_count() - r0;
-        assert_eq!(write_calls as usize, writes(&report));
-        println!(
-            "{label:<22} {:>10.1} {write_calls:>12} {calls:>12} {:>10.0}",
-            wall.as_secs_f64() * 1e3,
-            calls as f64 / wall.as_secs_f64()
-        );
+
+    let go2rtc = Go2rtcSim::start(Go2rtcSimOptions::default()).await?;
+    let targets = [target("go2rtc", TargetKind::Go2rtc, go2rtc.api_url())?];
+    let ledger = Arc::new(Ledger::open(&dir.path().join("go2rtc-only.db"))?);
+    let reconciler = Reconciler::new(camsync::target::from_config(&targets)?, ledger, false);
+    let inventory = make_inventory(n, &targets);
+    let counters = Counters {
+        go2rtc: &go2rtc,
+        mediamtx: None,
+    };
+    timed_sync("go2rtc: cold sync", &reconciler, &inventory, &counters).await?;
+    timed_sync(
+        "go2rtc: no-change resync",
+        &reconciler,
+        &inventory,
+        &counters,
+    )
+    .await?;
+
+    let go2rtc = Go2rtcSim::start(Go2rtcSimOptions::default()).await?;
+    let mediamtx = MediamtxSim::start(MediamtxSimOptions {
+        write_cost_per_path: cost,
+        ..MediamtxSimOptions::default()
+    })
+    .await?;
+    let targets = [
+        target("go2rtc", TargetKind::Go2rtc, go2rtc.api_url())?,
+        target("mediamtx", TargetKind::Mediamtx, mediamtx.api_url())?,
+    ];
+    let ledger = Arc::new(Ledger::open(&dir.path().join("both.db"))?);
+    let reconciler = Reconciler::new(camsync::target::from_config(&targets)?, ledger, false);
+    let inventory = make_inventory(n, &targets);
+    let counters = Counters {
+        go2rtc: &go2rtc,
+        mediamtx: Some(&mediamtx),
+    };
+    timed_sync("both: cold sync", &reconciler, &inventory, &counters).await?;
+    timed_sync("both: no-change resync", &reconciler, &inventory, &counters).await?;
+    mediamtx.restart().await;
+    timed_sync(
+        "both: re-apply after MediaMTX restart",
+        &reconciler,
+        &inventory,
+        &counters,
+    )
+    .await?;
+    if mediamtx.path_names().len() != n {
+        return Err("not every path came back".into());
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! `camsync demo`: the whole loop in one process against the built-in simulators, on loopback
-//! only. It writes a sample config and inventory to a temporary directory, syncs, edits the
-//! inventory, simulates a go2rtc restart, and prints each step's plan and result.
+//! `camsync demo`: the whole loop in one process against the built-in simulators of go2rtc and
+//! MediaMTX, on loopback only. It writes a sample config and inventory to a temporary
+//! directory, syncs, edits the inventory, restarts both servers, and prints each step's plan
+//! and result.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,8 +12,26 @@ use crate::config;
 use crate::reconcile::Reconciler;
 use crate::sim::camera::SimCamera;
 use crate::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use crate::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 
 const HAND_MADE: &str = "doorbell_by_hand";
+
+/// The simulated servers, for counting their writes.
+struct Servers {
+    go2rtc: Go2rtcSim,
+    mediamtx: MediamtxSim,
+}
+
+impl Servers {
+    fn writes(&self) -> (u64, u64) {
+        (self.go2rtc.write_count(), self.mediamtx.write_count())
+    }
+
+    fn hand_made_kept(&self) -> bool {
+        self.go2rtc.stream_names().iter().any(|n| n == HAND_MADE)
+            && self.mediamtx.path_names().iter().any(|n| n == HAND_MADE)
+    }
+}
 
 pub async fn run() -> Result<ExitCode, AppError> {
     let io = |what: &'static str| move |source: std::io::Error| AppError::Io { what, source };
@@ -37,6 +56,15 @@ pub async fn run() -> Result<ExitCode, AppError> {
     })
     .await
     .map_err(io("start the go2rtc simulator"))?;
+    let mediamtx = MediamtxSim::start(MediamtxSimOptions {
+        file_paths: BTreeMap::from([(
+            HAND_MADE.to_owned(),
+            serde_json::json!({ "source": cameras[2].url("doorbell") }),
+        )]),
+        ..MediamtxSimOptions::default()
+    })
+    .await
+    .map_err(io("start the MediaMTX simulator"))?;
 
     println!("camsync demo: everything below runs on 127.0.0.1 in this process.\n");
     println!(
@@ -63,9 +91,11 @@ pub async fn run() -> Result<ExitCode, AppError> {
     write(
         &config_path,
         format!(
-            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\nstate: camsync-state.db\nresync: 30s\n",
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\n  - name: mediamtx\n    kind: mediamtx\n    api: {}\n    rtsp: {}\nstate: camsync-state.db\nresync: 30s\n",
             go2rtc.api_url(),
-            go2rtc.rtsp_url()
+            go2rtc.rtsp_url(),
+            mediamtx.api_url(),
+            mediamtx.rtsp_url()
         ),
     )?;
     write(
@@ -78,77 +108,89 @@ pub async fn run() -> Result<ExitCode, AppError> {
         "{}    username: admin\n    password_file: front_door.password\n    profile: recording\n",
         camera_entry("front_door", cameras[0].url("stream1"))
     );
-    write(
-        &inventory_path,
-        format!(
-            "cameras:\n{front_door}{}{}",
-            camera_entry("garage", cameras[1].url("main")),
-            camera_entry("backyard", cameras[1].url("sub"))
-        ),
+    let write_inventory = |garage_url: String, last: String| {
+        let garage = camera_entry("garage", garage_url);
+        write(
+            &inventory_path,
+            format!("cameras:\n{front_door}{garage}{last}"),
+        )
+    };
+    write_inventory(
+        cameras[1].url("main"),
+        camera_entry("backyard", cameras[1].url("sub")),
     )?;
 
     let config = config::load(&config_path, &process_env)?;
     let reconciler = reconciler(&config, LedgerMode::ReadWrite)?;
+    let servers = Servers { go2rtc, mediamtx };
     let mut ok = true;
 
     ok &= step(
         &reconciler,
         &config,
-        &go2rtc,
+        &servers,
         "1. first sync: three cameras in cameras.yaml",
     )
     .await?;
+    if let Some(path) = servers.mediamtx.path_config("front_door") {
+        println!(
+            "   front_door uses the `recording` profile: MediaMTX record={} sourceOnDemand={}; go2rtc preloads {:?}\n",
+            path["record"],
+            path["sourceOnDemand"],
+            servers.go2rtc.preloads()
+        );
+    }
     ok &= step(
         &reconciler,
         &config,
-        &go2rtc,
+        &servers,
         "2. sync again, nothing changed: no write call",
     )
     .await?;
 
-    write(
-        &inventory_path,
-        format!(
-            "cameras:\n{front_door}{}{}",
-            camera_entry("garage", cameras[1].url("main_hd")),
-            camera_entry("driveway", cameras[2].url("drive"))
-        ),
+    write_inventory(
+        cameras[1].url("main_hd"),
+        camera_entry("driveway", cameras[2].url("drive")),
     )?;
     ok &= step(
         &reconciler,
         &config,
-        &go2rtc,
+        &servers,
         "3. cameras.yaml edited: garage has a new URL, backyard removed, driveway added",
     )
     .await?;
 
-    go2rtc.restart().await;
+    servers.go2rtc.restart().await;
+    servers.mediamtx.restart().await;
     println!(
-        "   (go2rtc restarted; it now has only what its file holds: {:?})\n",
-        go2rtc.stream_names()
+        "   (both servers restarted: go2rtc has only its file's streams {:?}, MediaMTX only its file's paths {:?})\n",
+        servers.go2rtc.stream_names(),
+        servers.mediamtx.path_names()
     );
     ok &= step(
         &reconciler,
         &config,
-        &go2rtc,
-        "4. resync after the go2rtc restart: the lost streams come back",
+        &servers,
+        "4. resync after the restarts: what was lost comes back",
     )
     .await?;
 
     println!(
         "streams on go2rtc now: {}",
-        go2rtc.stream_names().join(", ")
+        servers.go2rtc.stream_names().join(", ")
     );
-    let hand_made_kept = go2rtc.stream_names().iter().any(|n| n == HAND_MADE);
     println!(
-        "{HAND_MADE:?} is {}",
-        if hand_made_kept {
-            "untouched"
-        } else {
-            "GONE (a bug)"
-        }
+        "paths on MediaMTX now: {}",
+        servers.mediamtx.path_names().join(", ")
     );
-    ok &= hand_made_kept && go2rtc.crashed().is_none();
+    let hand_made_kept = servers.hand_made_kept();
+    let verdict = if hand_made_kept {
+        "untouched on both"
+    } else {
+        "GONE (a bug)"
+    };
+    println!("{HAND_MADE:?} is {verdict}");
+    ok &= hand_made_kept && servers.go2rtc.crashed().is_none();
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -156,23 +198,25 @@ pub async fn run() -> Result<ExitCode, AppError> {
     })
 }
 
-/// Plans, syncs, and prints both with the number of write calls the server saw.
+/// Plans, syncs, and prints both with the number of write calls each server saw.
 async fn step(
     reconciler: &Reconciler,
     config: &config::Config,
-    go2rtc: &Go2rtcSim,
+    servers: &Servers,
     title: &str,
 ) -> Result<bool, AppError> {
     println!("── {title}");
     let inventory = load_inventory(config)?;
     let plan = reconciler.plan(&inventory).await;
     println!("plan:\n{}", indent(&plan.render_text()));
-    let writes_before = go2rtc.write_count();
+    let before = servers.writes();
     let result = reconciler.sync(&inventory).await;
     println!("result:\n{}", indent(&result.render_text()));
+    let after = servers.writes();
     println!(
-        "   write calls seen by go2rtc: {}\n",
-        go2rtc.write_count() - writes_before
+        "   write calls seen: go2rtc {}, MediaMTX {}\n",
+        after.0 - before.0,
+        after.1 - before.1
     );
     Ok(result.ok())
 }

@@ -198,7 +198,13 @@ async fn the_demo_runs_and_hides_its_password() {
     .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let all = text(&out);
-    assert!(all.contains("\"doorbell_by_hand\" is untouched"), "{all}");
-    assert!(all.contains("write calls seen by go2rtc: 0"), "{all}");
+    assert!(
+        all.contains("\"doorbell_by_hand\" is untouched on both"),
+        "{all}"
+    );
+    assert!(
+        all.contains("write calls seen: go2rtc 0, MediaMTX 0"),
+        "{all}"
+    );
     assert!(!all.contains("demo-secret-not-shown"), "{all}");
 }

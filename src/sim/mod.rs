@@ -5,7 +5,9 @@
 //!
 //! - [`go2rtc`]: go2rtc's HTTP API and RTSP `DESCRIBE`, with its persistence and crash modes.
 //! - [`camera`]: an RTSP camera that answers `DESCRIBE`, and can be stopped and resumed.
+//! - [`mediamtx`]: MediaMTX's control API v3 and RTSP `DESCRIBE`, with its path lifecycle.
 
 pub mod camera;
 pub mod go2rtc;
+pub mod mediamtx;
 mod rtsp;

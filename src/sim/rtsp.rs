@@ -1,5 +1,6 @@
 //! The minimal RTSP shared by the simulators: request parsing, response writing, a TCP server
-//! loop, and the one client call go2rtc makes to a camera (`DESCRIBE`).
+//! loop, and the one client call the servers make to a camera (`DESCRIBE`, optionally keeping
+//! the connection open as a pulling server does).
 //!
 //! Only what the simulators answer is understood: a request line, headers, and a body sized by
 //! `Content-Length` (read and ignored). Heads are capped at [`MAX_HEAD`] bytes and bodies at
@@ -451,6 +452,32 @@ pub(crate) async fn describe(
     connect_timeout: Duration,
     read_timeout: Duration,
 ) -> Result<(), DialError> {
+    describe_and_hold(source, connect_timeout, read_timeout)
+        .await
+        .map(drop)
+}
+
+/// An RTSP connection kept open after a successful `DESCRIBE`, as a server pulling a camera
+/// keeps its session: [`HeldSession::closed`] resolves when the camera goes away.
+pub(crate) struct HeldSession {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    _writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl HeldSession {
+    /// Waits until the peer closes the connection (or it fails); anything it sends is ignored.
+    pub async fn closed(mut self) {
+        let mut buf = [0u8; 1024];
+        while let Ok(1..) = self.reader.read(&mut buf).await {}
+    }
+}
+
+/// [`describe`], keeping the connection open on success.
+pub(crate) async fn describe_and_hold(
+    source: &str,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<HeldSession, DialError> {
     let target = DescribeTarget::parse(source)?;
     let Some(addr) = target.addr else {
         return Err(DialError::ConnectTimeout(target.shown));
@@ -462,17 +489,20 @@ pub(crate) async fn describe(
         }
         Ok(result) => result?,
     };
-    let status = tokio::time::timeout(read_timeout, describe_on(stream, &target))
+    let (status, session) = tokio::time::timeout(read_timeout, describe_on(stream, &target))
         .await
         .map_err(|_| DialError::ReadTimeout(target.shown.clone()))??;
     match status {
-        200 => Ok(()),
+        200 => Ok(session),
         401 => Err(DialError::Unauthorized),
         other => Err(DialError::Status(other)),
     }
 }
 
-async fn describe_on(stream: TcpStream, target: &DescribeTarget) -> Result<u16, DialError> {
+async fn describe_on(
+    stream: TcpStream,
+    target: &DescribeTarget,
+) -> Result<(u16, HeldSession), DialError> {
     let mut request = format!(
         "DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\nUser-Agent: go2rtc/1.9.14\r\n",
         target.uri
@@ -488,11 +518,17 @@ async fn describe_on(stream: TcpStream, target: &DescribeTarget) -> Result<u16, 
         .await?
         .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
     read_body(&mut reader, &head).await?;
-    head.start
+    let status = head
+        .start
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| DialError::Io(invalid("bad status line")))
+        .ok_or_else(|| DialError::Io(invalid("bad status line")))?;
+    let session = HeldSession {
+        reader,
+        _writer: writer,
+    };
+    Ok((status, session))
 }
 
 #[cfg(test)]

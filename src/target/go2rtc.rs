@@ -121,8 +121,9 @@ impl Go2rtc {
     }
 
     /// Keeps `name` connected. A new stream object loses its preload (go2rtc #2359), so this
-    /// follows every PUT of a preloaded stream. go2rtc dials before it preloads and answers 500
-    /// while the camera is down: the stream is written, and the preload is reported as pending.
+    /// follows every PUT of a preloaded stream. go2rtc answers 500 both when its dial fails
+    /// (the camera is down: the preload is pending) and when only saving its file fails (the
+    /// preload is active in memory); the preload list tells which.
     async fn preload(&self, name: &str) -> Result<Applied, TargetError> {
         let op = format!("preload stream {name:?}");
         match self
@@ -130,11 +131,35 @@ impl Go2rtc {
             .await?
         {
             (StatusCode::OK, _) => Ok(Applied::Done),
-            (status, body) if status.is_server_error() => Ok(Applied::Partial {
-                detail: format!("stream written, preload pending: {}", detail(&body)),
-            }),
+            (status, body) if status.is_server_error() => {
+                let detail = if self.preloaded(&op, name).await? {
+                    format!(
+                        "preloaded in memory only, go2rtc could not save its file: {}",
+                        detail(&body)
+                    )
+                } else {
+                    format!(
+                        "stream written, preload pending (go2rtc could not dial the camera): {}",
+                        detail(&body)
+                    )
+                };
+                Ok(Applied::Partial { detail })
+            }
             (status, body) => Err(self.api.unexpected(&op, status, detail(&body))),
         }
+    }
+
+    async fn preloaded(&self, op: &str, name: &str) -> Result<bool, TargetError> {
+        let (status, body) = self.call(op, Method::GET, PRELOAD, &[]).await?;
+        if status != StatusCode::OK {
+            return Err(self.api.unexpected(op, status, detail(&body)));
+        }
+        let preloads: Option<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_str(&body).map_err(|e| {
+                self.api
+                    .protocol(op, format!("not a JSON object of preloads: {e}"))
+            })?;
+        Ok(preloads.is_some_and(|p| p.contains_key(name)))
     }
 
     async fn remove(&self, name: &str) -> Result<Applied, TargetError> {

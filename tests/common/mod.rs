@@ -9,12 +9,15 @@ use camsync::app::{LedgerMode, load_inventory, process_env, reconciler};
 use camsync::config::{self, Config};
 use camsync::reconcile::report::SyncReport;
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 
 pub const PASSWORD: &str = "Pw-Marker-7f3a9c";
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub go2rtc: Go2rtcSim,
+    /// Present when the fixture has a MediaMTX target too.
+    pub mediamtx: Option<MediamtxSim>,
 }
 
 impl Fixture {
@@ -23,9 +26,26 @@ impl Fixture {
     }
 
     pub async fn with(options: Go2rtcSimOptions) -> Fixture {
+        Self::build(options, None).await
+    }
+
+    /// go2rtc and MediaMTX, both as targets.
+    pub async fn with_mediamtx(options: MediamtxSimOptions) -> Fixture {
+        Self::build(Go2rtcSimOptions::default(), Some(options)).await
+    }
+
+    async fn build(go2rtc: Go2rtcSimOptions, mediamtx: Option<MediamtxSimOptions>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let go2rtc = Go2rtcSim::start(options).await.unwrap();
-        let fixture = Fixture { dir, go2rtc };
+        let go2rtc = Go2rtcSim::start(go2rtc).await.unwrap();
+        let mediamtx = match mediamtx {
+            Some(options) => Some(MediamtxSim::start(options).await.unwrap()),
+            None => None,
+        };
+        let fixture = Fixture {
+            dir,
+            go2rtc,
+            mediamtx,
+        };
         fixture.write_config("");
         std::fs::write(fixture.path("cam.password"), format!("{PASSWORD}\n")).unwrap();
         fixture
@@ -45,8 +65,11 @@ impl Fixture {
     }
 
     pub fn write_config_with_resync(&self, resync: &str, extra: &str) {
+        let mediamtx = self.mediamtx.as_ref().map_or(String::new(), |m| {
+            format!("  - name: mediamtx\n    kind: mediamtx\n    api: {}\n    rtsp: {}\n    timeout: 5s\n", m.api_url(), m.rtsp_url())
+        });
         let text = format!(
-            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\n    timeout: 5s\nstate: state/camsync.db\nresync: {resync}\n{extra}",
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\n    timeout: 5s\n{mediamtx}state: state/camsync.db\nresync: {resync}\n{extra}",
             self.go2rtc.api_url(),
             self.go2rtc.rtsp_url()
         );
@@ -83,6 +106,12 @@ impl Fixture {
 
     pub fn names(&self) -> Vec<String> {
         self.go2rtc.stream_names()
+    }
+
+    pub fn mtx(&self) -> &MediamtxSim {
+        self.mediamtx
+            .as_ref()
+            .expect("a fixture made with_mediamtx")
     }
 }
 

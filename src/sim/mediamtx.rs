@@ -1,0 +1,507 @@
+//! A MediaMTX simulator: the control API v3 (`/v3/info`, `/v3/config/paths/*`, `/v3/paths/*`)
+//! and RTSP `DESCRIBE`, answering like MediaMTX v1.16–v1.20 as recorded in `SERVERS.md`, on
+//! 127.0.0.1 ports chosen by the OS.
+//!
+//! It owns the configuration — the paths of its simulated YAML file, and those added through the
+//! API on top — and one live path per configured name, with the readers attached to it and, for
+//! a source MediaMTX pulls itself, a supervisor task that dials the camera as MediaMTX does.
+//!
+//! Invariants:
+//! - API writes (add, patch, replace, delete) are applied one at a time under a lock; each
+//!   successful one then holds the lock for [`MediamtxSimOptions::write_cost_per_path`] ×
+//!   configured paths, as MediaMTX re-evaluates its whole configuration on every write. A write
+//!   arriving while another is in flight is counted ([`MediamtxSim::overlapping_writes`]).
+//! - A configuration change closes and recreates the path, dropping its readers, unless only
+//!   `record*` fields (or Raspberry Pi camera tuning) changed — v1.20's rule; v1.16.2 was seen
+//!   dropping them on any change. A `replace` with the same configuration changes nothing.
+//!   Writes to one path never touch another path's readers. Readers are also dropped by a
+//!   delete, a restart, a file reload that changes or removes their path, and by their source
+//!   going away; every drop is counted ([`MediamtxSim::reader_disconnects`]).
+//! - A pulled always-on source is dialed as soon as its path exists, keeps its camera
+//!   connection open while ready (so a camera that stops is noticed at once), and after any
+//!   failure retries every 5 s, forever: a camera that returns makes the path ready only at the
+//!   next retry, while delete + add dials at once. An on-demand source runs while its path has
+//!   readers and gives up, dropping them, if not ready within `sourceOnDemandStartTimeout`.
+//!   Only loopback cameras are ever contacted.
+//! - Nothing set through the API survives [`MediamtxSim::restart`] or
+//!   [`MediamtxSim::reload_file`]; the ports never change.
+//!
+//! Not simulated: publishers and media (a `publisher` path is never ready), RTSP auth and
+//! SETUP/PLAY, the `pathdefaults` and `global` endpoints, RTSP matching of `~regexp` paths,
+//! the 0–4 s pause after bad credentials, watching the file (call `reload_file`). A `DESCRIBE`
+//! alone does not keep an on-demand source running for `sourceOnDemandCloseAfter`. A restart
+//! lets in-flight HTTP requests finish instead of cutting them.
+
+mod api;
+mod conf;
+mod goformat;
+mod source;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use self::conf::{Patch, PathConf};
+use super::rtsp::{self, RtspServer};
+
+/// What `/v3/info` reports.
+const VERSION: &str = "v1.16.2";
+/// How long a stop waits for open HTTP connections to be torn down.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How a [`MediamtxSim`] starts.
+#[derive(Debug, Clone)]
+pub struct MediamtxSimOptions {
+    /// Paths in its YAML file: name → partial path config (a JSON object of path fields),
+    /// loaded at start, at restart and at every file reload. Default: none.
+    pub file_paths: BTreeMap<String, Value>,
+    /// Emulated cost of each API write: the write holds the configuration lock for this ×
+    /// the number of configured paths (SERVERS.md: ~130 ms per add at 1,000 paths). Default: zero.
+    pub write_cost_per_path: Duration,
+    /// API Basic auth user; `None` (default) = no auth.
+    pub username: Option<String>,
+    /// API Basic auth password (with `username`).
+    pub password: Option<String>,
+}
+
+impl Default for MediamtxSimOptions {
+    fn default() -> Self {
+        MediamtxSimOptions {
+            file_paths: BTreeMap::new(),
+            write_cost_per_path: Duration::ZERO,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// A running MediaMTX simulator; clones share it. Dropping the last clone stops it.
+#[derive(Clone)]
+pub struct MediamtxSim {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    /// `None` while stopped; the lock also serialises restarts.
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.state().kill.cancel();
+    }
+}
+
+/// The servers of one incarnation of the "process".
+struct Running {
+    http: JoinHandle<()>,
+    rtsp: RtspServer,
+}
+
+impl Running {
+    /// Waits for both servers to go; their kill token must already be cancelled.
+    async fn stop(self) {
+        if tokio::time::timeout(STOP_GRACE, self.http).await.is_err() {
+            tracing::warn!("mediamtx sim: http connections still open after stop");
+        }
+        self.rtsp.shutdown().await;
+    }
+}
+
+/// Everything the HTTP and RTSP handlers and the source supervisors share.
+struct Shared {
+    api_port: u16,
+    rtsp_port: u16,
+    write_cost_per_path: Duration,
+    /// The `Authorization` value the API requires, if any.
+    authorization: Option<String>,
+    /// Where source supervisors run (they are started from synchronous calls too).
+    tasks: tokio::runtime::Handle,
+    writes: AtomicU64,
+    requests: AtomicU64,
+    overlapping_writes: AtomicU64,
+    writes_in_flight: AtomicU64,
+    /// Held by each API write while it is applied (MediaMTX's configuration lock).
+    write_lock: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The paths of the simulated YAML file, validated.
+    file: BTreeMap<String, PathConf>,
+    /// Why the file cannot be loaded, after `reload_file` got a bad one: MediaMTX exits.
+    file_error: Option<String>,
+    /// Every configured path, by name.
+    paths: BTreeMap<String, LivePath>,
+    started: SystemTime,
+    /// Cancelled when this incarnation dies (restart, shutdown, drop); parent of every path's.
+    kill: CancellationToken,
+    /// The last id given to a path object or a reader.
+    last_id: u64,
+    reader_disconnects: u64,
+}
+
+/// A configured path and its runtime state (a MediaMTX path object; patterns never get one
+/// that is used: MediaMTX creates their paths per requested name).
+struct LivePath {
+    conf: PathConf,
+    /// Unique per path object, so a supervisor of a replaced object cannot touch its successor.
+    id: u64,
+    created: SystemTime,
+    /// Stops this object's source supervisor.
+    stop: CancellationToken,
+    ready_since: Option<SystemTime>,
+    /// Reader session ids.
+    readers: Vec<String>,
+    source_running: bool,
+}
+
+/// One path object, as its source supervisor knows it.
+struct PathKey {
+    name: String,
+    id: u64,
+}
+
+impl State {
+    fn new(file: BTreeMap<String, PathConf>) -> Self {
+        State {
+            file,
+            file_error: None,
+            paths: BTreeMap::new(),
+            started: SystemTime::now(),
+            kill: CancellationToken::new(),
+            last_id: 0,
+            reader_disconnects: 0,
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    /// Closes a path object: its source stops and its readers are dropped.
+    fn close(&mut self, path: LivePath) {
+        path.stop.cancel();
+        self.reader_disconnects += path.readers.len() as u64;
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Configures `name` as `conf` (`None`: removed) the way MediaMTX's path manager applies
+    /// a new configuration: an unchanged path is left alone, a `record*`-only change is taken
+    /// in place, anything else closes the path object and creates a new one.
+    fn set_path(self: &Arc<Self>, state: &mut State, name: &str, conf: Option<PathConf>) {
+        let conf = match (state.paths.get_mut(name), conf) {
+            (Some(path), Some(conf)) if path.conf.reloads_in_place(&conf) => {
+                path.conf = conf;
+                return;
+            }
+            (_, conf) => conf,
+        };
+        if let Some(old) = state.paths.remove(name) {
+            state.close(old);
+        }
+        if let Some(conf) = conf {
+            self.create_path(state, name, conf);
+        }
+    }
+
+    /// Makes the configuration exactly `confs`, path by path (a start, restart or reload).
+    fn set_all_paths(self: &Arc<Self>, state: &mut State, confs: BTreeMap<String, PathConf>) {
+        let gone: Vec<String> = (state.paths.keys())
+            .filter(|name| !confs.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.set_path(state, &name, None);
+        }
+        for (name, conf) in confs {
+            self.set_path(state, &name, Some(conf));
+        }
+    }
+
+    fn create_path(self: &Arc<Self>, state: &mut State, name: &str, conf: PathConf) {
+        let mut path = LivePath {
+            conf,
+            id: state.next_id(),
+            created: SystemTime::now(),
+            stop: state.kill.child_token(),
+            ready_since: None,
+            readers: Vec::new(),
+            source_running: false,
+        };
+        let always_on = path.conf.has_static_source() && !path.conf.source_on_demand();
+        if always_on && !conf::is_pattern(name) {
+            self.start_source(name, &mut path);
+        }
+        state.paths.insert(name.to_owned(), path);
+    }
+
+    /// Spawns the supervisor of `path`'s pulled source; it ends with the path object.
+    fn start_source(self: &Arc<Self>, name: &str, path: &mut LivePath) {
+        path.source_running = true;
+        let key = PathKey {
+            name: name.to_owned(),
+            id: path.id,
+        };
+        let on_demand = path
+            .conf
+            .source_on_demand()
+            .then(|| path.conf.start_timeout());
+        let run = source::supervise(self.clone(), key, path.conf.source().to_owned(), on_demand);
+        let stop = path.stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = run => {}
+            }
+        });
+    }
+
+    /// Reboots the configuration after the old incarnation died: API paths and readers are
+    /// gone, the file's paths are loaded afresh.
+    fn reboot(self: &Arc<Self>) {
+        let mut state = self.state();
+        for path in std::mem::take(&mut state.paths).into_values() {
+            state.close(path);
+        }
+        state.kill = CancellationToken::new();
+        state.started = SystemTime::now();
+        let file = state.file.clone();
+        self.set_all_paths(&mut state, file);
+    }
+}
+
+/// Validates the paths of a YAML file; the error names the bad path.
+fn load_file(file_paths: &BTreeMap<String, Value>) -> Result<BTreeMap<String, PathConf>, String> {
+    file_paths
+        .iter()
+        .map(|(name, fields)| {
+            Patch::from_value(fields)
+                .and_then(|patch| PathConf::new(name, &patch))
+                .map(|conf| (name.clone(), conf))
+                .map_err(|e| format!("path '{name}': {e}"))
+        })
+        .collect()
+}
+
+/// RFC 3339 with nanoseconds, UTC, as Go marshals a `time.Time`.
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(time).to_string()
+}
+
+impl MediamtxSim {
+    /// Loads the file's paths and starts the API and RTSP servers, each on 127.0.0.1 and a free
+    /// port. A file path MediaMTX would reject fails the start (`InvalidInput`).
+    pub async fn start(opts: MediamtxSimOptions) -> io::Result<MediamtxSim> {
+        let file = load_file(&opts.file_paths)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (api, rtsp) = bind_pair(0, 0).await?;
+        let authorization = opts
+            .username
+            .as_deref()
+            .map(|user| rtsp::basic_auth(user, opts.password.as_deref().unwrap_or_default()));
+        let shared = Arc::new(Shared {
+            api_port: api.local_addr()?.port(),
+            rtsp_port: rtsp.local_addr()?.port(),
+            write_cost_per_path: opts.write_cost_per_path,
+            authorization,
+            tasks: tokio::runtime::Handle::current(),
+            writes: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            overlapping_writes: AtomicU64::new(0),
+            writes_in_flight: AtomicU64::new(0),
+            write_lock: tokio::sync::Mutex::new(()),
+            state: Mutex::new(State::new(file)),
+        });
+        shared.reboot();
+        let running = spawn_servers(&shared, api, rtsp);
+        Ok(MediamtxSim {
+            inner: Arc::new(Inner {
+                shared,
+                running: tokio::sync::Mutex::new(Some(running)),
+            }),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.inner.shared.api_port)
+    }
+
+    /// `rtsp://127.0.0.1:PORT`
+    pub fn rtsp_url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}", self.inner.shared.rtsp_port)
+    }
+
+    /// Add, patch, replace and delete requests received, whatever their answer.
+    pub fn write_count(&self) -> u64 {
+        self.inner.shared.writes.load(Ordering::Relaxed)
+    }
+
+    /// Every API request received, 401s and 404s included.
+    pub fn request_count(&self) -> u64 {
+        self.inner.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Writes that arrived while another write was still being handled.
+    pub fn overlapping_writes(&self) -> u64 {
+        self.inner.shared.overlapping_writes.load(Ordering::Relaxed)
+    }
+
+    /// Names of the configured paths (file and API), sorted.
+    pub fn path_names(&self) -> Vec<String> {
+        self.inner.shared.state().paths.keys().cloned().collect()
+    }
+
+    /// A path's full configuration, as `GET /v3/config/paths/get/{name}` answers it.
+    pub fn path_config(&self, name: &str) -> Option<Value> {
+        let state = self.inner.shared.state();
+        state.paths.get(name).map(|path| path.conf.to_value())
+    }
+
+    /// A path a user configured through the API (not counted as a request): the path defaults
+    /// with `fields` on top, replacing any path of that name. Fields MediaMTX would reject are
+    /// logged and the call does nothing.
+    pub fn add_path_by_hand(&self, name: &str, fields: Value) {
+        let shared = &self.inner.shared;
+        match Patch::from_value(&fields).and_then(|patch| PathConf::new(name, &patch)) {
+            Ok(conf) => shared.set_path(&mut shared.state(), name, Some(conf)),
+            Err(e) => tracing::warn!(name, error = %e, "mediamtx sim: path added by hand refused"),
+        }
+    }
+
+    /// `started` of `/v3/info`: when this incarnation started (RFC 3339).
+    pub fn started(&self) -> String {
+        rfc3339(self.inner.shared.state().started)
+    }
+
+    /// Like a process restart: every connection and reader drops, paths added through the API
+    /// are forgotten, the file's paths are loaded again, `started` changes, and both servers
+    /// listen again on the same ports. If the file cannot be loaded (see
+    /// [`MediamtxSim::reload_file`]) or a port cannot be bound, the simulator stays down.
+    pub async fn restart(&self) {
+        let shared = &self.inner.shared;
+        let mut running = self.inner.running.lock().await;
+        self.stop_running(&mut running).await;
+        if let Some(e) = shared.state().file_error.clone() {
+            tracing::error!(error = %e, "mediamtx sim: configuration file invalid; not starting");
+            return;
+        }
+        let bound = bind_pair(shared.api_port, shared.rtsp_port).await;
+        shared.reboot();
+        match bound {
+            Ok((api, rtsp)) => *running = Some(spawn_servers(shared, api, rtsp)),
+            Err(e) => {
+                tracing::error!(error = %e, "mediamtx sim: restart could not listen");
+                shared.state().kill.cancel();
+            }
+        }
+    }
+
+    /// The YAML file changed to `file_paths`: the configuration becomes exactly the file's
+    /// paths — paths added through the API are discarded, changed or removed paths are closed
+    /// (dropping their readers), unchanged ones keep running. Like MediaMTX, a file it cannot
+    /// load shuts the simulator down (until a restart with a valid file).
+    pub fn reload_file(&self, file_paths: BTreeMap<String, Value>) {
+        let shared = &self.inner.shared;
+        match load_file(&file_paths) {
+            Ok(file) => {
+                let mut state = shared.state();
+                state.file = file.clone();
+                state.file_error = None;
+                shared.set_all_paths(&mut state, file);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mediamtx sim: configuration file invalid; exiting");
+                let mut state = shared.state();
+                state.file_error = Some(e);
+                state.kill.cancel();
+                let sim = self.clone();
+                shared.tasks.spawn(async move { sim.shutdown().await });
+            }
+        }
+    }
+
+    /// Attaches a simulated reader (an RTSP session) to the configured path `name`; false if
+    /// there is no such path (patterns included) or `maxReaders` is reached. A reader on an
+    /// on-demand path starts its source.
+    pub fn add_reader(&self, name: &str) -> bool {
+        let shared = &self.inner.shared;
+        let mut state = shared.state();
+        let reader = format!("00000000-0000-4000-8000-{:012x}", state.next_id());
+        let Some(path) = state.paths.get_mut(name) else {
+            return false;
+        };
+        let full = (path.conf.max_readers()).is_some_and(|max| path.readers.len() >= max);
+        if full || conf::is_pattern(name) {
+            return false;
+        }
+        path.readers.push(reader);
+        let on_demand = path.conf.has_static_source() && path.conf.source_on_demand();
+        if on_demand && !path.source_running {
+            shared.start_source(name, path);
+        }
+        true
+    }
+
+    /// Readers attached to path `name` now.
+    pub fn readers(&self, name: &str) -> usize {
+        let state = self.inner.shared.state();
+        state.paths.get(name).map_or(0, |path| path.readers.len())
+    }
+
+    /// Readers dropped so far by writes, deletes, restarts, reloads or lost sources.
+    pub fn reader_disconnects(&self) -> u64 {
+        self.inner.shared.state().reader_disconnects
+    }
+
+    /// Stops both servers, every connection and every source; [`MediamtxSim::restart`] brings
+    /// it back.
+    pub async fn shutdown(&self) {
+        let mut running = self.inner.running.lock().await;
+        self.stop_running(&mut running).await;
+    }
+
+    /// Kills the current incarnation and waits until its listeners are closed.
+    async fn stop_running(&self, running: &mut Option<Running>) {
+        self.inner.shared.state().kill.cancel();
+        if let Some(old) = running.take() {
+            old.stop().await;
+        }
+    }
+}
+
+async fn bind_pair(api_port: u16, rtsp_port: u16) -> io::Result<(TcpListener, TcpListener)> {
+    let bind = |port| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    Ok((bind(api_port).await?, bind(rtsp_port).await?))
+}
+
+fn spawn_servers(shared: &Arc<Shared>, api: TcpListener, rtsp: TcpListener) -> Running {
+    let kill = shared.state().kill.clone();
+    let serve = axum::serve(api, api::router(shared.clone()))
+        .with_graceful_shutdown(kill.clone().cancelled_owned());
+    let http = tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "mediamtx sim http server failed");
+        }
+    });
+    Running {
+        http,
+        rtsp: RtspServer::spawn(rtsp, kill, shared.clone()),
+    }
+}
