@@ -259,7 +259,7 @@ async fn hand_made_paths_survive_and_the_guard_applies_per_target() {
 }
 
 #[tokio::test]
-async fn a_mediamtx_restart_is_healed_without_waiting_for_the_resync() {
+async fn a_mediamtx_restart_or_reload_is_healed_without_waiting_for_the_resync() {
     let f = Fixture::with_mediamtx(MediamtxSimOptions::default()).await;
     f.write_config_with_resync("1h", "restart_check: 100ms\n");
     write(
