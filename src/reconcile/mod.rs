@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::camera::Camera;
 use crate::ledger::{Fingerprint, Ledger};
 use crate::source::Inventory;
-use crate::target::{Applied, Target, TargetError};
+use crate::target::{Applied, BatchTarget, Change, Target, TargetError};
 use plan::{Action, Step, TargetPlan, plan_target};
 use report::{Outcome, StepReport, SyncReport, TargetReport, TargetStatus};
 
@@ -152,15 +152,94 @@ impl TargetWork {
         if !apply {
             return TargetReport::from_plan(&plan, TargetStatus::Planned, None);
         }
-        let mut steps = Vec::with_capacity(plan.steps.len());
-        for step in &plan.steps {
+        let steps = match self.target.as_batch() {
+            Some(batch) => self.apply_batch(batch, &plan.steps).await,
+            None => self.apply_steps(&plan.steps).await,
+        };
+        TargetReport::applied(name, steps)
+    }
+
+    async fn apply_steps(&self, steps: &[Step]) -> Vec<StepReport> {
+        let mut reports = Vec::with_capacity(steps.len());
+        for step in steps {
             if self.shutdown.is_cancelled() {
                 break;
             }
             let outcome = self.apply_step(step).await;
-            steps.push(StepReport::new(step, outcome));
+            reports.push(StepReport::new(step, outcome));
         }
-        TargetReport::applied(name, steps)
+        reports
+    }
+
+    /// All writes in one call: intents first, then the batch, then each result is recorded.
+    async fn apply_batch(&self, batch: &dyn BatchTarget, steps: &[Step]) -> Vec<StepReport> {
+        let target = self.target.name();
+        let mut reports = Vec::with_capacity(steps.len());
+        let mut writes: Vec<(&Step, Change<'_>)> = Vec::new();
+        for step in steps {
+            let change = match step.action {
+                Action::Unchanged | Action::Forget => {
+                    reports.push(StepReport::new(step, self.apply_step(step).await));
+                    continue;
+                }
+                Action::Delete => Change::Delete(&step.name),
+                Action::Create | Action::Adopt | Action::Update => {
+                    match self.cameras.get(&step.name) {
+                        Some(camera) => Change::Upsert(camera),
+                        None => {
+                            reports.push(StepReport::new(step, Outcome::Failed(VANISHED.into())));
+                            continue;
+                        }
+                    }
+                }
+            };
+            if matches!(change, Change::Upsert(_))
+                && let Err(e) = self.ledger.intend(target, &step.name)
+            {
+                reports.push(StepReport::new(step, Outcome::Failed(e.to_string())));
+                continue;
+            }
+            writes.push((step, change));
+        }
+        if writes.is_empty() {
+            return reports;
+        }
+        let changes: Vec<Change<'_>> = writes.iter().map(|(_, c)| *c).collect();
+        match self.with_retry(|| batch.write_batch(&changes)).await {
+            Err(e) => {
+                let error = e.to_string();
+                tracing::error!(target_name = target, error = %error, "batch write failed");
+                reports.extend(
+                    writes
+                        .iter()
+                        .map(|(step, _)| StepReport::new(step, Outcome::Failed(error.clone()))),
+                );
+            }
+            Ok(results) => {
+                for ((step, _), result) in writes.iter().zip(results) {
+                    reports.push(StepReport::new(step, self.record(step, result)));
+                }
+            }
+        }
+        reports
+    }
+
+    /// Records the result of one write in the ledger.
+    fn record(&self, step: &Step, result: Result<Applied, TargetError>) -> Outcome {
+        let target = self.target.name();
+        let applied = match result {
+            Ok(applied) => applied,
+            Err(e) => return log_failed(target, step, e),
+        };
+        let recorded = match (&step.action, &step.fingerprint) {
+            (Action::Delete, _) => self.ledger.forget(target, &step.name),
+            (_, Some(fingerprint)) => self.ledger.record(target, &step.name, fingerprint),
+            (_, None) => return Outcome::Failed(VANISHED.into()),
+        };
+        match recorded {
+            Ok(()) => log_applied(target, step, applied),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
     }
 
     async fn make_plan(&self) -> Result<TargetPlan, TargetError> {
@@ -208,40 +287,31 @@ impl TargetWork {
 
     async fn apply_step(&self, step: &Step) -> Outcome {
         let target = self.target.name();
-        let ledger_failed = |e: crate::ledger::LedgerError| Outcome::Failed(e.to_string());
         match step.action {
             Action::Unchanged => Outcome::Unchanged,
             Action::Forget => match self.ledger.forget(target, &step.name) {
                 Ok(()) => Outcome::Done,
-                Err(e) => ledger_failed(e),
+                Err(e) => Outcome::Failed(e.to_string()),
             },
-            Action::Delete => match self.with_retry(|| self.target.delete(&step.name)).await {
-                Ok(applied) => match self.ledger.forget(target, &step.name) {
-                    Ok(()) => log_applied(target, step, applied),
-                    Err(e) => ledger_failed(e),
-                },
-                Err(e) => log_failed(target, step, e),
-            },
+            Action::Delete => {
+                let result = self.with_retry(|| self.target.delete(&step.name)).await;
+                self.record(step, result)
+            }
             Action::Create | Action::Adopt | Action::Update => {
-                let (Some(camera), Some(fingerprint)) =
-                    (self.cameras.get(&step.name), &step.fingerprint)
-                else {
-                    return Outcome::Failed("camera vanished from the inventory mid-sync".into());
+                let Some(camera) = self.cameras.get(&step.name) else {
+                    return Outcome::Failed(VANISHED.into());
                 };
                 if let Err(e) = self.ledger.intend(target, &step.name) {
-                    return ledger_failed(e);
+                    return Outcome::Failed(e.to_string());
                 }
-                match self.with_retry(|| self.target.upsert(camera)).await {
-                    Ok(applied) => match self.ledger.record(target, &step.name, fingerprint) {
-                        Ok(()) => log_applied(target, step, applied),
-                        Err(e) => ledger_failed(e),
-                    },
-                    Err(e) => log_failed(target, step, e),
-                }
+                let result = self.with_retry(|| self.target.upsert(camera)).await;
+                self.record(step, result)
             }
         }
     }
 }
+
+const VANISHED: &str = "camera vanished from the inventory mid-sync";
 
 fn log_applied(target: &str, step: &Step, applied: Applied) -> Outcome {
     match applied {
@@ -412,5 +482,111 @@ mod tests {
         let step = &report.targets[0].steps[0];
         assert_eq!(step.outcome, report::OutcomeKind::Failed);
         assert!(step.detail.as_deref().unwrap().contains("bad source"));
+    }
+
+    /// A target that takes all writes in one call and cannot represent the camera named `bad`.
+    #[derive(Default)]
+    struct FakeBatchTarget {
+        streams: Mutex<BTreeSet<String>>,
+        batches: AtomicUsize,
+    }
+
+    impl Target for FakeBatchTarget {
+        fn name(&self) -> &str {
+            "file"
+        }
+        fn render(&self, camera: &Camera) -> String {
+            camera.sources[0].expose()
+        }
+        fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
+            Box::pin(async { Ok(self.streams.lock().unwrap().clone()) })
+        }
+        fn upsert<'a>(&'a self, _: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+            unreachable!("a batch target gets batches")
+        }
+        fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
+            unreachable!("a batch target gets batches")
+        }
+        fn run_check<'a>(
+            &'a self,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<crate::target::RunCheck, TargetError>> {
+            Box::pin(async { Ok(Default::default()) })
+        }
+        fn as_batch(&self) -> Option<&dyn BatchTarget> {
+            Some(self)
+        }
+    }
+
+    impl BatchTarget for FakeBatchTarget {
+        fn write_batch<'a>(
+            &'a self,
+            changes: &'a [Change<'a>],
+        ) -> BoxFuture<'a, Result<Vec<Result<Applied, TargetError>>, TargetError>> {
+            Box::pin(async move {
+                self.batches.fetch_add(1, Ordering::SeqCst);
+                let mut streams = self.streams.lock().unwrap();
+                Ok(changes
+                    .iter()
+                    .map(|change| match change {
+                        Change::Upsert(c) if c.name == "bad" => Err(rejected()),
+                        Change::Upsert(c) => {
+                            streams.insert(c.name.clone());
+                            Ok(Applied::Done)
+                        }
+                        Change::Delete(name) => {
+                            streams.remove(*name);
+                            Ok(Applied::Done)
+                        }
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    fn cameras(names: &[&str]) -> Inventory {
+        let base = inventory().cameras["cam"].clone();
+        Inventory {
+            cameras: names
+                .iter()
+                .map(|n| {
+                    (
+                        n.to_string(),
+                        Camera {
+                            name: n.to_string(),
+                            ..base.clone()
+                        },
+                    )
+                })
+                .collect(),
+            rejected: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_target_gets_every_write_in_one_call_and_failures_stay_per_camera() {
+        let target = Arc::new(FakeBatchTarget::default());
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let reconciler = Reconciler::new(vec![target.clone()], ledger.clone(), false);
+        let report = reconciler.sync(&cameras(&["a", "b", "bad", "c"])).await;
+        assert_eq!(target.batches.load(Ordering::SeqCst), 1);
+        assert_eq!(report.targets[0].counts.create, 3);
+        assert_eq!(report.targets[0].counts.failed, 1);
+        let owned = ledger.owned("file").unwrap();
+        assert!(owned["a"].is_some() && owned["c"].is_some());
+        assert_eq!(
+            owned["bad"], None,
+            "a failed write stays an unconfirmed intent"
+        );
+
+        // Deletes and creates of one sync travel together too; nothing to do, no call.
+        reconciler.sync(&cameras(&["a", "b", "c", "d"])).await;
+        assert_eq!(target.batches.load(Ordering::SeqCst), 2);
+        reconciler.sync(&cameras(&["a", "b", "c", "d"])).await;
+        assert_eq!(target.batches.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            *target.streams.lock().unwrap(),
+            ["a", "b", "c", "d"].map(String::from).into()
+        );
     }
 }

@@ -42,6 +42,29 @@ pub trait Target: Send + Sync {
         &'a self,
         canary: Option<&'a str>,
     ) -> BoxFuture<'a, Result<RunCheck, TargetError>>;
+
+    /// A target that applies many changes in one go (a file: one atomic write for any number
+    /// of streams) says so here; the reconciler then hands it all of a sync's writes at once.
+    fn as_batch(&self) -> Option<&dyn BatchTarget> {
+        None
+    }
+}
+
+/// One write of a sync.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    Upsert(&'a Camera),
+    Delete(&'a str),
+}
+
+pub trait BatchTarget: Send + Sync {
+    /// Applies `changes` together. The outer error means nothing was applied (and may be
+    /// retried); otherwise there is one result per change, in order (a change the target
+    /// cannot represent fails on its own).
+    fn write_batch<'a>(
+        &'a self,
+        changes: &'a [Change<'a>],
+    ) -> BoxFuture<'a, Result<Vec<Result<Applied, TargetError>>, TargetError>>;
 }
 
 /// What [`Target::run_check`] saw.
