@@ -36,11 +36,14 @@ fn target(name: &str, kind: TargetKind, api: String) -> BenchResult<TargetConfig
     Ok(TargetConfig {
         name: name.into(),
         kind,
-        api: api.parse()?,
+        api: Some(api.parse()?),
         rtsp: None,
         username: None,
         password: None,
         timeout: Duration::from_secs(30),
+        path: None,
+        inline_credentials: false,
+        env_file: None,
     })
 }
 

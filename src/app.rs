@@ -25,6 +25,10 @@ pub enum AppError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    File(#[from] crate::atomic_file::AtomicWriteError),
     #[error("cannot {what}: {source}")]
     Io {
         what: &'static str,

@@ -40,6 +40,19 @@ pub enum AtomicWriteError {
 
 /// Replaces `path` with `contents` atomically; creates it (mode 0600) if it does not exist.
 pub fn write(path: &Path, contents: &[u8]) -> Result<WriteOutcome, AtomicWriteError> {
+    write_with(path, contents, None)
+}
+
+/// As [`write`], and the file ends up mode 0600 whatever it was: it holds credentials.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<WriteOutcome, AtomicWriteError> {
+    write_with(path, contents, Some(NEW_FILE_MODE))
+}
+
+fn write_with(
+    path: &Path,
+    contents: &[u8],
+    mode: Option<u32>,
+) -> Result<WriteOutcome, AtomicWriteError> {
     let io_error = |source| AtomicWriteError::Io {
         path: path.to_owned(),
         source,
@@ -50,6 +63,9 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<WriteOutcome, AtomicWriteEr
         Err(e) => return Err(io_error(e)),
     };
     if existing.is_some() && fs::read(path).map_err(io_error)? == contents {
+        if let Some(mode) = mode {
+            set_mode(path, mode).map_err(io_error)?;
+        }
         return Ok(WriteOutcome::Unchanged);
     }
     let dir = match path.parent() {
@@ -65,7 +81,7 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<WriteOutcome, AtomicWriteEr
         .tempfile_in(dir)
         .map_err(io_error)?;
     temp.write_all(contents).map_err(io_error)?;
-    copy_ownership(temp.as_file(), existing.as_ref()).map_err(io_error)?;
+    copy_ownership(temp.as_file(), existing.as_ref(), mode).map_err(io_error)?;
     temp.as_file().sync_all().map_err(io_error)?;
     temp.persist(path)
         .map_err(|e| rename_error(path, e.error))?;
@@ -90,9 +106,25 @@ fn rename_error(path: &Path, source: io::Error) -> AtomicWriteError {
 }
 
 #[cfg(unix)]
-fn copy_ownership(file: &fs::File, existing: Option<&fs::Metadata>) -> io::Result<()> {
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> io::Result<()> {
+    Ok(())
+}
+
+/// Gives the new file the old one's owner, and `mode` or else the old mode (0600 when new).
+#[cfg(unix)]
+fn copy_ownership(
+    file: &fs::File,
+    existing: Option<&fs::Metadata>,
+    mode: Option<u32>,
+) -> io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let mode = existing.map_or(NEW_FILE_MODE, |m| m.mode() & 0o7777);
+    let mode = mode.unwrap_or_else(|| existing.map_or(NEW_FILE_MODE, |m| m.mode() & 0o7777));
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     if let Some(meta) = existing {
         let mine = file.metadata()?;
@@ -104,7 +136,11 @@ fn copy_ownership(file: &fs::File, existing: Option<&fs::Metadata>) -> io::Resul
 }
 
 #[cfg(not(unix))]
-fn copy_ownership(_file: &fs::File, _existing: Option<&fs::Metadata>) -> io::Result<()> {
+fn copy_ownership(
+    _file: &fs::File,
+    _existing: Option<&fs::Metadata>,
+    _mode: Option<u32>,
+) -> io::Result<()> {
     Ok(())
 }
 
@@ -157,6 +193,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
+    }
+
+    #[test]
+    fn a_private_write_tightens_the_mode_even_when_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mediamtx.yml");
+        fs::write(&path, "same\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            write_private(&path, b"same\n").unwrap(),
+            WriteOutcome::Unchanged
+        );
+        assert_eq!(mode(&path), 0o600);
+        write_private(&path, b"new\n").unwrap();
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl CameraSpec {
             }
         };
         let mediamtx_target = ctx.targets.iter().find(|(t, kind)| {
-            **kind == TargetKind::Mediamtx && targets.as_ref().is_none_or(|set| set.contains(*t))
+            kind.is_mediamtx() && targets.as_ref().is_none_or(|set| set.contains(*t))
         });
         if let Some((target, _)) = mediamtx_target
             && !MEDIAMTX_SCHEMES.contains(&sources[0].scheme())
@@ -405,6 +405,16 @@ impl SourceUrl {
     /// The scheme, e.g. `rtsp` (for `ffmpeg:rtsp://…`, `ffmpeg`).
     pub fn scheme(&self) -> &str {
         self.template.split(':').next().unwrap_or_default()
+    }
+
+    pub fn password(&self) -> Option<&Secret> {
+        self.password.as_ref()
+    }
+
+    /// The source with its password replaced by `placeholder` (e.g. `${VAR}`), for a file a
+    /// server expands at start.
+    pub fn with_password_placeholder(&self, placeholder: &str) -> String {
+        self.assemble(|_| placeholder.to_owned())
     }
 
     /// The source with credentials in it: only for the request that sends it.

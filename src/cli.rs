@@ -43,8 +43,20 @@ pub enum Command {
     Check(OutputArgs),
     /// Run as a daemon: watch the inventory, resync periodically, apply changes.
     Run(GuardArgs),
+    /// Print the file a file target (kind go2rtc-file or mediamtx-file) would hold after a
+    /// sync; writes nothing but the optional env file (for init containers and GitOps).
+    Render(RenderArgs),
     /// Sync a sample inventory into built-in simulators and show each step.
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The name of a file target in the config.
+    pub target: String,
+    /// go2rtc-file: also write the `${VAR}` values the file refers to into this env file (0600).
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +98,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<ExitCode, AppE
             crate::daemon::run(config, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Render(args) => render(&cli.config, args).await,
         Command::Demo => crate::demo::run().await,
     }
 }
@@ -110,6 +123,53 @@ async fn sync_or_plan(
     };
     print_report(&report, args.output.output);
     Ok(exit_code(report.ok()))
+}
+
+async fn render(path: &std::path::Path, args: RenderArgs) -> Result<ExitCode, AppError> {
+    let config = config::load(path, &process_env)?;
+    let file_targets: Vec<&str> = config
+        .targets
+        .iter()
+        .filter(|t| t.kind.is_file())
+        .map(|t| t.name.as_str())
+        .collect();
+    let usage = |what: String| {
+        AppError::Usage(format!(
+            "{what}; file targets in {}: {}",
+            path.display(),
+            file_targets.join(", ")
+        ))
+    };
+    let Some(target) = config.targets.iter().find(|t| t.name == args.target) else {
+        return Err(usage(format!("no target named {:?}", args.target)));
+    };
+    if !target.kind.is_file() {
+        return Err(usage(format!(
+            "target {:?} is not a file target",
+            args.target
+        )));
+    }
+    let inventory = load_inventory(&config)?;
+    let reconciler = reconciler(&config, LedgerMode::DryRun)?;
+    let Some(preview) = reconciler.preview(&args.target, &inventory).await else {
+        return Err(usage(format!(
+            "target {:?} cannot be rendered",
+            args.target
+        )));
+    };
+    print!("{}", preview?.after);
+    if let Some(env_file) = &args.env_file {
+        let cameras = inventory
+            .cameras
+            .values()
+            .filter(|c| c.wants_target(&args.target));
+        let text = crate::target::yaml_file::env_file_text(cameras);
+        crate::atomic_file::write_private(env_file, text.as_bytes())?;
+    }
+    for r in &inventory.rejected {
+        eprintln!("rejected {r}");
+    }
+    Ok(exit_code(inventory.rejected.is_empty()))
 }
 
 pub fn print_report(report: &SyncReport, format: OutputFormat) {

@@ -46,18 +46,38 @@ pub enum SourceConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum TargetKind {
+    /// go2rtc over its HTTP API.
+    #[serde(rename = "go2rtc")]
     Go2rtc,
+    /// MediaMTX over its v3 control API.
+    #[serde(rename = "mediamtx")]
     Mediamtx,
+    /// go2rtc's YAML file (read at its next start).
+    #[serde(rename = "go2rtc-file")]
+    Go2rtcFile,
+    /// MediaMTX's YAML file (reloaded on every change).
+    #[serde(rename = "mediamtx-file")]
+    MediamtxFile,
+}
+
+impl TargetKind {
+    pub fn is_mediamtx(self) -> bool {
+        matches!(self, TargetKind::Mediamtx | TargetKind::MediamtxFile)
+    }
+
+    pub fn is_file(self) -> bool {
+        matches!(self, TargetKind::Go2rtcFile | TargetKind::MediamtxFile)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct TargetConfig {
     pub name: String,
     pub kind: TargetKind,
-    /// The server's HTTP API base URL.
-    pub api: url::Url,
+    /// The server's HTTP API base URL: required for the API kinds; for the file kinds, the
+    /// same server's API, used only to observe it.
+    pub api: Option<url::Url>,
     /// The server's RTSP proxy, for probes.
     pub rtsp: Option<url::Url>,
     /// HTTP Basic credentials for the API (`username` with `password_env` or `password_file`).
@@ -65,6 +85,14 @@ pub struct TargetConfig {
     pub password: Option<Secret>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The file kinds: the server's YAML file.
+    pub path: Option<PathBuf>,
+    /// The file kinds: write camera passwords into the file (then kept mode 0600). MediaMTX
+    /// cannot expand references, so a camera with a password needs this on `mediamtx-file`.
+    pub inline_credentials: bool,
+    /// `go2rtc-file`: where camsync keeps the values of the `${VAR}` references it writes
+    /// (mode 0600), for the server's environment.
+    pub env_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -120,9 +148,13 @@ struct RawSource {
 #[serde(deny_unknown_fields)]
 struct RawTarget {
     name: Spanned<String>,
-    kind: TargetKind,
-    api: Spanned<String>,
+    kind: Spanned<TargetKind>,
+    api: Option<Spanned<String>>,
     rtsp: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    inline_credentials: bool,
+    env_file: Option<String>,
     username: Option<String>,
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
@@ -175,7 +207,44 @@ pub fn parse(
                 format!("duplicate target name {name:?}; target names must be unique"),
             ));
         }
-        let api = parse_http_url(&t.api).map_err(|r| invalid(t.api.referenced.line(), "api", r))?;
+        let kind = t.kind.value;
+        let api = t
+            .api
+            .as_ref()
+            .map(|s| parse_http_url(s).map_err(|r| invalid(s.referenced.line(), "api", r)))
+            .transpose()?;
+        let path = t.path.as_ref().map(|p| base.join(&p.value));
+        match (kind.is_file(), &api, &path) {
+            (false, None, _) => {
+                return Err(invalid(
+                    line,
+                    "api",
+                    format!("target {name:?}: `api` is required for kind {kind:?}"),
+                ));
+            }
+            (false, _, Some(_)) => {
+                return Err(invalid(
+                    line,
+                    "path",
+                    format!("target {name:?}: `path` is only for the file kinds"),
+                ));
+            }
+            (true, _, None) => {
+                return Err(invalid(
+                    line,
+                    "path",
+                    format!("target {name:?}: `path` (the server's YAML file) is required"),
+                ));
+            }
+            _ => {}
+        }
+        if t.env_file.is_some() && kind != TargetKind::Go2rtcFile {
+            return Err(invalid(
+                line,
+                "env_file",
+                format!("target {name:?}: `env_file` is only for go2rtc-file"),
+            ));
+        }
         let rtsp = t
             .rtsp
             .as_ref()
@@ -217,14 +286,18 @@ pub fn parse(
         };
         targets.push(TargetConfig {
             name,
-            kind: t.kind,
+            kind,
             api,
             rtsp,
             username: t.username,
             password,
             timeout,
+            path,
+            inline_credentials: t.inline_credentials,
+            env_file: t.env_file.map(|f| base.join(f)),
         });
     }
+    check_one_writer_per_server(&targets).map_err(|reason| invalid(1, "targets", reason))?;
     if targets.is_empty() {
         return Err(invalid(
             1,
@@ -261,6 +334,33 @@ pub fn parse(
     };
     apply_env(&mut config, env)?;
     Ok(config)
+}
+
+/// Refuses two targets that would fight over one server: two that write its API, two that
+/// write one file, or a file target beside an API target of the same server (a MediaMTX reload
+/// discards API-made paths; go2rtc's API rewrites the file it was started with). A file target
+/// may name the server's `api:` to observe it; no other target may write that API.
+fn check_one_writer_per_server(targets: &[TargetConfig]) -> Result<(), String> {
+    for (i, a) in targets.iter().enumerate() {
+        for b in &targets[i + 1..] {
+            let same_api = a.api.is_some() && a.api == b.api;
+            let same_file = a.path.is_some() && a.path == b.path;
+            if same_file || same_api {
+                let what = if same_file {
+                    "the same file"
+                } else {
+                    "the same server API"
+                };
+                return Err(format!(
+                    "targets {:?} and {:?} both write {what}; keep one source of truth per server: \
+                     either its API (kind go2rtc/mediamtx) or its file (kind go2rtc-file/mediamtx-file, \
+                     with `api:` only to observe it)",
+                    a.name, b.name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `CAMSYNC_SOURCE_FILE`, `CAMSYNC_STATE`, `CAMSYNC_RESYNC`, `CAMSYNC_ALLOW_MASS_DELETE`.
@@ -371,7 +471,10 @@ resync: 30s
         );
         assert_eq!(c.state, PathBuf::from("/etc/camsync/camsync-state.db"));
         assert_eq!(c.resync, Duration::from_secs(30));
-        assert_eq!(c.targets[0].api.as_str(), "http://127.0.0.1:1984/");
+        assert_eq!(
+            c.targets[0].api.as_ref().map(url::Url::as_str),
+            Some("http://127.0.0.1:1984/")
+        );
         assert!(!c.allow_mass_delete);
     }
 
@@ -435,5 +538,55 @@ resync: 30s
             .unwrap_err()
             .to_string();
         assert!(e.contains("CAMSYNC_RESYNC"), "{e}");
+    }
+
+    #[test]
+    fn file_targets_need_a_path_and_api_targets_an_api() {
+        let with_target = |target: &str| format!("source:\n  file: c.yaml\ntargets:\n{target}");
+        let e = err(&with_target("  - name: f\n    kind: mediamtx-file\n"));
+        assert!(e.contains("`path`") && e.contains("required"), "{e}");
+        let e = err(&with_target("  - name: g\n    kind: go2rtc\n"));
+        assert!(e.contains("`api` is required"), "{e}");
+        let e = err(&with_target(
+            "  - name: g\n    kind: go2rtc\n    api: http://a\n    path: x.yaml\n",
+        ));
+        assert!(e.contains("only for the file kinds"), "{e}");
+        let c = parse(
+            &with_target("  - name: f\n    kind: go2rtc-file\n    path: go2rtc.yaml\n    env_file: go2rtc.env\n"),
+            Path::new("/etc/camsync/camsync.yaml"),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            c.targets[0].path.as_deref(),
+            Some(Path::new("/etc/camsync/go2rtc.yaml"))
+        );
+        assert_eq!(
+            c.targets[0].env_file.as_deref(),
+            Some(Path::new("/etc/camsync/go2rtc.env"))
+        );
+    }
+
+    #[test]
+    fn two_writers_for_one_server_are_refused_with_the_reason() {
+        let with_targets = |targets: &str| format!("source:\n  file: c.yaml\ntargets:\n{targets}");
+        let file_and_api = with_targets(
+            "  - name: file\n    kind: mediamtx-file\n    path: mediamtx.yml\n    api: http://127.0.0.1:9997\n\
+             \x20 - name: api\n    kind: mediamtx\n    api: http://127.0.0.1:9997\n",
+        );
+        let e = err(&file_and_api);
+        assert!(
+            e.contains("\"file\" and \"api\"") && e.contains("one source of truth"),
+            "{e}"
+        );
+        let same_file = with_targets(
+            "  - name: a\n    kind: go2rtc-file\n    path: g.yaml\n  - name: b\n    kind: go2rtc-file\n    path: g.yaml\n",
+        );
+        assert!(err(&same_file).contains("the same file"));
+        // A file target that only observes its server's API is fine on its own.
+        let observe = with_targets(
+            "  - name: file\n    kind: mediamtx-file\n    path: m.yml\n    api: http://127.0.0.1:9997\n",
+        );
+        assert!(parse(&observe, Path::new("c.yaml"), &no_env).is_ok());
     }
 }

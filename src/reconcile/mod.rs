@@ -6,6 +6,7 @@
 //! A second run with nothing changed makes no write call.
 
 pub mod plan;
+mod preview;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::camera::Camera;
 use crate::ledger::{Fingerprint, Ledger};
 use crate::source::Inventory;
-use crate::target::{Applied, BatchTarget, Change, Target, TargetError};
+use crate::target::{Applied, BatchTarget, Change, Preview, Target, TargetError};
 use plan::{Action, Step, TargetPlan, plan_target};
 use report::{Outcome, StepReport, SyncReport, TargetReport, TargetStatus};
 
@@ -99,18 +100,38 @@ impl Reconciler {
         self.run(inventory, true).await
     }
 
+    /// The file target `target` would hold after a sync of `inventory` (`None`: no such file
+    /// target). The mass-deletion guard does not apply: this writes nothing.
+    pub async fn preview(
+        &self,
+        target: &str,
+        inventory: &Inventory,
+    ) -> Option<Result<Preview, TargetError>> {
+        let target = self.targets.iter().find(|t| t.name() == target)?;
+        let batch = target.as_batch()?;
+        let work = self.work(target.clone(), Arc::new(inventory.cameras.clone()));
+        Some(match work.make_plan().await {
+            Ok(plan) => work.preview(batch, &plan.steps).await,
+            Err(e) => Err(e),
+        })
+    }
+
+    fn work(&self, target: Arc<dyn Target>, cameras: Arc<BTreeMap<String, Camera>>) -> TargetWork {
+        TargetWork {
+            target,
+            ledger: self.ledger.clone(),
+            cameras,
+            allow_mass_delete: self.allow_mass_delete,
+            retry: self.retry,
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
     async fn run(&self, inventory: &Inventory, apply: bool) -> SyncReport {
         let cameras = Arc::new(inventory.cameras.clone());
         let mut tasks = JoinSet::new();
         for (index, target) in self.targets.iter().enumerate() {
-            let work = TargetWork {
-                target: target.clone(),
-                ledger: self.ledger.clone(),
-                cameras: cameras.clone(),
-                allow_mass_delete: self.allow_mass_delete,
-                retry: self.retry,
-                shutdown: self.shutdown.clone(),
-            };
+            let work = self.work(target.clone(), cameras.clone());
             tasks.spawn(async move { (index, work.run(apply).await) });
         }
         let mut targets: Vec<Option<TargetReport>> = vec![None; self.targets.len()];
@@ -150,7 +171,17 @@ impl TargetWork {
             return TargetReport::from_plan(&plan, TargetStatus::Refused, Some(explanation));
         }
         if !apply {
-            return TargetReport::from_plan(&plan, TargetStatus::Planned, None);
+            let mut report = TargetReport::from_plan(&plan, TargetStatus::Planned, None);
+            if let Some(batch) = self.target.as_batch() {
+                match self.preview(batch, &plan.steps).await {
+                    Ok(preview) => report.diff = Some(preview::unified_diff(&preview)),
+                    Err(e) => {
+                        report.status = TargetStatus::Failed;
+                        report.error = Some(e.to_string());
+                    }
+                }
+            }
+            return report;
         }
         let steps = match self.target.as_batch() {
             Some(batch) => self.apply_batch(batch, &plan.steps).await,
@@ -169,6 +200,27 @@ impl TargetWork {
             reports.push(StepReport::new(step, outcome));
         }
         reports
+    }
+
+    /// The file a batch target would write for `steps`.
+    async fn preview(
+        &self,
+        batch: &dyn BatchTarget,
+        steps: &[Step],
+    ) -> Result<Preview, TargetError> {
+        let changes: Vec<Change<'_>> = steps.iter().filter_map(|s| self.change(s)).collect();
+        batch.preview(&changes).await
+    }
+
+    /// The write a step makes, if any.
+    fn change<'a>(&'a self, step: &'a Step) -> Option<Change<'a>> {
+        match step.action {
+            Action::Unchanged | Action::Forget => None,
+            Action::Delete => Some(Change::Delete(&step.name)),
+            Action::Create | Action::Adopt | Action::Update => {
+                self.cameras.get(&step.name).map(Change::Upsert)
+            }
+        }
     }
 
     /// All writes in one call: intents first, then the batch, then each result is recorded.
@@ -519,6 +571,13 @@ mod tests {
     }
 
     impl BatchTarget for FakeBatchTarget {
+        fn preview<'a>(
+            &'a self,
+            _: &'a [Change<'a>],
+        ) -> BoxFuture<'a, Result<Preview, TargetError>> {
+            unreachable!("only plans preview")
+        }
+
         fn write_batch<'a>(
             &'a self,
             changes: &'a [Change<'a>],

@@ -39,6 +39,8 @@ pub struct TargetReport {
     pub counts: Counts,
     /// Every step except unchanged ones.
     pub steps: Vec<StepReport>,
+    /// For a file target in a plan: the edit as a unified diff (empty when nothing changes).
+    pub diff: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -108,6 +110,7 @@ impl TargetReport {
             error: Some(error),
             counts: Counts::default(),
             steps: Vec::new(),
+            diff: None,
         }
     }
 
@@ -164,6 +167,7 @@ impl TargetReport {
                 .into_iter()
                 .filter(|s| s.action != Action::Unchanged)
                 .collect(),
+            diff: None,
         }
     }
 }
@@ -228,6 +232,11 @@ impl SyncReport {
                     _ => {}
                 }
                 out.push('\n');
+            }
+            if let Some(diff) = t.diff.as_deref().filter(|d| !d.is_empty()) {
+                for line in diff.lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
             }
         }
         for r in &self.rejected {

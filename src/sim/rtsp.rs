@@ -3,9 +3,8 @@
 //! the connection open as a pulling server does).
 //!
 //! Only what the simulators answer is understood: a request line, headers, and a body sized by
-//! `Content-Length` (read and ignored). Heads are capped at [`MAX_HEAD`] bytes and bodies at
-//! [`MAX_BODY`] so a misbehaving peer cannot grow memory; a connection breaking either rule is
-//! closed. [`RtspServer`] owns its accept loop and every connection task: once
+//! `Content-Length` (read and ignored), read with the bounded reader of [`crate::rtsp_wire`]; a
+//! connection breaking its limits is closed. [`RtspServer`] owns its accept loop and every connection task: once
 //! [`RtspServer::shutdown`] returns, the port refuses connections and no connection is left open.
 
 use std::future::Future;
@@ -14,17 +13,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{
-    AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
-};
+use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Largest request or response head (request line plus headers) accepted, in bytes.
-const MAX_HEAD: u64 = 16 * 1024;
-/// Largest body accepted, in bytes.
-const MAX_BODY: usize = 64 * 1024;
+use crate::rtsp_wire::{find_header, invalid, read_body, read_head};
 
 /// The methods both simulators list in `Public:`.
 pub(crate) const PUBLIC_METHODS: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN";
@@ -185,76 +179,6 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-/// A start line plus headers, as read off the wire.
-struct Head {
-    start: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn content_length(&self) -> io::Result<usize> {
-        match find_header(&self.headers, "Content-Length") {
-            None => Ok(0),
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n <= MAX_BODY)
-                .ok_or_else(|| invalid("bad Content-Length")),
-        }
-    }
-}
-
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
-}
-
-/// Reads one head; `None` on a clean EOF before its first byte.
-async fn read_head<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<Head>> {
-    let mut limited = r.take(MAX_HEAD);
-    let mut lines = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        let n = limited.read_until(b'\n', &mut line).await?;
-        if n == 0 {
-            return if lines.is_empty() {
-                Ok(None)
-            } else {
-                Err(invalid("head cut short"))
-            };
-        }
-        let line = String::from_utf8(line).map_err(|_| invalid("head is not UTF-8"))?;
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.is_empty() {
-            if lines.is_empty() {
-                continue; // tolerate blank lines between messages
-            }
-            break;
-        }
-        lines.push(line.to_owned());
-    }
-    let start = lines.remove(0);
-    let headers = lines
-        .iter()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Ok(Some(Head { start, headers }))
-}
-
-async fn read_body<R: AsyncBufRead + Unpin>(r: &mut R, head: &Head) -> io::Result<Vec<u8>> {
-    let mut body = vec![0; head.content_length()?];
-    r.read_exact(&mut body).await?;
-    Ok(body)
-}
-
 /// Reads one request (its body is read and dropped); `None` when the peer closed.
 async fn read_request<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<Request>> {
     let Some(head) = read_head(r).await? else {
@@ -279,6 +203,9 @@ async fn read_request<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<R
 /// What answers the requests of an [`RtspServer`].
 pub(crate) trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
+
+    /// Called once per accepted connection, before its first request.
+    fn connected(&self) {}
 }
 
 /// A running RTSP listener and its connections. Dropping it stops them too, without waiting.
@@ -331,6 +258,7 @@ async fn accept_loop<H: Handler>(
         };
         match accepted {
             Ok((stream, _)) => {
+                handler.connected();
                 let (cancel, handler) = (cancel.clone(), handler.clone());
                 tracker.spawn(async move {
                     tokio::select! {

@@ -19,7 +19,10 @@ pub(crate) struct ApiClient {
 
 impl ApiClient {
     pub fn new(config: &TargetConfig) -> Result<ApiClient, TargetError> {
-        let mut base = config.api.clone();
+        let mut base = config.api.clone().ok_or_else(|| TargetError::Client {
+            target: config.name.clone(),
+            detail: "no `api` URL configured".into(),
+        })?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }

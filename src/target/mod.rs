@@ -8,6 +8,7 @@
 pub mod go2rtc;
 mod http;
 pub mod mediamtx;
+pub mod yaml_file;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -57,7 +58,21 @@ pub enum Change<'a> {
     Delete(&'a str),
 }
 
+/// A file as it is and as a batch would leave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub path: std::path::PathBuf,
+    pub before: String,
+    pub after: String,
+}
+
 pub trait BatchTarget: Send + Sync {
+    /// What `write_batch` would make of the file, without writing anything.
+    fn preview<'a>(
+        &'a self,
+        changes: &'a [Change<'a>],
+    ) -> BoxFuture<'a, Result<Preview, TargetError>>;
+
     /// Applies `changes` together. The outer error means nothing was applied (and may be
     /// retried); otherwise there is one result per change, in order (a change the target
     /// cannot represent fails on its own).
@@ -126,6 +141,8 @@ pub enum TargetError {
         op: String,
         detail: String,
     },
+    #[error("target {target}: {detail}")]
+    File { target: String, detail: String },
     #[error("target {target}: cannot set up an HTTP client: {detail}")]
     Client { target: String, detail: String },
 }
@@ -149,6 +166,9 @@ pub fn from_config(configs: &[TargetConfig]) -> Result<Vec<Arc<dyn Target>>, Tar
             match c.kind {
                 TargetKind::Go2rtc => Ok(Arc::new(go2rtc::Go2rtc::new(c)?)),
                 TargetKind::Mediamtx => Ok(Arc::new(mediamtx::Mediamtx::new(c)?)),
+                TargetKind::Go2rtcFile | TargetKind::MediamtxFile => {
+                    Ok(Arc::new(yaml_file::YamlFile::new(c)?))
+                }
             }
         })
         .collect()

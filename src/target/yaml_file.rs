@@ -1,0 +1,461 @@
+//! go2rtc's and MediaMTX's YAML files as targets (`go2rtc-file`, `mediamtx-file`).
+//!
+//! Invariants:
+//! - Only entries camsync owns under `streams:` (go2rtc, plus `preload:` for preloaded streams)
+//!   or `paths:` (MediaMTX) are touched; every other byte of the file stays as it was
+//!   ([`crate::yaml_edit`]).
+//! - A sync's changes are applied in memory, the new text is parsed back and checked to hold
+//!   exactly the intended entries, and only then written, atomically ([`crate::atomic_file`]),
+//!   in one write whatever the number of changes. Unchanged text is not written: MediaMTX
+//!   reloads, and drops API-made paths and readers, on every change of its file.
+//! - Writes to a MediaMTX file are at least 1 s apart: it ignores changes within 1 s of a reload.
+//! - No password in clear unless the config says so. go2rtc expands `${VAR}` when it loads its
+//!   file, so its sources get `${CAMSYNC_<CAMERA>_PASSWORD}` references, and the values go to
+//!   `env_file` (0600) for the server's environment. MediaMTX cannot expand references: a camera
+//!   with a password fails on a `mediamtx-file` target unless `inline_credentials: true`, and
+//!   then the file is kept at mode 0600.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::{Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, Target, TargetError};
+use crate::atomic_file::{self, WriteOutcome};
+use crate::camera::Camera;
+use crate::config::{TargetConfig, TargetKind};
+use crate::yaml_edit::{Change as EditChange, Document};
+
+/// MediaMTX ignores a change of its file within this long after a reload.
+const MEDIAMTX_QUIET: Duration = Duration::from_secs(1);
+
+/// What go2rtc's `preload:` section holds for a preloaded stream (a consumer of video and
+/// audio, as `PUT /api/preload` without a query stores it).
+const PRELOAD_QUERY: &str = "video&audio";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Go2rtc,
+    Mediamtx,
+}
+
+impl Flavor {
+    fn section(self) -> &'static str {
+        match self {
+            Flavor::Go2rtc => "streams",
+            Flavor::Mediamtx => "paths",
+        }
+    }
+}
+
+pub struct YamlFile {
+    name: String,
+    flavor: Flavor,
+    path: PathBuf,
+    inline_credentials: bool,
+    env_file: Option<PathBuf>,
+    /// Serializes writes, and remembers the last one (MediaMTX's quiet second).
+    last_write: Mutex<Option<Instant>>,
+}
+
+/// One camera as the file will hold it.
+struct Entry {
+    value: Value,
+    /// `${VAR}` references it uses, with their values.
+    env: BTreeMap<String, String>,
+    preload: bool,
+}
+
+impl YamlFile {
+    pub fn new(config: &TargetConfig) -> Result<YamlFile, TargetError> {
+        let flavor = match config.kind {
+            TargetKind::Go2rtcFile => Flavor::Go2rtc,
+            TargetKind::MediamtxFile => Flavor::Mediamtx,
+            other => {
+                return Err(TargetError::Client {
+                    target: config.name.clone(),
+                    detail: format!("{other:?} is not a file kind"),
+                });
+            }
+        };
+        let path = config.path.clone().ok_or_else(|| TargetError::Client {
+            target: config.name.clone(),
+            detail: "no `path` configured".into(),
+        })?;
+        Ok(YamlFile {
+            name: config.name.clone(),
+            flavor,
+            path,
+            inline_credentials: config.inline_credentials,
+            env_file: config.env_file.clone(),
+            last_write: Mutex::new(None),
+        })
+    }
+
+    fn file_error(&self, detail: impl std::fmt::Display) -> TargetError {
+        TargetError::File {
+            target: self.name.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn read(&self) -> Result<String, TargetError> {
+        read_optional(&self.path)
+            .map_err(|e| self.file_error(format!("cannot read {}: {e}", self.path.display())))
+    }
+
+    fn document(&self, text: &str) -> Result<Document, TargetError> {
+        Document::parse(text).map_err(|e| self.file_error(format!("{}: {e}", self.path.display())))
+    }
+
+    /// The entry for `camera`, or why this file cannot hold it.
+    fn entry(&self, camera: &Camera) -> Result<Entry, String> {
+        let mut env = BTreeMap::new();
+        let mut source_text = |index: usize| {
+            let source = &camera.sources[index];
+            match source.password() {
+                None => Ok(source.expose()),
+                Some(_) if self.inline_credentials => Ok(source.expose()),
+                Some(password) if self.flavor == Flavor::Go2rtc => {
+                    let var = env_var_name(&camera.name);
+                    // go2rtc substitutes the text as is: it must already be URL-safe.
+                    env.insert(
+                        var.clone(),
+                        utf8_percent_encode(password.expose(), NON_ALPHANUMERIC).to_string(),
+                    );
+                    Ok(source.with_password_placeholder(&format!("${{{var}}}")))
+                }
+                Some(_) => Err(format!(
+                    "camera {:?} has a password, and MediaMTX cannot expand references in its file; \
+                     set `inline_credentials: true` on target {:?} (the file is then kept at mode 0600) \
+                     or use a `mediamtx` API target",
+                    camera.name, self.name
+                )),
+            }
+        };
+        let value = match self.flavor {
+            Flavor::Go2rtc => {
+                let sources = (0..camera.sources.len())
+                    .map(&mut source_text)
+                    .collect::<Result<Vec<_>, _>>()?;
+                match <[String; 1]>::try_from(sources) {
+                    Ok([one]) => Value::String(one),
+                    Err(many) => Value::from(many),
+                }
+            }
+            Flavor::Mediamtx => {
+                let mut fields = camera.mediamtx.clone();
+                fields.insert("source".into(), Value::String(source_text(0)?));
+                Value::Object(fields)
+            }
+        };
+        Ok(Entry {
+            value,
+            env,
+            preload: self.flavor == Flavor::Go2rtc && camera.preload,
+        })
+    }
+
+    /// Applies `changes` to the text in memory: the new text, one result per change, and the
+    /// env updates.
+    fn edit(&self, text: &str, changes: &[Change<'_>]) -> Result<Edited, TargetError> {
+        let mut doc = self.document(text)?;
+        let mut edited = Edited::default();
+        // The entries first: a camera this file cannot hold fails on its own.
+        let mut values: Vec<(&str, Option<Value>)> = Vec::new();
+        let mut preloads: Vec<(&str, bool)> = Vec::new();
+        for change in changes {
+            let result = match change {
+                Change::Upsert(camera) => self.entry(camera).map(|entry| {
+                    if self.flavor == Flavor::Go2rtc {
+                        let var = env_var_name(&camera.name);
+                        edited.env.insert(var, entry.env.into_values().next());
+                        preloads.push((&camera.name, entry.preload));
+                    }
+                    edited
+                        .expected
+                        .insert(camera.name.clone(), Some(entry.value.clone()));
+                    values.push((&camera.name, Some(entry.value)));
+                }),
+                Change::Delete(name) => {
+                    if self.flavor == Flavor::Go2rtc {
+                        edited.env.insert(env_var_name(name), None);
+                        preloads.push((name, false));
+                    }
+                    edited.expected.insert((*name).to_owned(), None);
+                    values.push((name, None));
+                    Ok(())
+                }
+            };
+            let name = match change {
+                Change::Upsert(camera) => camera.name.as_str(),
+                Change::Delete(name) => name,
+            };
+            edited.results.push(
+                result
+                    .map(|()| Applied::Done)
+                    .map_err(|reason| self.rejected(name, reason)),
+            );
+        }
+        // Then one edit per section, checked once: linear in the number of changes.
+        let edits: Vec<EditChange<'_>> = values
+            .iter()
+            .map(|(name, value)| match value {
+                Some(value) => EditChange::Upsert(name, value),
+                None => EditChange::Remove(name),
+            })
+            .collect();
+        let edit_error = |e| {
+            self.file_error(format!(
+                "cannot edit {}: {e}; nothing was written",
+                self.path.display()
+            ))
+        };
+        doc.apply(self.flavor.section(), &edits)
+            .map_err(edit_error)?;
+        let preload_value = Value::from(PRELOAD_QUERY);
+        let listed = doc.keys("preload");
+        let preload_edits: Vec<EditChange<'_>> = preloads
+            .iter()
+            .filter_map(|(name, wanted)| match wanted {
+                true => Some(EditChange::Upsert(name, &preload_value)),
+                false if listed.iter().any(|k| k == name) => Some(EditChange::Remove(name)),
+                false => None,
+            })
+            .collect();
+        if !preload_edits.is_empty() {
+            doc.apply("preload", &preload_edits).map_err(edit_error)?;
+        }
+        edited.text = doc.text().to_owned();
+        Ok(edited)
+    }
+
+    fn rejected(&self, name: &str, detail: String) -> TargetError {
+        TargetError::Rejected {
+            target: self.name.clone(),
+            op: format!("write {name:?} to {}", self.path.display()),
+            detail,
+        }
+    }
+
+    /// Parses `text` back and checks the section holds exactly what was intended.
+    fn verify(&self, edited: &Edited) -> Result<(), TargetError> {
+        let parsed: Value = if edited.text.trim().is_empty() {
+            Value::Null
+        } else {
+            crate::yaml::from_str(&edited.text).map_err(|e| {
+                self.file_error(format!(
+                    "the edited {} does not parse ({e}); nothing was written",
+                    self.path.display()
+                ))
+            })?
+        };
+        let section = parsed.get(self.flavor.section());
+        for (name, want) in &edited.expected {
+            let have = section.and_then(|s| s.get(name));
+            if have != want.as_ref() {
+                return Err(self.file_error(format!(
+                    "the edited {} does not hold the intended entry {name:?}; nothing was written",
+                    self.path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_changes(
+        &self,
+        changes: &[Change<'_>],
+    ) -> Result<Vec<Result<Applied, TargetError>>, TargetError> {
+        let mut last_write = self.last_write.lock().await;
+        let old = self.read()?;
+        let edited = self.edit(&old, changes)?;
+        self.verify(&edited)?;
+        if edited.text != old {
+            if self.flavor == Flavor::Mediamtx
+                && let Some(at) = *last_write
+            {
+                tokio::time::sleep_until(at + MEDIAMTX_QUIET).await;
+            }
+            let write = if self.inline_credentials {
+                atomic_file::write_private(&self.path, edited.text.as_bytes())
+            } else {
+                atomic_file::write(&self.path, edited.text.as_bytes())
+            };
+            if write.map_err(|e| self.file_error(e))? == WriteOutcome::Written {
+                *last_write = Some(Instant::now());
+            }
+        }
+        if let Some(env_file) = &self.env_file {
+            update_env_file(env_file, &edited.env).map_err(|e| self.file_error(e))?;
+        }
+        Ok(edited.results)
+    }
+
+    fn names(&self) -> Result<BTreeSet<String>, TargetError> {
+        let text = self.read()?;
+        Ok(self
+            .document(&text)?
+            .keys(self.flavor.section())
+            .into_iter()
+            .collect())
+    }
+}
+
+#[derive(Default)]
+struct Edited {
+    text: String,
+    results: Vec<Result<Applied, TargetError>>,
+    /// Each touched entry: its value, or `None` for removed.
+    expected: BTreeMap<String, Option<Value>>,
+    /// Env variables to set (`Some`) or remove (`None`).
+    env: BTreeMap<String, Option<String>>,
+}
+
+/// The env file a go2rtc started on a `go2rtc-file` needs for `cameras`: one
+/// `CAMSYNC_<NAME>_PASSWORD=<percent-encoded password>` line per camera with a password.
+pub fn env_file_text<'a>(cameras: impl IntoIterator<Item = &'a Camera>) -> String {
+    cameras
+        .into_iter()
+        .filter_map(|c| {
+            let password = c.sources.iter().find_map(|s| s.password())?;
+            let value = utf8_percent_encode(password.expose(), NON_ALPHANUMERIC);
+            Some(format!("{}={value}\n", env_var_name(&c.name)))
+        })
+        .collect()
+}
+
+/// `CAMSYNC_<NAME>_PASSWORD`, the name upper-cased with every other character as `_`.
+pub fn env_var_name(camera: &str) -> String {
+    let name: String = camera
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("CAMSYNC_{name}_PASSWORD")
+}
+
+fn read_optional(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        other => other,
+    }
+}
+
+/// Sets or removes `KEY=value` lines in an env file (Docker's `--env-file` format), keeping
+/// the other lines; written atomically, mode 0600.
+fn update_env_file(path: &Path, updates: &BTreeMap<String, Option<String>>) -> Result<(), String> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let old = read_optional(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut lines: Vec<String> = Vec::new();
+    let mut pending = updates.clone();
+    for line in old.lines() {
+        let key = line.split_once('=').map(|(k, _)| k.trim());
+        match key.and_then(|k| pending.remove(k).map(|v| (k.to_owned(), v))) {
+            Some((key, Some(value))) => lines.push(format!("{key}={value}")),
+            Some((_, None)) => {}
+            None => lines.push(line.to_owned()),
+        }
+    }
+    lines.extend(
+        pending
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={v}"))),
+    );
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    atomic_file::write_private(path, text.as_bytes())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+impl Target for YamlFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn render(&self, camera: &Camera) -> String {
+        // The exposed sources are part of it so that a changed password (which only changes
+        // the env file for go2rtc) still counts as a change.
+        let sources: Vec<String> = camera.sources.iter().map(|s| s.expose()).collect();
+        let entry = self.entry(camera).map(|e| (e.value, e.preload)).ok();
+        serde_json::json!({ "entry": entry, "sources": sources }).to_string()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
+        Box::pin(async { self.names() })
+    }
+
+    fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        Box::pin(async move { single(self.write_changes(&[Change::Upsert(camera)]).await) })
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        Box::pin(async move { single(self.write_changes(&[Change::Delete(name)]).await) })
+    }
+
+    /// The file holds the truth: if camsync's canary entry is gone, someone edited it away.
+    fn run_check<'a>(
+        &'a self,
+        canary: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RunCheck, TargetError>> {
+        Box::pin(async move {
+            let canary_missing = match canary {
+                Some(name) => !self.names()?.contains(name),
+                None => false,
+            };
+            Ok(RunCheck {
+                epoch: None,
+                canary_missing,
+            })
+        })
+    }
+
+    fn as_batch(&self) -> Option<&dyn BatchTarget> {
+        Some(self)
+    }
+}
+
+impl BatchTarget for YamlFile {
+    fn preview<'a>(
+        &'a self,
+        changes: &'a [Change<'a>],
+    ) -> BoxFuture<'a, Result<Preview, TargetError>> {
+        Box::pin(async move {
+            let before = self.read()?;
+            let edited = self.edit(&before, changes)?;
+            self.verify(&edited)?;
+            Ok(Preview {
+                path: self.path.clone(),
+                before,
+                after: edited.text,
+            })
+        })
+    }
+
+    fn write_batch<'a>(
+        &'a self,
+        changes: &'a [Change<'a>],
+    ) -> BoxFuture<'a, Result<Vec<Result<Applied, TargetError>>, TargetError>> {
+        Box::pin(self.write_changes(changes))
+    }
+}
+
+fn single(
+    results: Result<Vec<Result<Applied, TargetError>>, TargetError>,
+) -> Result<Applied, TargetError> {
+    results?.pop().unwrap_or(Ok(Applied::Done))
+}
