@@ -1,8 +1,10 @@
-//! Stream health: finding out whether each camera's stream is really served, and (later) the
-//! per-(camera, target) state machine that decides when to re-register a stream.
+//! Stream health: finding out whether each camera's stream is really served, and deciding when
+//! to re-register it.
 //!
 //! - [`probe`]: the active check, one RTSP `OPTIONS` or `DESCRIBE` against a server's proxied
 //!   path or a camera, bounded in time and memory, that never disturbs a playing stream and
 //!   never reveals a credential.
+//! - [`state`]: the per-(camera, target) state machine that turns checks into actions.
 
 pub mod probe;
+pub mod state;
