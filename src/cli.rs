@@ -43,11 +43,25 @@ pub enum Command {
     Check(OutputArgs),
     /// Run as a daemon: watch the inventory, resync periodically, apply changes.
     Run(GuardArgs),
+    /// Check every camera's path on every target now: the server's API, then a DESCRIBE
+    /// through its RTSP proxy; print each verdict and latency.
+    Probe(ProbeArgs),
     /// Print the file a file target (kind go2rtc-file or mediamtx-file) would hold after a
     /// sync; writes nothing but the optional env file (for init containers and GitOps).
     Render(RenderArgs),
     /// Sync a sample inventory into built-in simulators and show each step.
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Only these cameras (default: all).
+    pub names: Vec<String>,
+    /// How long one probe may take; longer than the servers' own dial time.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +112,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<ExitCode, AppE
             crate::daemon::run(config, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Probe(args) => probe(&cli.config, args).await,
         Command::Render(args) => render(&cli.config, args).await,
         Command::Demo => crate::demo::run().await,
     }
@@ -123,6 +138,45 @@ async fn sync_or_plan(
     };
     print_report(&report, args.output.output);
     Ok(exit_code(report.ok()))
+}
+
+async fn probe(path: &std::path::Path, args: ProbeArgs) -> Result<ExitCode, AppError> {
+    use crate::health::check::{self, CheckedTarget, Verdict};
+    let config = config::load(path, &process_env)?;
+    let inventory = load_inventory(&config)?;
+    let unknown: Vec<&str> = args
+        .names
+        .iter()
+        .filter(|n| !inventory.cameras.contains_key(*n))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(AppError::Usage(format!(
+            "no valid camera named {}",
+            unknown.join(", ")
+        )));
+    }
+    let cameras: Vec<&crate::camera::Camera> = inventory
+        .cameras
+        .values()
+        .filter(|c| args.names.is_empty() || args.names.contains(&c.name))
+        .collect();
+    let targets: Vec<CheckedTarget> = crate::target::from_config(&config.targets)?
+        .into_iter()
+        .zip(&config.targets)
+        .map(|(target, c)| CheckedTarget {
+            target,
+            rtsp: c.rtsp.clone(),
+        })
+        .collect();
+    let checks = check::check(&targets, &cameras, args.timeout).await;
+    match args.output.output {
+        OutputFormat::Text => print!("{}", check::render_text(&checks)),
+        OutputFormat::Json => print_json(&checks),
+    }
+    Ok(exit_code(checks.iter().all(|c| {
+        matches!(c.verdict, Verdict::Ok | Verdict::NotProbed)
+    })))
 }
 
 async fn render(path: &std::path::Path, args: RenderArgs) -> Result<ExitCode, AppError> {

@@ -302,3 +302,58 @@ async fn a_mediamtx_restart_or_reload_is_healed_without_waiting_for_the_resync()
         Ok(Ok(Ok(())))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reports_each_path_through_the_servers_proxies() {
+    use camsync::health::check::{self, CheckedTarget, Verdict};
+    let up = SimCamera::start().await.unwrap();
+    let down = SimCamera::start().await.unwrap();
+    let f = Fixture::with_mediamtx(MediamtxSimOptions::default()).await;
+    let fast = "    mediamtx:\n      sourceOnDemandStartTimeout: 500ms\n";
+    write(
+        &f,
+        &[("live", &up.url("s"), fast), ("dark", &down.url("s"), fast)],
+    );
+    assert!(f.sync().await.ok());
+    down.stop().await;
+    let config = f.config();
+    let inventory = camsync::app::load_inventory(&config).unwrap();
+    let targets: Vec<CheckedTarget> = camsync::target::from_config(&config.targets)
+        .unwrap()
+        .into_iter()
+        .zip(&config.targets)
+        .map(|(target, c)| CheckedTarget {
+            target,
+            rtsp: c.rtsp.clone(),
+        })
+        .collect();
+    let cameras: Vec<_> = inventory.cameras.values().collect();
+    let checks = check::check(&targets, &cameras, Duration::from_secs(5)).await;
+    let verdict = |camera: &str, target: &str| {
+        checks
+            .iter()
+            .find(|c| c.camera == camera && c.target == target)
+            .map(|c| c.verdict)
+            .unwrap()
+    };
+    assert_eq!(verdict("live", "go2rtc"), Verdict::Ok, "{checks:#?}");
+    assert_eq!(verdict("live", "mediamtx"), Verdict::Ok, "{checks:#?}");
+    assert_eq!(verdict("dark", "go2rtc"), Verdict::NotServed);
+    assert_eq!(verdict("dark", "mediamtx"), Verdict::NotServed);
+    let ok = checks
+        .iter()
+        .find(|c| c.camera == "live" && c.target == "go2rtc")
+        .unwrap();
+    assert_eq!(ok.rtsp_status, Some(200));
+    assert!(ok.latency_ms.is_some());
+    assert!(check::render_text(&checks).contains("live"));
+
+    // A restarted MediaMTX lists nothing camsync added: not listed, and not probed.
+    f.mtx().restart().await;
+    let checks = check::check(&targets, &cameras, Duration::from_secs(5)).await;
+    let lost = checks
+        .iter()
+        .find(|c| c.camera == "live" && c.target == "mediamtx")
+        .unwrap();
+    assert_eq!((lost.verdict, lost.rtsp_status), (Verdict::NotListed, None));
+}

@@ -5,6 +5,8 @@
 //!   path or a camera, bounded in time and memory, that never disturbs a playing stream and
 //!   never reveals a credential.
 //! - [`state`]: the per-(camera, target) state machine that turns checks into actions.
+//! - [`check`]: one check of every path now, for `camsync probe`.
 
+pub mod check;
 pub mod probe;
 pub mod state;

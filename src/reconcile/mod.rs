@@ -423,6 +423,12 @@ mod tests {
         fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
             Box::pin(async { Ok(self.streams.lock().unwrap().clone()) })
         }
+        fn status(
+            &self,
+        ) -> BoxFuture<'_, Result<BTreeMap<String, crate::target::StreamStatus>, TargetError>>
+        {
+            unreachable!("the reconciler reads no health")
+        }
         fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
             Box::pin(async move {
                 self.upserts.fetch_add(1, Ordering::SeqCst);
@@ -552,6 +558,12 @@ mod tests {
         }
         fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
             Box::pin(async { Ok(self.streams.lock().unwrap().clone()) })
+        }
+        fn status(
+            &self,
+        ) -> BoxFuture<'_, Result<BTreeMap<String, crate::target::StreamStatus>, TargetError>>
+        {
+            unreachable!("the reconciler reads no health")
         }
         fn upsert<'a>(&'a self, _: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
             unreachable!("a batch target gets batches")

@@ -13,13 +13,14 @@
 //! - Sources read back are masked, so nothing here compares URLs: the ledger's fingerprint says
 //!   whether a stream is current.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::http::{ApiClient, detail};
-use super::{Applied, BoxFuture, RunCheck, Target, TargetError};
+use super::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
 use crate::camera::Camera;
 use crate::config::TargetConfig;
 
@@ -63,22 +64,44 @@ impl Go2rtc {
         }
     }
 
-    async fn list_names(&self) -> Result<BTreeSet<String>, TargetError> {
+    /// `GET /api/streams`: every stream with its producers and consumers.
+    async fn streams(&self) -> Result<BTreeMap<String, StreamJson>, TargetError> {
         let op = "list streams";
         let _serial = self.serial.lock().await;
         let (status, body) = self.call(op, Method::GET, STREAMS, &[]).await?;
         if status != StatusCode::OK {
             return Err(self.api.unexpected(op, status, detail(&body)));
         }
-        let streams: Option<serde_json::Map<String, serde_json::Value>> =
-            serde_json::from_str(&body).map_err(|e| {
+        let streams: Option<BTreeMap<String, Option<StreamJson>>> = serde_json::from_str(&body)
+            .map_err(|e| {
                 self.api
                     .protocol(op, format!("not a JSON object of streams: {e}"))
             })?;
         Ok(streams
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, _)| k)
+            .map(|(name, s)| (name, s.unwrap_or_default()))
+            .collect())
+    }
+
+    async fn list_names(&self) -> Result<BTreeSet<String>, TargetError> {
+        Ok(self.streams().await?.into_keys().collect())
+    }
+
+    async fn stream_status(&self) -> Result<BTreeMap<String, StreamStatus>, TargetError> {
+        Ok(self
+            .streams()
+            .await?
+            .into_iter()
+            .map(|(name, s)| {
+                let bytes_in: u64 = s.producers.iter().flatten().map(|p| p.bytes_recv).sum();
+                let status = StreamStatus {
+                    ready: bytes_in > 0,
+                    bytes_in,
+                    consumers: s.consumers.map_or(0, |c| c.len()),
+                };
+                (name, status)
+            })
             .collect())
     }
 
@@ -194,6 +217,19 @@ fn is_source_refusal(body: &str) -> bool {
     text.is_empty() || text.starts_with("streams:")
 }
 
+/// One stream of `GET /api/streams`, as far as health needs it (tolerant: every field optional).
+#[derive(Debug, Default, Deserialize)]
+struct StreamJson {
+    producers: Option<Vec<ProducerJson>>,
+    consumers: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ProducerJson {
+    #[serde(default)]
+    bytes_recv: u64,
+}
+
 impl Go2rtc {
     /// go2rtc reports no start time; a missing canary is how a restart shows.
     async fn check_run(&self, canary: Option<&str>) -> Result<RunCheck, TargetError> {
@@ -220,6 +256,10 @@ impl Target for Go2rtc {
 
     fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
         Box::pin(self.list_names())
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+        Box::pin(self.stream_status())
     }
 
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {

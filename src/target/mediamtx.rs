@@ -13,15 +13,16 @@
 //! - `/v3/info.started` changes when MediaMTX restarts; a reload of its YAML file keeps it but
 //!   discards every API-made path, which the canary of [`Target::run_check`] notices.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use super::http::{ApiClient, detail};
-use super::{Applied, BoxFuture, RunCheck, Target, TargetError};
+use super::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
 use crate::camera::Camera;
 use crate::config::TargetConfig;
 use crate::profile::is_duration_field;
@@ -36,15 +37,27 @@ pub struct Mediamtx {
 }
 
 #[derive(Deserialize)]
-struct PathList {
+struct Page<T> {
     #[serde(rename = "pageCount")]
     page_count: usize,
-    items: Vec<PathItem>,
+    items: Vec<T>,
 }
 
 #[derive(Deserialize)]
 struct PathItem {
     name: String,
+}
+
+/// One item of `/v3/paths/list` (fields as in MediaMTX v1.16; tolerant of missing ones).
+#[derive(Deserialize)]
+struct RuntimePath {
+    name: String,
+    #[serde(default)]
+    ready: bool,
+    #[serde(default, rename = "bytesReceived")]
+    bytes_received: u64,
+    #[serde(default)]
+    readers: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -95,32 +108,53 @@ impl Mediamtx {
         }
     }
 
-    async fn list_names(&self) -> Result<BTreeSet<String>, TargetError> {
-        let op = "list paths";
+    /// Every item of a paged list endpoint (`…/list?page=P&itemsPerPage=K`).
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        path: &str,
+    ) -> Result<Vec<T>, TargetError> {
         let _serial = self.serial.lock().await;
-        let mut names = BTreeSet::new();
+        let mut items = Vec::new();
         let mut page = 0;
         loop {
             let query = [
                 ("page", page.to_string()),
                 ("itemsPerPage", PAGE_SIZE.to_string()),
             ];
-            let request = self
-                .api
-                .request(op, Method::GET, "v3/config/paths/list")?
-                .query(&query);
+            let request = self.api.request(op, Method::GET, path)?.query(&query);
             let (status, body) = self.api.send(op, request).await?;
             if status != StatusCode::OK {
                 return Err(self.api.unexpected(op, status, error_text(&body)));
             }
-            let list: PathList = serde_json::from_str(&body)
-                .map_err(|e| self.api.protocol(op, format!("not a path list: {e}")))?;
-            names.extend(list.items.into_iter().map(|i| i.name));
+            let list: Page<T> = serde_json::from_str(&body)
+                .map_err(|e| self.api.protocol(op, format!("not a paged list: {e}")))?;
+            items.extend(list.items);
             page += 1;
             if page >= list.page_count {
-                return Ok(names);
+                return Ok(items);
             }
         }
+    }
+
+    async fn list_names(&self) -> Result<BTreeSet<String>, TargetError> {
+        let items: Vec<PathItem> = self.all_pages("list paths", "v3/config/paths/list").await?;
+        Ok(items.into_iter().map(|i| i.name).collect())
+    }
+
+    async fn path_status(&self) -> Result<BTreeMap<String, StreamStatus>, TargetError> {
+        let items: Vec<RuntimePath> = self.all_pages("list path states", "v3/paths/list").await?;
+        Ok(items
+            .into_iter()
+            .map(|p| {
+                let status = StreamStatus {
+                    ready: p.ready,
+                    bytes_in: p.bytes_received,
+                    consumers: p.readers.len(),
+                };
+                (p.name, status)
+            })
+            .collect())
     }
 
     async fn current(
@@ -265,6 +299,10 @@ impl Target for Mediamtx {
 
     fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
         Box::pin(self.list_names())
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+        Box::pin(self.path_status())
     }
 
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {

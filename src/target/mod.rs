@@ -10,7 +10,7 @@ mod http;
 pub mod mediamtx;
 pub mod yaml_file;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,6 +30,10 @@ pub trait Target: Send + Sync {
 
     /// The names of every stream the server has now, camsync's or not.
     fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>>;
+
+    /// What the server says of each stream it has now (passive health signals), in one or a
+    /// few list calls.
+    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>>;
 
     /// Creates the stream, or replaces it entirely.
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>>;
@@ -89,6 +93,18 @@ pub struct RunCheck {
     pub epoch: Option<String>,
     /// The canary stream is gone: the server restarted, reloaded its file, or someone deleted it.
     pub canary_missing: bool,
+}
+
+/// What a server's API says of one stream right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StreamStatus {
+    /// The source is connected and delivering (MediaMTX `ready`; go2rtc: a producer that has
+    /// received bytes).
+    pub ready: bool,
+    /// Bytes received from the camera so far; growing while data flows.
+    pub bytes_in: u64,
+    /// Readers or consumers attached.
+    pub consumers: usize,
 }
 
 /// How a write took effect.

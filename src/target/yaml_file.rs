@@ -24,7 +24,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::{Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, Target, TargetError};
+use super::{
+    Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamStatus, Target, TargetError,
+};
 use crate::atomic_file::{self, WriteOutcome};
 use crate::camera::Camera;
 use crate::config::{TargetConfig, TargetKind};
@@ -397,6 +399,17 @@ impl Target for YamlFile {
 
     fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
         Box::pin(async { self.names() })
+    }
+
+    /// A file says nothing of whether a stream flows: every entry, with no signal.
+    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+        Box::pin(async {
+            let names = self.names()?;
+            Ok(names
+                .into_iter()
+                .map(|n| (n, StreamStatus::default()))
+                .collect())
+        })
     }
 
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
