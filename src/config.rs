@@ -37,6 +37,8 @@ pub struct Config {
     pub allow_mass_delete: bool,
     /// Lifecycle profiles: the built-ins with the config's overrides.
     pub profiles: Profiles,
+    /// The health monitor; `None` when disabled.
+    pub health: Option<crate::health::monitor::Settings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +138,22 @@ struct RawConfig {
     #[serde(default)]
     allow_mass_delete: bool,
     profiles: Option<Spanned<BTreeMap<String, ProfileSpec>>>,
+    health: Option<RawHealth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    interval: Option<Spanned<String>>,
+    idle_probe: Option<Spanned<String>>,
+    probe_timeout: Option<Spanned<String>>,
+    grace: Option<Spanned<String>>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -322,6 +340,33 @@ pub fn parse(
             Profiles::with_specs(specs.value).map_err(|r| invalid(line, "profiles", r))?
         }
     };
+    let health = match raw.health {
+        Some(h) if !h.enabled => None,
+        raw_health => {
+            let mut settings = crate::health::monitor::Settings::default();
+            if let Some(h) = raw_health {
+                let set = |field: &Option<Spanned<String>>,
+                               key: &str,
+                               into: &mut Duration|
+                 -> Result<(), ConfigError> {
+                    if let Some(s) = field {
+                        *into =
+                            parse_duration(s).map_err(|r| invalid(s.referenced.line(), key, r))?;
+                    }
+                    Ok(())
+                };
+                set(&h.interval, "health.interval", &mut settings.interval)?;
+                set(&h.idle_probe, "health.idle_probe", &mut settings.idle_probe)?;
+                set(
+                    &h.probe_timeout,
+                    "health.probe_timeout",
+                    &mut settings.probe_timeout,
+                )?;
+                set(&h.grace, "health.grace", &mut settings.policy.grace)?;
+            }
+            Some(settings)
+        }
+    };
     let mut config = Config {
         path: path.to_owned(),
         source: SourceConfig::File(base.join(raw.source.file)),
@@ -331,6 +376,7 @@ pub fn parse(
         restart_check,
         allow_mass_delete: raw.allow_mass_delete,
         profiles,
+        health,
     };
     apply_env(&mut config, env)?;
     Ok(config)

@@ -6,12 +6,17 @@
 //! An inventory that cannot be read keeps the last good one in force and deletes nothing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppError, LedgerMode, load_inventory, reconciler};
+use crate::camera::Camera;
 use crate::config::{Config, SourceConfig};
+use crate::health::monitor::TargetMonitor;
 use crate::reconcile::Reconciler;
 use crate::source::{Inventory, file};
 
@@ -29,6 +34,10 @@ pub struct Status {
     pub last_sync_ok: bool,
     /// Server restarts or reloads noticed between resyncs (each triggered a sync at once).
     pub restarts_seen: u64,
+    /// Health state changes of (camera, target) pairs.
+    pub health_events: u64,
+    /// Pairs that went from failing back to healthy.
+    pub recoveries: u64,
 }
 
 /// The last run identifier each server reported ([`crate::target::Target::run_check`]).
@@ -73,7 +82,26 @@ pub async fn run_with_status(
     shutdown: CancellationToken,
     status: watch::Sender<Status>,
 ) -> Result<(), AppError> {
-    let reconciler = reconciler(&config, LedgerMode::ReadWrite)?.with_shutdown(shutdown.clone());
+    let reconciler =
+        Arc::new(reconciler(&config, LedgerMode::ReadWrite)?.with_shutdown(shutdown.clone()));
+    let (cameras_tx, cameras_rx) = watch::channel(Arc::new(BTreeMap::new()));
+    let (resync_tx, mut resync_rx) = mpsc::channel(1);
+    let health = config.health.map(|settings| {
+        let monitors = reconciler
+            .targets()
+            .iter()
+            .zip(&config.targets)
+            .map(|(target, c)| TargetMonitor::new(target.clone(), c.rtsp.clone(), settings))
+            .collect();
+        let work = HealthLoop {
+            monitors,
+            reconciler: reconciler.clone(),
+            cameras: cameras_rx,
+            resync: resync_tx,
+            status: status.clone(),
+        };
+        tokio::spawn(work.run(settings.interval, shutdown.clone()))
+    });
     let SourceConfig::File(path) = &config.source;
     let (_watch, changes) = file::watch(path)?;
     let mut inventory: Option<Inventory> = None;
@@ -98,6 +126,7 @@ pub async fn run_with_status(
                         rejected = fresh.rejected.len(),
                         "inventory loaded"
                     );
+                    cameras_tx.send_replace(Arc::new(fresh.cameras.clone()));
                     inventory = Some(fresh);
                     status.send_modify(|s| s.inventory_loads += 1);
                 }
@@ -130,6 +159,7 @@ pub async fn run_with_status(
             _ = shutdown.cancelled() => break,
             changed = next_change(&mut changes) => (reload, sync_due) = (changed, changed),
             _ = resync.tick() => (reload, sync_due) = (true, true),
+            Some(()) = resync_rx.recv() => sync_due = true,
             _ = restart_check.tick() => {
                 let lost = epochs.lost(&reconciler).await;
                 if !lost.is_empty() {
@@ -140,8 +170,59 @@ pub async fn run_with_status(
             }
         }
     }
+    if let Some(health) = health {
+        let _ = health.await;
+    }
     tracing::info!("camsync stopped");
     Ok(())
+}
+
+/// The health monitor's task: a round over every target each `interval`, judging only the
+/// streams the ledger confirms camsync owns.
+struct HealthLoop {
+    monitors: Vec<TargetMonitor>,
+    reconciler: Arc<Reconciler>,
+    cameras: watch::Receiver<Arc<BTreeMap<String, Camera>>>,
+    resync: mpsc::Sender<()>,
+    status: watch::Sender<Status>,
+}
+
+impl HealthLoop {
+    async fn run(mut self, interval: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => self.round().await,
+            }
+        }
+    }
+
+    async fn round(&mut self) {
+        let cameras = self.cameras.borrow().clone();
+        for monitor in &mut self.monitors {
+            let confirmed = self.reconciler.confirmed(monitor.target_name());
+            let judged: BTreeMap<String, Camera> = cameras
+                .iter()
+                .filter(|(name, _)| confirmed.contains(*name))
+                .map(|(name, camera)| (name.clone(), camera.clone()))
+                .collect();
+            let outcome = monitor.round(&judged, Instant::now()).await;
+            let recoveries = outcome
+                .events
+                .iter()
+                .filter(|e| e.transition.recovered_after.is_some())
+                .count();
+            self.status.send_modify(|s| {
+                s.health_events += outcome.events.len() as u64;
+                s.recoveries += recoveries as u64;
+            });
+            if outcome.resync {
+                let _ = self.resync.try_send(());
+            }
+        }
+    }
 }
 
 /// Waits for the next change; if the watch dies, says so once and waits forever (the periodic

@@ -6,7 +6,9 @@
 //!   never reveals a credential.
 //! - [`state`]: the per-(camera, target) state machine that turns checks into actions.
 //! - [`check`]: one check of every path now, for `camsync probe`.
+//! - [`monitor`]: rounds over each target that judge every pair and act on the verdicts.
 
 pub mod check;
+pub mod monitor;
 pub mod probe;
 pub mod state;

@@ -64,12 +64,20 @@ impl Fixture {
         self.write_config_with_resync("1h", extra);
     }
 
+    /// Health monitoring is off unless `extra` configures it: the fixtures' cameras are
+    /// documentation addresses (192.0.2.x) that a test must never contact; a test that wants
+    /// health uses simulated cameras on 127.0.0.1.
     pub fn write_config_with_resync(&self, resync: &str, extra: &str) {
+        let health = if extra.contains("health:") {
+            ""
+        } else {
+            "health:\n  enabled: false\n"
+        };
         let mediamtx = self.mediamtx.as_ref().map_or(String::new(), |m| {
             format!("  - name: mediamtx\n    kind: mediamtx\n    api: {}\n    rtsp: {}\n    timeout: 5s\n", m.api_url(), m.rtsp_url())
         });
         let text = format!(
-            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\n    timeout: 5s\n{mediamtx}state: state/camsync.db\nresync: {resync}\n{extra}",
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\n    timeout: 5s\n{mediamtx}state: state/camsync.db\nresync: {resync}\n{health}{extra}",
             self.go2rtc.api_url(),
             self.go2rtc.rtsp_url()
         );
