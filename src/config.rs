@@ -346,8 +346,8 @@ pub fn parse(
             let mut settings = crate::health::monitor::Settings::default();
             if let Some(h) = raw_health {
                 let set = |field: &Option<Spanned<String>>,
-                               key: &str,
-                               into: &mut Duration|
+                           key: &str,
+                           into: &mut Duration|
                  -> Result<(), ConfigError> {
                     if let Some(s) = field {
                         *into =

@@ -9,7 +9,7 @@ pub mod plan;
 mod preview;
 pub mod report;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +78,16 @@ impl Reconciler {
 
     pub fn targets(&self) -> &[Arc<dyn Target>] {
         &self.targets
+    }
+
+    /// The streams camsync wrote on `target` and confirmed: what the health monitor judges.
+    pub fn confirmed(&self, target: &str) -> BTreeSet<String> {
+        let owned = self.ledger.owned(target).unwrap_or_default();
+        owned
+            .into_iter()
+            .filter(|(_, fp)| fp.is_some())
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// A stream camsync wrote on `target` and confirmed: if the server no longer has it, the

@@ -3,8 +3,16 @@
 //! `SERVERS.md`, on 127.0.0.1 ports chosen by the OS.
 //!
 //! It owns two stream maps: the one in memory (what the API and RTSP serve) and the one in its
-//! simulated YAML file (what a restart loads). `PUT`/`DELETE` change memory first and then the
-//! file; a read-only file turns the answer into 400 although memory changed, as in go2rtc.
+//! YAML file (what a start or restart loads). The file is simulated in memory
+//! ([`Go2rtcSimOptions::file_streams`]) or, with [`Go2rtcSimOptions::config_file`], a real file:
+//! read at start and at every restart (`streams:` and `preload:`), with `${VAR}` and
+//! `${VAR:default}` expanded textually from [`Go2rtcSimOptions::env`] first (an unset variable
+//! stays literally `${VAR}`), and never watched: an edit takes effect at the next restart. A
+//! file that cannot be read or parsed loads no streams (go2rtc logs it and starts anyway).
+//! `PUT`/`DELETE` and preload writes change memory first and then the file — a real one is
+//! patched in place, entry by entry, as written (references stay references); a read-only file
+//! (simulated, or refused by the OS) turns the answer into 400 with the error text although
+//! memory changed, as in go2rtc.
 //!
 //! Invariants:
 //! - Like go2rtc, the handlers take no lock around the stream map: a write to `/api/streams`
@@ -16,16 +24,21 @@
 //!   `/api/preload` and RTSP lookups do not take part.
 //! - The ports never change: [`Go2rtcSim::restart`] (also after a crash) listens on the same
 //!   ones, with memory reloaded from the file.
+//! - The environment changes only with a full restart ([`Go2rtcSim::restart_with_env`]);
+//!   `POST /api/restart` re-executes the same process and keeps it.
 //! - Only loopback cameras are ever contacted; any other host fails at once, as unreachable.
 //! - API auth, when configured, applies to every client (go2rtc's `local_auth: true`).
 //!
 //! Not simulated: `POST /api/streams` (always 400), PATCH's aliasing of a stream to another,
-//! `${VAR}` expansion, `base_path`, media. `POST /api/restart` resets the state in place
-//! without closing connections, so the client still reads its 200.
+//! `base_path`, media, the `***` that go2rtc shows for values from the environment (every
+//! userinfo is masked instead), go2rtc's refusal to patch a flow-style `streams: {}` (the file
+//! is edited like camsync's own [`crate::yaml_edit`] does). `POST /api/restart` resets the
+//! state in place without closing connections, so the client still reads its 200.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -45,8 +58,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::rtsp::{self, Handler, Request as RtspRequest, Response as RtspResponse, RtspServer};
+use crate::yaml_edit::{Change, Document};
 
-/// Where go2rtc says its config lives (`GET /api`), and the path in its file errors.
+/// Where go2rtc says its simulated config lives (`GET /api`), and the path in its file errors.
 const CONFIG_PATH: &str = "/config/go2rtc.yaml";
 const VERSION: &str = "1.9.14";
 /// go2rtc's default dial limits for an RTSP source.
@@ -60,16 +74,30 @@ const WRITE_WRITE: &str = "fatal error: concurrent map writes";
 const LIST_WRITE: &str = "fatal error: concurrent map iteration and map write";
 const GET_WRITE: &str = "fatal error: concurrent map read and map write";
 
+/// What go2rtc stores for a preload without a query (`AddPreload`).
+const DEFAULT_PRELOAD: &str = "video&audio";
+
 /// Stream name → sources, in order.
 type Streams = BTreeMap<String, Vec<String>>;
+/// A process environment: variable → value.
+type Env = BTreeMap<String, String>;
 
 /// How a [`Go2rtcSim`] starts.
 #[derive(Debug, Clone)]
 pub struct Go2rtcSimOptions {
-    /// Streams in its YAML file at start (and so in memory). Default: none.
+    /// Streams in its simulated YAML file at start (and so in memory); ignored with
+    /// `config_file`. Default: none.
     pub file_streams: BTreeMap<String, Vec<String>>,
-    /// Whether `PUT`/`DELETE` can persist to the file. Default: true.
+    /// Whether `PUT`/`DELETE` and preload writes can persist to the file; false makes them
+    /// fail as on a read-only file system, without touching a real file. Default: true.
     pub config_writable: bool,
+    /// A real YAML file to start from instead of `file_streams`: read at start and at every
+    /// restart, never watched, and patched in place by API writes. A missing file holds no
+    /// streams (the first write creates it). Default: none.
+    pub config_file: Option<PathBuf>,
+    /// The environment go2rtc was started with, for the `${VAR}` references in
+    /// `config_file`. Default: empty.
+    pub env: BTreeMap<String, String>,
     /// How long each write to `/api/streams` holds the stream map. Default: zero.
     pub write_hold: Duration,
     /// API Basic auth user; `None` (default) = no auth.
@@ -83,6 +111,8 @@ impl Default for Go2rtcSimOptions {
         Go2rtcSimOptions {
             file_streams: BTreeMap::new(),
             config_writable: true,
+            config_file: None,
+            env: BTreeMap::new(),
             write_hold: Duration::ZERO,
             username: None,
             password: None,
@@ -136,19 +166,99 @@ struct Shared {
     state: Mutex<State>,
 }
 
-/// The simulated YAML file.
-#[derive(Default)]
+/// What go2rtc's YAML file holds (or a process loaded from it).
+#[derive(Clone, Default)]
 struct ConfigFile {
     streams: Streams,
     /// Stream name → preload query.
     preloads: BTreeMap<String, String>,
 }
 
+/// Where go2rtc's YAML file lives.
+enum ConfigStore {
+    /// In memory only.
+    Simulated(ConfigFile),
+    /// A real file.
+    Disk(PathBuf),
+}
+
+impl ConfigStore {
+    /// The path go2rtc reports (`GET /api`) and names in its errors.
+    fn path(&self) -> String {
+        match self {
+            ConfigStore::Simulated(_) => CONFIG_PATH.to_owned(),
+            ConfigStore::Disk(path) => path.display().to_string(),
+        }
+    }
+
+    /// The file's streams and preloads; a real file's `${VAR}`s expanded from `env` if given,
+    /// as written otherwise.
+    fn read(&self, env: Option<&Env>) -> ConfigFile {
+        match self {
+            ConfigStore::Simulated(file) => file.clone(),
+            ConfigStore::Disk(path) => read_config(path, env),
+        }
+    }
+
+    /// Sets or removes one entry, as go2rtc's `app.PatchConfig` does.
+    fn patch(&mut self, edit: &FileEdit<'_>) -> Result<(), String> {
+        match self {
+            ConfigStore::Simulated(file) => {
+                edit.apply(file);
+                Ok(())
+            }
+            ConfigStore::Disk(path) => patch_config(path, edit),
+        }
+    }
+}
+
+/// One entry of the YAML file to set (`Some`) or remove (`None`).
+enum FileEdit<'a> {
+    Stream(&'a str, Option<&'a [String]>),
+    Preload(&'a str, Option<&'a str>),
+}
+
+impl FileEdit<'_> {
+    fn apply(&self, file: &mut ConfigFile) {
+        match *self {
+            FileEdit::Stream(name, Some(sources)) => {
+                file.streams.insert(name.to_owned(), sources.to_vec());
+            }
+            FileEdit::Stream(name, None) => {
+                file.streams.remove(name);
+            }
+            FileEdit::Preload(name, Some(query)) => {
+                file.preloads.insert(name.to_owned(), query.to_owned());
+            }
+            FileEdit::Preload(name, None) => {
+                file.preloads.remove(name);
+            }
+        }
+    }
+
+    /// The section, the key, and the value as the file holds it (one source as a string,
+    /// several as a list; `None`: removed).
+    fn entry(&self) -> (&'static str, &str, Option<Value>) {
+        match *self {
+            FileEdit::Stream(name, sources) => {
+                let value = sources.map(|sources| match sources {
+                    [one] => Value::from(one.as_str()),
+                    many => Value::from(many.to_vec()),
+                });
+                ("streams", name, value)
+            }
+            FileEdit::Preload(name, query) => ("preload", name, query.map(Value::from)),
+        }
+    }
+}
+
 struct State {
     streams: Streams,
     /// Preloads in memory; dropped with their stream object (a PUT or DELETE of the name).
     preloads: BTreeMap<String, String>,
-    file: ConfigFile,
+    file: ConfigStore,
+    /// The environment of this process, for `${VAR}` in a real file.
+    env: Env,
     writable: bool,
     /// A write to the stream map is in progress.
     writing: bool,
@@ -160,14 +270,12 @@ struct State {
 }
 
 impl State {
-    fn new(file_streams: Streams, writable: bool) -> Self {
+    fn new(file: ConfigStore, env: Env, writable: bool) -> Self {
         let mut state = State {
             streams: Streams::new(),
             preloads: BTreeMap::new(),
-            file: ConfigFile {
-                streams: file_streams,
-                preloads: BTreeMap::new(),
-            },
+            file,
+            env,
             writable,
             writing: false,
             incarnation: 0,
@@ -180,14 +288,18 @@ impl State {
 
     /// What a fresh process holds: the file's streams, and its preloads of those streams.
     fn load_file(&mut self) {
-        self.streams = self.file.streams.clone();
-        self.preloads = self.file.preloads.clone();
+        let file = self.file.read(Some(&self.env));
+        self.streams = file.streams;
+        self.preloads = file.preloads;
         self.preloads
             .retain(|name, _| self.streams.contains_key(name));
     }
 
-    /// Starts a new incarnation after the old one is gone.
-    fn revive(&mut self) {
+    /// Starts a new incarnation after the old one is gone, in a new environment if given.
+    fn revive(&mut self, env: Option<Env>) {
+        if let Some(env) = env {
+            self.env = env;
+        }
         self.load_file();
         self.writing = false;
         self.incarnation += 1;
@@ -203,14 +315,133 @@ impl State {
         self.kill.cancel();
     }
 
-    /// Edits the file as go2rtc's `PatchConfig` does; the error text is go2rtc's.
-    fn patch_file(&mut self, edit: impl FnOnce(&mut ConfigFile)) -> Result<(), String> {
+    /// Edits the file as go2rtc's `PatchConfig` does; the error is go2rtc's text (or the OS's
+    /// for a real file).
+    fn patch_file(&mut self, edit: FileEdit<'_>) -> Result<(), String> {
         if !self.writable {
-            return Err(format!("open {CONFIG_PATH}: read-only file system"));
+            return Err(format!("open {}: read-only file system", self.file.path()));
         }
-        edit(&mut self.file);
-        Ok(())
+        self.file.patch(&edit)
     }
+}
+
+/// Reads a real go2rtc file as go2rtc loads it: `${VAR}`s expanded first when `env` is given;
+/// a file that cannot be read or parsed holds nothing (go2rtc logs a warning and goes on).
+fn read_config(path: &Path, env: Option<&Env>) -> ConfigFile {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "go2rtc sim: cannot read its config");
+            }
+            return ConfigFile::default();
+        }
+    };
+    let text = match env {
+        Some(env) => expand_env(&text, env),
+        None => text,
+    };
+    parse_config(&text).unwrap_or_else(|e| {
+        tracing::warn!(path = %path.display(), error = %e, "go2rtc sim: config does not parse");
+        ConfigFile::default()
+    })
+}
+
+/// The `streams:` and `preload:` sections of a go2rtc file.
+fn parse_config(text: &str) -> Result<ConfigFile, String> {
+    if text.trim().is_empty() {
+        return Ok(ConfigFile::default());
+    }
+    let doc: Value = crate::yaml::from_str(text)?;
+    let section = |key: &str| {
+        doc.get(key)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+    };
+    let streams = section("streams")
+        .map(|(name, value)| (name.clone(), sources_of(value)))
+        .collect();
+    let preloads = section("preload")
+        .map(|(name, query)| {
+            let query = query.as_str().filter(|q| !q.is_empty());
+            (name.clone(), query.unwrap_or(DEFAULT_PRELOAD).to_owned())
+        })
+        .collect();
+    Ok(ConfigFile { streams, preloads })
+}
+
+/// go2rtc's `NewStream`: a string is one source, a list several; anything else (`null`) makes
+/// a stream without sources.
+fn sources_of(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(source) => vec![source.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// go2rtc's `shell.ReplaceEnvVars`: each `${KEY}` or `${KEY:default}` (no braces inside)
+/// becomes the variable's value, else the default, else stays as written. Textual: the value
+/// is not quoted or escaped.
+fn expand_env(text: &str, env: &Env) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let (before, reference) = rest.split_at(start);
+        out.push_str(before);
+        let inner = &reference[2..];
+        match inner.find(['{', '}']) {
+            Some(end) if end > 0 && inner[end..].starts_with('}') => {
+                match lookup_env(&inner[..end], env) {
+                    Some(value) => out.push_str(value),
+                    None => out.push_str(&reference[..end + 3]),
+                }
+                rest = &inner[end + 1..];
+            }
+            // Not a reference: keep the `$` and look again from the next character.
+            _ => {
+                out.push('$');
+                rest = &reference[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value of `KEY` or `KEY:default` (a `:` at the start is part of the name).
+fn lookup_env<'a>(key: &'a str, env: &'a Env) -> Option<&'a str> {
+    let (name, default) = match key.find(':') {
+        Some(colon) if colon > 0 => (&key[..colon], Some(&key[colon + 1..])),
+        _ => (key, None),
+    };
+    env.get(name).map(String::as_str).or(default)
+}
+
+/// go2rtc's `app.PatchConfig` on a real file: the entry is set or removed in the file's text
+/// (every other byte kept) and the text written back in place. A missing file counts as
+/// empty; the error is the OS's (or why the text cannot be edited).
+fn patch_config(path: &Path, edit: &FileEdit<'_>) -> Result<(), String> {
+    let shown = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("open {shown}: {e}")),
+    };
+    let mut doc = Document::parse(&text).map_err(|e| format!("{shown}: {e}"))?;
+    let (section, key, value) = edit.entry();
+    let change = match &value {
+        Some(value) => Change::Upsert(key, value),
+        None => Change::Remove(key),
+    };
+    doc.apply(section, &[change])
+        .map_err(|e| format!("{shown}: {e}"))?;
+    std::fs::write(path, doc.text()).map_err(|e| format!("open {shown}: {e}"))
 }
 
 /// Ends the write section it guards.
@@ -281,13 +512,21 @@ impl Shared {
 }
 
 impl Go2rtcSim {
-    /// Starts the HTTP API and the RTSP server, each on 127.0.0.1 and a free port.
+    /// Loads the YAML file and starts the HTTP API and the RTSP server, each on 127.0.0.1 and
+    /// a free port.
     pub async fn start(opts: Go2rtcSimOptions) -> io::Result<Go2rtcSim> {
         let (api, rtsp) = bind_pair(0, 0).await?;
         let authorization = opts
             .username
             .as_deref()
             .map(|user| rtsp::basic_auth(user, opts.password.as_deref().unwrap_or_default()));
+        let file = match opts.config_file {
+            Some(path) => ConfigStore::Disk(path),
+            None => ConfigStore::Simulated(ConfigFile {
+                streams: opts.file_streams,
+                preloads: BTreeMap::new(),
+            }),
+        };
         let shared = Arc::new(Shared {
             api_port: api.local_addr()?.port(),
             rtsp_port: rtsp.local_addr()?.port(),
@@ -295,7 +534,7 @@ impl Go2rtcSim {
             authorization,
             writes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
-            state: Mutex::new(State::new(opts.file_streams, opts.config_writable)),
+            state: Mutex::new(State::new(file, opts.env, opts.config_writable)),
         });
         let running = spawn_servers(&shared, api, rtsp);
         Ok(Go2rtcSim {
@@ -337,9 +576,10 @@ impl Go2rtcSim {
         self.inner.shared.state().streams.get(name).cloned()
     }
 
-    /// The streams its YAML file holds now.
+    /// The streams its YAML file holds now, as written (a real file's `${VAR}`s unexpanded;
+    /// none if it cannot be read or parsed).
     pub fn file_streams(&self) -> BTreeMap<String, Vec<String>> {
-        self.inner.shared.state().file.streams.clone()
+        self.inner.shared.state().file.read(None).streams
     }
 
     /// Names of the preloaded streams in memory, sorted.
@@ -353,9 +593,9 @@ impl Go2rtcSim {
         let mut state = self.inner.shared.state();
         state.streams.insert(name.to_owned(), sources.clone());
         // A read-only file just keeps the stream out of it, as a failed PUT would.
-        let _ = state.patch_file(|file| {
-            file.streams.insert(name.to_owned(), sources);
-        });
+        if let Err(e) = state.patch_file(FileEdit::Stream(name, Some(&sources))) {
+            tracing::debug!(name, error = %e, "go2rtc sim: stream added by hand not saved");
+        }
     }
 
     /// Makes the YAML file writable or read-only from now on.
@@ -364,14 +604,25 @@ impl Go2rtcSim {
     }
 
     /// Like a process restart: every connection drops, memory := the file's streams (and
-    /// preloads), a crash is forgotten, and both servers listen again on the same ports. If a
-    /// port cannot be bound again, the simulator stays down and [`Go2rtcSim::crashed`] says why.
+    /// preloads; a real file is read again), a crash is forgotten, and both servers listen
+    /// again on the same ports. If a port cannot be bound again, the simulator stays down and
+    /// [`Go2rtcSim::crashed`] says why.
     pub async fn restart(&self) {
+        self.restart_in(None).await;
+    }
+
+    /// [`Go2rtcSim::restart`] in a new environment (a container started again with another
+    /// env file): the file's `${VAR}`s are expanded from `env` from now on.
+    pub async fn restart_with_env(&self, env: BTreeMap<String, String>) {
+        self.restart_in(Some(env)).await;
+    }
+
+    async fn restart_in(&self, env: Option<Env>) {
         let shared = &self.inner.shared;
         let mut running = self.inner.running.lock().await;
         self.stop_running(&mut running).await;
         let bound = bind_pair(shared.api_port, shared.rtsp_port).await;
-        shared.state().revive();
+        shared.state().revive(env);
         match bound {
             Ok((api, rtsp)) => *running = Some(spawn_servers(shared, api, rtsp)),
             Err(e) => shared.state().die(&format!("restart: listen: {e}")),
@@ -503,9 +754,10 @@ impl Query {
 }
 
 async fn api_info(HttpState(shared): HttpState<Arc<Shared>>) -> HttpResponse {
+    let config_path = shared.state().file.path();
     json_response(
         &json!({
-            "config_path": CONFIG_PATH,
+            "config_path": config_path,
             "host": format!("127.0.0.1:{}", shared.api_port),
             "pid": std::process::id(),
             "revision": "sim",
@@ -567,11 +819,10 @@ async fn put_stream(shared: &Shared, name: &str, sources: Vec<String>) -> HttpRe
     }
     let persisted = shared
         .write(|state| {
-            state.streams.insert(name.to_owned(), sources.clone());
             state.preloads.remove(name); // a new stream object has no consumers
-            state.patch_file(|file| {
-                file.streams.insert(name.to_owned(), sources);
-            })
+            let persisted = state.patch_file(FileEdit::Stream(name, Some(&sources)));
+            state.streams.insert(name.to_owned(), sources);
+            persisted
         })
         .await;
     empty_or_error(persisted, StatusCode::BAD_REQUEST)
@@ -592,9 +843,7 @@ async fn delete_stream(shared: &Shared, memory_key: &str, file_key: &str) -> Htt
         .write(|state| {
             state.streams.remove(memory_key);
             state.preloads.remove(memory_key);
-            state.patch_file(|file| {
-                file.streams.remove(file_key);
-            })
+            state.patch_file(FileEdit::Stream(file_key, None))
         })
         .await;
     empty_or_error(persisted, StatusCode::BAD_REQUEST)
@@ -639,10 +888,8 @@ async fn put_preload(shared: &Shared, name: &str, query: String) -> HttpResponse
         return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("streams: {e}"));
     }
     let mut state = shared.state();
-    state.preloads.insert(name.to_owned(), query.clone());
-    let persisted = state.patch_file(|file| {
-        file.preloads.insert(name.to_owned(), query);
-    });
+    let persisted = state.patch_file(FileEdit::Preload(name, Some(&query)));
+    state.preloads.insert(name.to_owned(), query);
     empty_or_error(persisted, StatusCode::INTERNAL_SERVER_ERROR)
 }
 
@@ -654,9 +901,7 @@ fn delete_preload(shared: &Shared, name: &str) -> HttpResponse {
             "streams: preload not found",
         );
     }
-    let persisted = state.patch_file(|file| {
-        file.preloads.remove(name);
-    });
+    let persisted = state.patch_file(FileEdit::Preload(name, None));
     empty_or_error(persisted, StatusCode::INTERNAL_SERVER_ERROR)
 }
 
@@ -928,6 +1173,45 @@ mod tests {
         assert!(source_allowed(
             "ffmpeg:rtsp://127.0.0.1/x#video=h264#timeout=30"
         ));
+    }
+
+    #[test]
+    fn env_references_expand_textually_like_go2rtc() {
+        let env = Env::from([
+            ("PASS".to_owned(), "p%40ss".to_owned()),
+            ("EMPTY".to_owned(), String::new()),
+        ]);
+        let cases = [
+            ("rtsp://admin:${PASS}@h/s", "rtsp://admin:p%40ss@h/s"),
+            ("${UNSET}", "${UNSET}"),
+            ("${UNSET:viewer}", "viewer"),
+            ("${UNSET:a:b}", "a:b"),
+            ("${PASS:other}", "p%40ss"),
+            // Set but empty is set (Go's LookupEnv).
+            ("${EMPTY:other}", ""),
+            ("${:x} ${} $ {PASS}", "${:x} ${} $ {PASS}"),
+            ("${a${PASS}}", "${ap%40ss}"),
+            ("${a{b}", "${a{b}"),
+            ("é${PASS}é", "ép%40ssé"),
+        ];
+        for (text, expanded) in cases {
+            assert_eq!(expand_env(text, &env), expanded, "{text}");
+        }
+    }
+
+    #[test]
+    fn file_streams_are_strings_or_lists_and_preloads_default() {
+        let file = parse_config(
+            "api:\n  listen: ':1984'\nstreams:\n  one: rtsp://h/1\n  two:\n    - rtsp://h/2\n    - ffmpeg:two#audio=opus\n  none:\npreload:\n  one:\n  two: video\n",
+        )
+        .unwrap();
+        assert_eq!(file.streams["one"], ["rtsp://h/1"]);
+        assert_eq!(file.streams["two"], ["rtsp://h/2", "ffmpeg:two#audio=opus"]);
+        assert!(file.streams["none"].is_empty());
+        assert_eq!(file.preloads["one"], DEFAULT_PRELOAD);
+        assert_eq!(file.preloads["two"], "video");
+        assert!(parse_config("# nothing yet\n").unwrap().streams.is_empty());
+        assert!(parse_config("streams: [").is_err());
     }
 
     #[test]

@@ -23,23 +23,31 @@
 //!   next retry, while delete + add dials at once. An on-demand source runs while its path has
 //!   readers and gives up, dropping them, if not ready within `sourceOnDemandStartTimeout`.
 //!   Only loopback cameras are ever contacted.
-//! - Nothing set through the API survives [`MediamtxSim::restart`] or
-//!   [`MediamtxSim::reload_file`]; the ports never change.
+//! - Nothing set through the API survives [`MediamtxSim::restart`] or a file reload; the
+//!   ports never change.
+//! - The YAML file is simulated ([`MediamtxSimOptions::file_paths`], changed by
+//!   [`MediamtxSim::reload_file`]) or real ([`MediamtxSimOptions::config_file`]): read at start
+//!   and at every restart, and watched while running — a change of its content is reloaded
+//!   within about 100 ms, `touch` does nothing, and a change within 1 s after a reload is
+//!   ignored until the file changes again ([`watch`]). Either way a file that fails to load
+//!   shuts the simulator down, as MediaMTX exits.
 //!
 //! Not simulated: publishers and media (a `publisher` path is never ready), RTSP auth and
 //! SETUP/PLAY, the `pathdefaults` and `global` endpoints, RTSP matching of `~regexp` paths,
-//! the 0–4 s pause after bad credentials, watching the file (call `reload_file`). A `DESCRIBE`
-//! alone does not keep an on-demand source running for `sourceOnDemandCloseAfter`. A restart
-//! lets in-flight HTTP requests finish instead of cutting them.
+//! the 0–4 s pause after bad credentials, the file's settings other than `paths:`. A
+//! `DESCRIBE` alone does not keep an on-demand source running for `sourceOnDemandCloseAfter`.
+//! A restart lets in-flight HTTP requests finish instead of cutting them.
 
 mod api;
 mod conf;
 mod goformat;
 mod source;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -47,6 +55,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::conf::{Patch, PathConf};
@@ -60,9 +69,14 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How a [`MediamtxSim`] starts.
 #[derive(Debug, Clone)]
 pub struct MediamtxSimOptions {
-    /// Paths in its YAML file: name → partial path config (a JSON object of path fields),
-    /// loaded at start, at restart and at every file reload. Default: none.
+    /// Paths in its simulated YAML file: name → partial path config (a JSON object of path
+    /// fields), loaded at start, at restart and at every file reload; ignored with
+    /// `config_file`. Default: none.
     pub file_paths: BTreeMap<String, Value>,
+    /// A real YAML file instead of `file_paths`: its `paths:` are loaded at start and at
+    /// every restart, and it is watched for changes while running. It must exist. Default:
+    /// none.
+    pub config_file: Option<PathBuf>,
     /// Emulated cost of each API write: the write holds the configuration lock for this ×
     /// the number of configured paths (SERVERS.md: ~130 ms per add at 1,000 paths). Default: zero.
     pub write_cost_per_path: Duration,
@@ -76,6 +90,7 @@ impl Default for MediamtxSimOptions {
     fn default() -> Self {
         MediamtxSimOptions {
             file_paths: BTreeMap::new(),
+            config_file: None,
             write_cost_per_path: Duration::ZERO,
             username: None,
             password: None,
@@ -101,19 +116,25 @@ impl Drop for Inner {
     }
 }
 
-/// The servers of one incarnation of the "process".
+/// The servers (and file watcher) of one incarnation of the "process".
 struct Running {
     http: JoinHandle<()>,
     rtsp: RtspServer,
+    watcher: Option<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Waits for both servers to go; their kill token must already be cancelled.
+    /// Waits for the servers and the watcher to go; their kill token must already be cancelled.
     async fn stop(self) {
         if tokio::time::timeout(STOP_GRACE, self.http).await.is_err() {
             tracing::warn!("mediamtx sim: http connections still open after stop");
         }
         self.rtsp.shutdown().await;
+        if let Some(watcher) = self.watcher
+            && let Err(e) = watcher.await
+        {
+            tracing::warn!(error = %e, "mediamtx sim: file watcher failed");
+        }
     }
 }
 
@@ -121,6 +142,8 @@ impl Running {
 struct Shared {
     api_port: u16,
     rtsp_port: u16,
+    /// The real YAML file, if any.
+    config_file: Option<PathBuf>,
     write_cost_per_path: Duration,
     /// The `Authorization` value the API requires, if any.
     authorization: Option<String>,
@@ -136,10 +159,14 @@ struct Shared {
 }
 
 struct State {
-    /// The paths of the simulated YAML file, validated.
+    /// The paths of the YAML file as last loaded, validated.
     file: BTreeMap<String, PathConf>,
-    /// Why the file cannot be loaded, after `reload_file` got a bad one: MediaMTX exits.
+    /// Why the file cannot be loaded, after a reload got a bad one: MediaMTX exits.
     file_error: Option<String>,
+    /// File reloads so far, failed ones included.
+    reloads: u64,
+    /// When the last file reload happened.
+    last_reload: Option<Instant>,
     /// Every configured path, by name.
     paths: BTreeMap<String, LivePath>,
     started: SystemTime,
@@ -176,6 +203,8 @@ impl State {
         State {
             file,
             file_error: None,
+            reloads: 0,
+            last_reload: None,
             paths: BTreeMap::new(),
             started: SystemTime::now(),
             kill: CancellationToken::new(),
@@ -272,8 +301,27 @@ impl Shared {
         });
     }
 
+    /// A restart reads the real file again: its content as loaded, or `None` (also without a
+    /// real file). A file that cannot be loaded is recorded in `file_error`.
+    fn reread_config_file(&self) -> Option<Vec<u8>> {
+        let read = watch::read(self.config_file.as_ref()?);
+        let mut state = self.state();
+        match read {
+            Ok((bytes, file)) => {
+                state.file = file;
+                state.file_error = None;
+                Some(bytes)
+            }
+            Err(e) => {
+                state.file_error = Some(e.to_string());
+                None
+            }
+        }
+    }
+
     /// Reboots the configuration after the old incarnation died: API paths and readers are
-    /// gone, the file's paths are loaded afresh.
+    /// gone, the file's paths are loaded afresh, and a new process has no reload to be quiet
+    /// after.
     fn reboot(self: &Arc<Self>) {
         let mut state = self.state();
         for path in std::mem::take(&mut state.paths).into_values() {
@@ -281,6 +329,7 @@ impl Shared {
         }
         state.kill = CancellationToken::new();
         state.started = SystemTime::now();
+        state.last_reload = None;
         let file = state.file.clone();
         self.set_all_paths(&mut state, file);
     }
@@ -305,11 +354,16 @@ fn rfc3339(time: SystemTime) -> String {
 }
 
 impl MediamtxSim {
-    /// Loads the file's paths and starts the API and RTSP servers, each on 127.0.0.1 and a free
-    /// port. A file path MediaMTX would reject fails the start (`InvalidInput`).
+    /// Loads the file's paths and starts the API and RTSP servers (and the watcher of a real
+    /// file), each on 127.0.0.1 and a free port. A file path MediaMTX would reject fails the
+    /// start (`InvalidInput`), and so does a real file that cannot be read.
     pub async fn start(opts: MediamtxSimOptions) -> io::Result<MediamtxSim> {
-        let file = load_file(&opts.file_paths)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (file, seen) = match &opts.config_file {
+            Some(path) => watch::read(path).map(|(bytes, file)| (file, Some(bytes)))?,
+            None => load_file(&opts.file_paths)
+                .map(|file| (file, None))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        };
         let (api, rtsp) = bind_pair(0, 0).await?;
         let authorization = opts
             .username
@@ -318,6 +372,7 @@ impl MediamtxSim {
         let shared = Arc::new(Shared {
             api_port: api.local_addr()?.port(),
             rtsp_port: rtsp.local_addr()?.port(),
+            config_file: opts.config_file,
             write_cost_per_path: opts.write_cost_per_path,
             authorization,
             tasks: tokio::runtime::Handle::current(),
@@ -329,13 +384,14 @@ impl MediamtxSim {
             state: Mutex::new(State::new(file)),
         });
         shared.reboot();
-        let running = spawn_servers(&shared, api, rtsp);
-        Ok(MediamtxSim {
+        let sim = MediamtxSim {
             inner: Arc::new(Inner {
                 shared,
-                running: tokio::sync::Mutex::new(Some(running)),
+                running: tokio::sync::Mutex::new(None),
             }),
-        })
+        };
+        *sim.inner.running.lock().await = Some(sim.spawn_running(api, rtsp, seen));
+        Ok(sim)
     }
 
     /// `http://127.0.0.1:PORT`
@@ -391,13 +447,14 @@ impl MediamtxSim {
     }
 
     /// Like a process restart: every connection and reader drops, paths added through the API
-    /// are forgotten, the file's paths are loaded again, `started` changes, and both servers
-    /// listen again on the same ports. If the file cannot be loaded (see
-    /// [`MediamtxSim::reload_file`]) or a port cannot be bound, the simulator stays down.
+    /// are forgotten, the file's paths are loaded again (a real file is read again), `started`
+    /// changes, and both servers listen again on the same ports. If the file cannot be loaded
+    /// (see [`MediamtxSim::reload_file`]) or a port cannot be bound, the simulator stays down.
     pub async fn restart(&self) {
         let shared = &self.inner.shared;
         let mut running = self.inner.running.lock().await;
         self.stop_running(&mut running).await;
+        let seen = shared.reread_config_file();
         if let Some(e) = shared.state().file_error.clone() {
             tracing::error!(error = %e, "mediamtx sim: configuration file invalid; not starting");
             return;
@@ -405,7 +462,7 @@ impl MediamtxSim {
         let bound = bind_pair(shared.api_port, shared.rtsp_port).await;
         shared.reboot();
         match bound {
-            Ok((api, rtsp)) => *running = Some(spawn_servers(shared, api, rtsp)),
+            Ok((api, rtsp)) => *running = Some(self.spawn_running(api, rtsp, seen)),
             Err(e) => {
                 tracing::error!(error = %e, "mediamtx sim: restart could not listen");
                 shared.state().kill.cancel();
@@ -416,19 +473,43 @@ impl MediamtxSim {
     /// The YAML file changed to `file_paths`: the configuration becomes exactly the file's
     /// paths — paths added through the API are discarded, changed or removed paths are closed
     /// (dropping their readers), unchanged ones keep running. Like MediaMTX, a file it cannot
-    /// load shuts the simulator down (until a restart with a valid file).
+    /// load shuts the simulator down (until a restart with a valid file). Counts as a reload,
+    /// also for the 1 s during which the watcher of a real file then ignores changes.
     pub fn reload_file(&self, file_paths: BTreeMap<String, Value>) {
+        self.reload(load_file(&file_paths));
+    }
+
+    /// File reloads so far ([`MediamtxSim::reload_file`] and the watcher's), including one
+    /// that failed and shut the simulator down.
+    pub fn reload_count(&self) -> u64 {
+        self.inner.shared.state().reloads
+    }
+
+    /// The watcher saw the content of the real file change to `bytes`: reloaded, unless
+    /// within [`watch::QUIET`] of the last reload — then MediaMTX ignores the change.
+    fn file_changed(&self, bytes: &[u8]) {
+        let last = self.inner.shared.state().last_reload;
+        if last.is_some_and(|at| at.elapsed() < watch::QUIET) {
+            tracing::info!("mediamtx sim: file changed within 1 s of a reload; ignored");
+            return;
+        }
+        self.reload(watch::parse(bytes));
+    }
+
+    /// Applies a file reload: the file's paths, or a shutdown if it failed to load.
+    fn reload(&self, loaded: Result<BTreeMap<String, PathConf>, String>) {
         let shared = &self.inner.shared;
-        match load_file(&file_paths) {
+        let mut state = shared.state();
+        state.reloads += 1;
+        state.last_reload = Some(Instant::now());
+        match loaded {
             Ok(file) => {
-                let mut state = shared.state();
                 state.file = file.clone();
                 state.file_error = None;
                 shared.set_all_paths(&mut state, file);
             }
             Err(e) => {
                 tracing::error!(error = %e, "mediamtx sim: configuration file invalid; exiting");
-                let mut state = shared.state();
                 state.file_error = Some(e);
                 state.kill.cancel();
                 let sim = self.clone();
@@ -484,24 +565,32 @@ impl MediamtxSim {
             old.stop().await;
         }
     }
+
+    /// Starts the servers of the current incarnation, and the watcher of a real file whose
+    /// content was `seen` when it was loaded.
+    fn spawn_running(&self, api: TcpListener, rtsp: TcpListener, seen: Option<Vec<u8>>) -> Running {
+        let shared = &self.inner.shared;
+        let kill = shared.state().kill.clone();
+        let serve = axum::serve(api, api::router(shared.clone()))
+            .with_graceful_shutdown(kill.clone().cancelled_owned());
+        let http = tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "mediamtx sim http server failed");
+            }
+        });
+        let watcher = shared.config_file.clone().zip(seen).map(|(path, seen)| {
+            let sim = Arc::downgrade(&self.inner);
+            tokio::spawn(watch::run(sim, path, seen, kill.clone()))
+        });
+        Running {
+            http,
+            rtsp: RtspServer::spawn(rtsp, kill, shared.clone()),
+            watcher,
+        }
+    }
 }
 
 async fn bind_pair(api_port: u16, rtsp_port: u16) -> io::Result<(TcpListener, TcpListener)> {
     let bind = |port| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     Ok((bind(api_port).await?, bind(rtsp_port).await?))
-}
-
-fn spawn_servers(shared: &Arc<Shared>, api: TcpListener, rtsp: TcpListener) -> Running {
-    let kill = shared.state().kill.clone();
-    let serve = axum::serve(api, api::router(shared.clone()))
-        .with_graceful_shutdown(kill.clone().cancelled_owned());
-    let http = tokio::spawn(async move {
-        if let Err(e) = serve.await {
-            tracing::warn!(error = %e, "mediamtx sim http server failed");
-        }
-    });
-    Running {
-        http,
-        rtsp: RtspServer::spawn(rtsp, kill, shared.clone()),
-    }
 }
