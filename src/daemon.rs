@@ -91,6 +91,8 @@ pub async fn run_with_status(
             .targets()
             .iter()
             .zip(&config.targets)
+            // A file target without `api:` has nothing to observe or recover through.
+            .filter(|(_, c)| !c.kind.is_file() || c.api.is_some())
             .map(|(target, c)| TargetMonitor::new(target.clone(), c.rtsp.clone(), settings))
             .collect();
         let work = HealthLoop {

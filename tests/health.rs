@@ -220,3 +220,69 @@ async fn the_daemons_health_loop_heals_a_deleted_path_long_before_any_resync() {
         Ok(Ok(Ok(())))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as_the_file_says() {
+    use camsync::app::{LedgerMode, load_inventory, process_env, reconciler};
+    let camera = SimCamera::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mediamtx.yml");
+    std::fs::write(&file, "paths:\n").unwrap();
+    let mtx = camsync::sim::mediamtx::MediamtxSim::start(MediamtxSimOptions {
+        config_file: Some(file.clone()),
+        ..MediamtxSimOptions::default()
+    })
+    .await
+    .unwrap();
+    std::fs::write(
+        dir.path().join("camsync.yaml"),
+        format!(
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: mtx\n    kind: mediamtx-file\n    path: mediamtx.yml\n    api: {}\n    rtsp: {}\nstate: camsync.db\n",
+            mtx.api_url(),
+            mtx.rtsp_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("cameras.yaml"),
+        format!("cameras:\n  - name: door\n    url: {}\n", camera.url("s")),
+    )
+    .unwrap();
+    let config = camsync::config::load(&dir.path().join("camsync.yaml"), &process_env).unwrap();
+    let inventory = load_inventory(&config).unwrap();
+    assert!(
+        reconciler(&config, LedgerMode::ReadWrite)
+            .unwrap()
+            .sync(&inventory)
+            .await
+            .ok()
+    );
+    assert!(eventually(Duration::from_secs(10), || mtx.path_names() == ["door"]).await);
+    let written = std::fs::read_to_string(&file).unwrap();
+
+    // Deleted through the API behind camsync's back: the file still has it.
+    let url = format!("{}/v3/config/paths/delete/door", mtx.api_url());
+    assert!(
+        reqwest::Client::new()
+            .delete(url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(mtx.path_names().is_empty());
+
+    let targets = camsync::target::from_config(&config.targets).unwrap();
+    let mut monitor =
+        TargetMonitor::new(targets[0].clone(), config.targets[0].rtsp.clone(), eager());
+    let outcome = monitor.round(&inventory.cameras, Instant::now()).await;
+    assert_eq!(outcome.writes, 1, "{outcome:?}");
+    assert_eq!(mtx.path_names(), ["door"], "re-created through the API");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        written,
+        "the file is not rewritten"
+    );
+    assert_eq!(mtx.path_config("door").unwrap()["source"], camera.url("s"));
+}

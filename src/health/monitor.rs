@@ -158,8 +158,8 @@ impl TargetMonitor {
             match (action, cameras.get(&camera)) {
                 (Action::None, _) | (_, None) => {}
                 (Action::ResyncTarget, _) => outcome.resync = true,
-                (Action::ReAdd, Some(c)) => outcome.writes += self.re_add(c).await,
-                (Action::Restart, Some(c)) => outcome.writes += self.restart(c).await,
+                (Action::ReAdd, Some(c)) => outcome.writes += self.recover(c, false).await,
+                (Action::Restart, Some(c)) => outcome.writes += self.recover(c, true).await,
             }
         }
         outcome
@@ -254,23 +254,15 @@ impl TargetMonitor {
         seen
     }
 
-    async fn re_add(&self, camera: &Camera) -> usize {
-        match self.target.upsert(camera).await {
-            Ok(_) => 1,
+    /// Re-adds (or deletes and re-adds) the stream; the number of writes it took.
+    async fn recover(&self, camera: &Camera, restart: bool) -> usize {
+        match self.target.recover(camera, restart).await {
+            Ok(_) => 1 + usize::from(restart),
             Err(e) => {
-                tracing::warn!(camera = %camera.name, target_name = self.target.name(), error = %e, "re-adding failed");
+                tracing::warn!(camera = %camera.name, target_name = self.target.name(), restart, error = %e, "recovery failed");
                 0
             }
         }
-    }
-
-    /// Delete + add: new consumers get a fresh stream object at once.
-    async fn restart(&self, camera: &Camera) -> usize {
-        if let Err(e) = self.target.delete(&camera.name).await {
-            tracing::warn!(camera = %camera.name, target_name = self.target.name(), error = %e, "restart: delete failed");
-            return 0;
-        }
-        1 + self.re_add(camera).await
     }
 }
 

@@ -48,6 +48,21 @@ pub trait Target: Send + Sync {
         canary: Option<&'a str>,
     ) -> BoxFuture<'a, Result<RunCheck, TargetError>>;
 
+    /// Brings a stream the health monitor found lost (`restart: false`: add it again) or stuck
+    /// (`restart: true`: delete and add it, which gives new consumers a fresh stream at once).
+    fn recover<'a>(
+        &'a self,
+        camera: &'a Camera,
+        restart: bool,
+    ) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        Box::pin(async move {
+            if restart {
+                self.delete(&camera.name).await?;
+            }
+            self.upsert(camera).await
+        })
+    }
+
     /// A target that applies many changes in one go (a file: one atomic write for any number
     /// of streams) says so here; the reconciler then hands it all of a sync's writes at once.
     fn as_batch(&self) -> Option<&dyn BatchTarget> {

@@ -9,6 +9,10 @@
 //!   in one write whatever the number of changes. Unchanged text is not written: MediaMTX
 //!   reloads, and drops API-made paths and readers, on every change of its file.
 //! - Writes to a MediaMTX file are at least 1 s apart: it ignores changes within 1 s of a reload.
+//! - With `api:`, the server is observed through its API (stream status for the health
+//!   monitor), and a MediaMTX path the server lost is re-created through the API exactly as the
+//!   file has it, so a later reload leaves the identical path alone. go2rtc is only observed:
+//!   a write through its API would patch its file with the credentials expanded.
 //! - No password in clear unless the config says so. go2rtc expands `${VAR}` when it loads its
 //!   file, so its sources get `${CAMSYNC_<CAMERA>_PASSWORD}` references, and the values go to
 //!   `env_file` (0600) for the server's environment. MediaMTX cannot expand references: a camera
@@ -62,6 +66,8 @@ pub struct YamlFile {
     env_file: Option<PathBuf>,
     /// Serializes writes, and remembers the last one (MediaMTX's quiet second).
     last_write: Mutex<Option<Instant>>,
+    /// The same server's API, when configured: observed, and for MediaMTX used to recover.
+    observer: Option<Box<dyn Target>>,
 }
 
 /// One camera as the file will hold it.
@@ -88,6 +94,11 @@ impl YamlFile {
             target: config.name.clone(),
             detail: "no `path` configured".into(),
         })?;
+        let observer: Option<Box<dyn Target>> = match (&config.api, flavor) {
+            (None, _) => None,
+            (Some(_), Flavor::Go2rtc) => Some(Box::new(super::go2rtc::Go2rtc::new(config)?)),
+            (Some(_), Flavor::Mediamtx) => Some(Box::new(super::mediamtx::Mediamtx::new(config)?)),
+        };
         Ok(YamlFile {
             name: config.name.clone(),
             flavor,
@@ -95,6 +106,7 @@ impl YamlFile {
             inline_credentials: config.inline_credentials,
             env_file: config.env_file.clone(),
             last_write: Mutex::new(None),
+            observer,
         })
     }
 
@@ -401,14 +413,46 @@ impl Target for YamlFile {
         Box::pin(async { self.names() })
     }
 
-    /// A file says nothing of whether a stream flows: every entry, with no signal.
+    /// The server's own view through its API when configured; otherwise a file says nothing
+    /// of whether a stream flows: every entry, with no signal.
     fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
         Box::pin(async {
+            if let Some(observer) = &self.observer {
+                return observer.status().await;
+            }
             let names = self.names()?;
             Ok(names
                 .into_iter()
                 .map(|n| (n, StreamStatus::default()))
                 .collect())
+        })
+    }
+
+    /// Through the server's API, never the file: rewriting the file would make MediaMTX reload
+    /// every path. Only MediaMTX, and only when `api:` is configured.
+    fn recover<'a>(
+        &'a self,
+        camera: &'a Camera,
+        restart: bool,
+    ) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        Box::pin(async move {
+            match (&self.observer, self.flavor) {
+                (Some(api), Flavor::Mediamtx) => {
+                    // The API path must be exactly what the file says, or a reload would replace it.
+                    self.entry(camera).map_err(|reason| self.rejected(&camera.name, reason))?;
+                    api.recover(camera, restart).await
+                }
+                (Some(_), Flavor::Go2rtc) => Err(self.rejected(
+                    &camera.name,
+                    "go2rtc-file streams are not recovered through go2rtc's API, which would write the \
+                     expanded credentials into its file; restart go2rtc, or use a go2rtc API target"
+                        .into(),
+                )),
+                (None, _) => Err(self.rejected(
+                    &camera.name,
+                    "set the target's `api:` to let camsync recover streams through the server's API".into(),
+                )),
+            }
         })
     }
 
