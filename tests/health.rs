@@ -285,4 +285,21 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
         "the file is not rewritten"
     );
     assert_eq!(mtx.path_config("door").unwrap()["source"], camera.url("s"));
+
+    // A later reload of the file finds the identical path and leaves it (and its readers) alone.
+    assert!(mtx.add_reader("door"));
+    let reloads = mtx.reload_count();
+    // A change within 1 s of the last reload is ignored, so edit until one is picked up.
+    let mut edits = 0;
+    let reloaded = eventually(Duration::from_secs(10), || {
+        edits += 1;
+        std::fs::write(&file, format!("# edited by hand ({edits})\n{written}")).unwrap();
+        mtx.reload_count() > reloads
+    })
+    .await;
+    assert!(reloaded);
+    assert_eq!(
+        (mtx.path_names(), mtx.readers("door")),
+        (vec!["door".to_string()], 1)
+    );
 }
