@@ -161,14 +161,7 @@ async fn probe(path: &std::path::Path, args: ProbeArgs) -> Result<ExitCode, AppE
         .values()
         .filter(|c| args.names.is_empty() || args.names.contains(&c.name))
         .collect();
-    let targets: Vec<CheckedTarget> = crate::target::from_config(&config.targets)?
-        .into_iter()
-        .zip(&config.targets)
-        .map(|(target, c)| CheckedTarget {
-            target,
-            rtsp: c.rtsp.clone(),
-        })
-        .collect();
+    let targets = CheckedTarget::from_config(&config)?;
     let checks = check::check(&targets, &cameras, args.timeout).await;
     match args.output.output {
         OutputFormat::Text => print!("{}", check::render_text(&checks)),

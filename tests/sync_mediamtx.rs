@@ -318,15 +318,7 @@ async fn probe_reports_each_path_through_the_servers_proxies() {
     down.stop().await;
     let config = f.config();
     let inventory = camsync::app::load_inventory(&config).unwrap();
-    let targets: Vec<CheckedTarget> = camsync::target::from_config(&config.targets)
-        .unwrap()
-        .into_iter()
-        .zip(&config.targets)
-        .map(|(target, c)| CheckedTarget {
-            target,
-            rtsp: c.rtsp.clone(),
-        })
-        .collect();
+    let targets = CheckedTarget::from_config(&config).unwrap();
     let cameras: Vec<_> = inventory.cameras.values().collect();
     let checks = check::check(&targets, &cameras, Duration::from_secs(5)).await;
     let verdict = |camera: &str, target: &str| {

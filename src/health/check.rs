@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 
 use super::probe::Probe;
 use crate::camera::Camera;
-use crate::target::{StreamStatus, Target};
+use crate::config::Config;
+use crate::target::{StreamStatus, Target, TargetError};
 
 /// How many DESCRIBEs may be open at once.
 pub const PROBES_IN_FLIGHT: usize = 8;
@@ -29,6 +30,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct CheckedTarget {
     pub target: Arc<dyn Target>,
     pub rtsp: Option<url::Url>,
+}
+
+impl CheckedTarget {
+    /// Every target of `config`, in order.
+    pub fn from_config(config: &Config) -> Result<Vec<CheckedTarget>, TargetError> {
+        Ok(crate::target::from_config(&config.targets)?
+            .into_iter()
+            .zip(&config.targets)
+            .map(|(target, c)| CheckedTarget {
+                target,
+                rtsp: c.rtsp.clone(),
+            })
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
