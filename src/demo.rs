@@ -8,11 +8,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::app::{AppError, LedgerMode, load_inventory, process_env, reconciler};
+use crate::camera::Camera;
 use crate::config;
+use crate::health::monitor::{Settings, TargetMonitor};
+use crate::health::state::{Policy, State};
 use crate::reconcile::Reconciler;
 use crate::sim::camera::SimCamera;
 use crate::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use crate::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use std::time::Duration;
+use tokio::time::Instant;
 
 const HAND_MADE: &str = "doorbell_by_hand";
 
@@ -174,6 +179,7 @@ pub async fn run() -> Result<ExitCode, AppError> {
         "4. resync after the restarts: what was lost comes back",
     )
     .await?;
+    ok &= nightly_reboot(&reconciler, &config, &cameras[0]).await?;
 
     println!(
         "streams on go2rtc now: {}",
@@ -196,6 +202,110 @@ pub async fn run() -> Result<ExitCode, AppError> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Step 5: the front door camera reboots; the health monitor's timeline on both servers.
+async fn nightly_reboot(
+    reconciler: &Reconciler,
+    config: &config::Config,
+    camera: &SimCamera,
+) -> Result<bool, AppError> {
+    println!(
+        "── 5. the front_door camera reboots at night; the health monitor watches both servers"
+    );
+    let settings = Settings {
+        idle_probe: Duration::ZERO,
+        probe_timeout: Duration::from_secs(3),
+        camera_timeout: Duration::from_millis(500),
+        policy: Policy {
+            grace: Duration::ZERO,
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+        },
+        ..Settings::default()
+    };
+    let mut monitors: Vec<TargetMonitor> = reconciler
+        .targets()
+        .iter()
+        .zip(&config.targets)
+        .map(|(target, c)| TargetMonitor::new(target.clone(), c.rtsp.clone(), settings))
+        .collect();
+    let inventory = load_inventory(config)?;
+    let cameras: BTreeMap<String, Camera> = inventory
+        .cameras
+        .into_iter()
+        .filter(|(name, _)| name == "front_door")
+        .collect();
+    let start = Instant::now();
+    watch_round(&mut monitors, &cameras, start).await;
+    camera.stop().await;
+    println!(
+        "   t={:>5} ms  the camera goes down",
+        start.elapsed().as_millis()
+    );
+    let offline = |monitors: &[TargetMonitor]| {
+        monitors
+            .iter()
+            .any(|m| m.state("front_door") == Some(State::CameraOffline))
+    };
+    while !offline(&monitors) && start.elapsed() < Duration::from_secs(10) {
+        watch_round(&mut monitors, &cameras, start).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    camera.resume().await.map_err(|source| AppError::Io {
+        what: "restart the simulated camera",
+        source,
+    })?;
+    let back = Instant::now();
+    println!(
+        "   t={:>5} ms  the camera answers again",
+        start.elapsed().as_millis()
+    );
+    let healthy = |monitors: &[TargetMonitor]| {
+        monitors
+            .iter()
+            .all(|m| m.state("front_door") == Some(State::Healthy))
+    };
+    while !healthy(&monitors) && back.elapsed() < Duration::from_secs(15) {
+        watch_round(&mut monitors, &cameras, start).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let served = healthy(&monitors);
+    println!(
+        "   {} {} ms after the camera came back (MediaMTX alone retries a down source every 5 s; go2rtc redials up to 60 s apart)\n",
+        if served {
+            "front_door healthy on both servers"
+        } else {
+            "front_door NOT healthy"
+        },
+        back.elapsed().as_millis()
+    );
+    Ok(served)
+}
+
+/// One monitor round over each target, printing every transition with its time.
+async fn watch_round(
+    monitors: &mut [TargetMonitor],
+    cameras: &BTreeMap<String, Camera>,
+    start: Instant,
+) {
+    for monitor in monitors.iter_mut() {
+        for event in monitor.round(cameras, Instant::now()).await.events {
+            let t = &event.transition;
+            let recovered = t.recovered_after.map_or(String::new(), |d| {
+                format!(", recovered after {} ms", d.as_millis())
+            });
+            println!(
+                "   t={:>5} ms  {:<8} {} → {}: {}{recovered}",
+                start.elapsed().as_millis(),
+                event.target,
+                t.from.name(),
+                t.to.name(),
+                t.reason
+            );
+        }
+    }
 }
 
 /// Plans, syncs, and prints both with the number of write calls each server saw.

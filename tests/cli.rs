@@ -207,4 +207,9 @@ async fn the_demo_runs_and_hides_its_password() {
         "{all}"
     );
     assert!(!all.contains("demo-secret-not-shown"), "{all}");
+    assert!(
+        all.contains("camera-offline → recovering: the camera answers again"),
+        "{all}"
+    );
+    assert!(all.contains("front_door healthy on both servers"), "{all}");
 }
