@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{RwLock, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -67,6 +67,14 @@ pub struct HealthEvent {
     pub camera: String,
     pub target: String,
     pub transition: Transition,
+}
+
+/// Keeps the monitor's writes from racing a sync: they wait for a sync in progress (which
+/// holds `gate` for writing), and skip a stream that is no longer `owned` by then (the sync may
+/// just have deleted it; re-adding it would leave an orphan nobody owns).
+pub struct ActGuard<'a> {
+    pub gate: &'a RwLock<()>,
+    pub owned: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 /// What a round asks of the daemon.
@@ -121,6 +129,16 @@ impl TargetMonitor {
         cameras: &BTreeMap<String, Camera>,
         now: Instant,
     ) -> RoundOutcome {
+        self.round_guarded(cameras, now, None).await
+    }
+
+    /// [`TargetMonitor::round`], with writes made under `guard`.
+    pub async fn round_guarded(
+        &mut self,
+        cameras: &BTreeMap<String, Camera>,
+        now: Instant,
+        guard: Option<&ActGuard<'_>>,
+    ) -> RoundOutcome {
         let name = self.target.name().to_owned();
         let wanted: BTreeSet<&String> = cameras
             .values()
@@ -155,12 +173,24 @@ impl TargetMonitor {
                     transition,
                 });
             }
-            match (action, cameras.get(&camera)) {
-                (Action::None, _) | (_, None) => {}
-                (Action::ResyncTarget, _) => outcome.resync = true,
-                (Action::ReAdd, Some(c)) => outcome.writes += self.recover(c, false).await,
-                (Action::Restart, Some(c)) => outcome.writes += self.recover(c, true).await,
+            let restart = match (action, cameras.get(&camera)) {
+                (Action::None, _) | (_, None) => continue,
+                (Action::ResyncTarget, _) => {
+                    outcome.resync = true;
+                    continue;
+                }
+                (Action::ReAdd, Some(c)) => (c, false),
+                (Action::Restart, Some(c)) => (c, true),
+            };
+            let _sync_excluded = match guard {
+                Some(g) => Some(g.gate.read().await),
+                None => None,
+            };
+            if guard.is_some_and(|g| !(g.owned)(&camera)) {
+                tracing::debug!(camera = %camera, target_name = %name, "no longer owned: not recovered");
+                continue;
             }
+            outcome.writes += self.recover(restart.0, restart.1).await;
         }
         outcome
     }
