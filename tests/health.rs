@@ -290,10 +290,12 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
     assert!(mtx.add_reader("door"));
     let reloads = mtx.reload_count();
     // A change within 1 s of the last reload is ignored, so edit until one is picked up.
+    // Each edit replaces the file whole: a reload must never see a half-written file.
     let mut edits = 0;
     let reloaded = eventually(Duration::from_secs(10), || {
         edits += 1;
-        std::fs::write(&file, format!("# edited by hand ({edits})\n{written}")).unwrap();
+        let edited = format!("# edited by hand ({edits})\n{written}");
+        camsync::atomic_file::write(&file, edited.as_bytes()).unwrap();
         mtx.reload_count() > reloads
     })
     .await;
@@ -302,4 +304,36 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
         (mtx.path_names(), mtx.readers("door")),
         (vec!["door".to_string()], 1)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_no_longer_owned_when_the_round_acts_is_not_re_added() {
+    use camsync::health::monitor::ActGuard;
+    let camera = SimCamera::start().await.unwrap();
+    let s = Setup::new(&[("door", camera.url("s"))]).await;
+    let mut monitor = s.monitor("mediamtx");
+    monitor.round(&s.cameras, Instant::now()).await;
+    // A sync deletes the path (the camera left the inventory) while a round still has the
+    // camera in its snapshot.
+    let url = format!("{}/v3/config/paths/delete/door", s.f.mtx().api_url());
+    assert!(
+        reqwest::Client::new()
+            .delete(url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let gate = tokio::sync::RwLock::new(());
+    let owned = |_: &str| false;
+    let guard = ActGuard {
+        gate: &gate,
+        owned: &owned,
+    };
+    let outcome = monitor
+        .round_guarded(&s.cameras, Instant::now(), Some(&guard))
+        .await;
+    assert_eq!(outcome.writes, 0);
+    assert!(s.f.mtx().path_names().is_empty(), "no orphan re-created");
 }

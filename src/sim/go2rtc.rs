@@ -14,6 +14,31 @@
 //! (simulated, or refused by the OS) turns the answer into 400 with the error text although
 //! memory changed, as in go2rtc.
 //!
+//! Camera connections (SERVERS.md, "Camera connections and their failure modes"):
+//! - A stream's producer is connected only while it has consumers. A preload is a permanent
+//!   consumer: `PUT /api/preload` dials first (500 if the camera is down) and keeps that
+//!   connection; a file's preloads are dialed at start and restart. An RTSP `DESCRIBE` of a
+//!   stream without a preload attaches a consumer for that request only (it dials, answers and
+//!   leaves), so it leaves nothing to see in the listing.
+//! - `GET /api/streams` shows a preloaded stream's connected producer like go2rtc
+//!   (`remote_addr`, `medias`, `receivers`, `bytes_recv`, …) and its preload consumer in
+//!   `consumers` (null without one). `bytes_recv` is computed when read: 50 kB per second of
+//!   data flow. Data stops flowing (the counter freezes) when the camera is stopped (its
+//!   connection closes) or hung (a keepalive `OPTIONS` on a second connection to the camera,
+//!   every 0.2 s, is not answered within 0.3 s; it flows again when answered). A hung camera
+//!   is dropped after go2rtc's 5 s read timeout. The keepalive connection and its `OPTIONS`
+//!   show in [`crate::sim::camera::SimCamera`]'s counters.
+//! - A lost camera is redialed at once, then after each failed dial on go2rtc's fixed
+//!   schedule ([`redial_delay`]: 1 s ×5, 5 s ×5, 10 s ×10, then 60 s, no jitter), forever
+//!   while the preload remains; the preload consumer stays attached and `DESCRIBE` answers 200
+//!   from cached tracks meanwhile. A camera back between dials waits for the next one.
+//!   Re-`PUT /api/preload` dials at once and replaces the loop; `PUT` or `DELETE` of the
+//!   stream makes a new stream object (no preload, no producer, no history).
+//! - Opt-in stuck streams ([`Go2rtcSim::set_stuck_after_reboot`], issues #762, #1389, #1483,
+//!   #2387): a stream object whose camera was up, went away and came back answers `DESCRIBE`
+//!   404 and receives no data until it is replaced or the simulator restarts. The switch is
+//!   read when the camera comes back; turning it off does not heal stuck streams.
+//!
 //! Invariants:
 //! - Like go2rtc, the handlers take no lock around the stream map: a write to `/api/streams`
 //!   that overlaps another write, or a read of `/api/streams` that meets a write in progress,
@@ -29,8 +54,13 @@
 //! - Only loopback cameras are ever contacted; any other host fails at once, as unreachable.
 //! - API auth, when configured, applies to every client (go2rtc's `local_auth: true`).
 //!
-//! Not simulated: `POST /api/streams` (always 400), PATCH's aliasing of a stream to another,
-//! `base_path`, media, the `***` that go2rtc shows for values from the environment (every
+//! Not simulated: media (only counters move), consumers other than preloads and the
+//! one-request `DESCRIBE` consumer (so no `bytes_send`, and no dropping of a consumer after
+//! ~60 s without data), the orphaned old stream object that keeps reconnecting after a
+//! delete + add (#2403: replaced objects stop at once here), the real shape of a preload
+//! consumer's JSON (here `id`, `format_name: "preload"`, `medias`), a stuck state for the
+//! probe query (`GET ?src=N&video`, which dials as usual), `POST /api/streams` (always
+//! 400), PATCH's aliasing of a stream to another, `base_path`, the `***` that go2rtc shows for values from the environment (every
 //! userinfo is masked instead), go2rtc's refusal to patch a flow-style `streams: {}` (the file
 //! is edited like camsync's own [`crate::yaml_edit`] does). `POST /api/restart` resets the
 //! state in place without closing connections, so the client still reads its 200.
@@ -52,12 +82,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::any;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use super::rtsp::{self, Handler, Request as RtspRequest, Response as RtspResponse, RtspServer};
+use super::rtsp::{
+    self, Handler, HeldSession, Request as RtspRequest, Response as RtspResponse, RtspServer,
+};
 use crate::yaml_edit::{Change, Document};
 
 /// Where go2rtc says its simulated config lives (`GET /api`), and the path in its file errors.
@@ -76,6 +109,14 @@ const GET_WRITE: &str = "fatal error: concurrent map read and map write";
 
 /// What go2rtc stores for a preload without a query (`AddPreload`).
 const DEFAULT_PRELOAD: &str = "video&audio";
+
+/// What a connected producer receives while its camera sends (a modest H264 main stream).
+const BYTES_PER_SECOND: u64 = 50_000;
+/// How often a connected producer checks that its camera still sends (an RTSP `OPTIONS` on a
+/// side connection: the simulated camera sends no media to watch).
+const KEEPALIVE_EVERY: Duration = Duration::from_millis(200);
+/// An unanswered keepalive older than this freezes the counter (no data flows).
+const STALL_AFTER: Duration = Duration::from_millis(300);
 
 /// Stream name → sources, in order.
 type Streams = BTreeMap<String, Vec<String>>;
@@ -256,6 +297,14 @@ struct State {
     streams: Streams,
     /// Preloads in memory; dropped with their stream object (a PUT or DELETE of the name).
     preloads: BTreeMap<String, String>,
+    /// The runtime side of each stream object (go2rtc's `*Stream`): producer link and
+    /// counters, the preload's worker, what it saw of its camera. Made on first use, dropped
+    /// with the object (PUT, DELETE, restart); PATCH keeps it.
+    objects: BTreeMap<String, StreamObject>,
+    /// Ids for preload workers and producers.
+    next_id: u64,
+    /// [`Go2rtcSim::set_stuck_after_reboot`].
+    stuck_after_reboot: bool,
     file: ConfigStore,
     /// The environment of this process, for `${VAR}` in a real file.
     env: Env,
@@ -274,6 +323,9 @@ impl State {
         let mut state = State {
             streams: Streams::new(),
             preloads: BTreeMap::new(),
+            objects: BTreeMap::new(),
+            next_id: 0,
+            stuck_after_reboot: false,
             file,
             env,
             writable,
@@ -289,6 +341,7 @@ impl State {
     /// What a fresh process holds: the file's streams, and its preloads of those streams.
     fn load_file(&mut self) {
         let file = self.file.read(Some(&self.env));
+        self.drop_objects();
         self.streams = file.streams;
         self.preloads = file.preloads;
         self.preloads
@@ -305,6 +358,43 @@ impl State {
         self.incarnation += 1;
         self.kill = CancellationToken::new();
         self.crash = None;
+    }
+
+    /// Drops every stream object, stopping their preload workers.
+    fn drop_objects(&mut self) {
+        for object in std::mem::take(&mut self.objects).into_values() {
+            object.stop_worker();
+        }
+    }
+
+    /// Replaces the stream object `name` (PUT, DELETE): no consumers, no producer, no history.
+    fn drop_object(&mut self, name: &str) {
+        self.preloads.remove(name);
+        if let Some(object) = self.objects.remove(name) {
+            object.stop_worker();
+        }
+    }
+
+    fn object(&mut self, name: &str) -> &mut StreamObject {
+        self.objects.entry(name.to_owned()).or_default()
+    }
+
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The object's preload worker, if `worker` is still the current one.
+    fn worker_object(&mut self, name: &str, worker: u64) -> Option<&mut StreamObject> {
+        self.objects
+            .get_mut(name)
+            .filter(|o| o.worker.as_ref().is_some_and(|(id, _)| *id == worker))
+    }
+
+    /// A dial of `name`'s camera worked (`true`) or failed: the stuck-stream bookkeeping.
+    fn camera_seen(&mut self, name: &str, up: bool) {
+        let stuck_after_reboot = self.stuck_after_reboot;
+        self.object(name).camera_seen(up, stuck_after_reboot);
     }
 
     fn die(&mut self, reason: &str) {
@@ -537,6 +627,7 @@ impl Go2rtcSim {
             state: Mutex::new(State::new(file, opts.env, opts.config_writable)),
         });
         let running = spawn_servers(&shared, api, rtsp);
+        start_preload_workers(&shared);
         Ok(Go2rtcSim {
             inner: Arc::new(Inner {
                 shared,
@@ -598,6 +689,43 @@ impl Go2rtcSim {
         }
     }
 
+    /// `bytes_recv` of the stream's connected producer as `GET /api/streams` shows it now
+    /// (frozen while its camera is away); `None` if the stream is unknown or has no producer
+    /// connection to show (never connected, or not preloaded).
+    pub fn bytes_recv(&self, name: &str) -> Option<u64> {
+        let state = self.inner.shared.state();
+        state.preloads.get(name)?;
+        let link = state.objects.get(name)?.link.as_ref()?;
+        Some(link.bytes_at(Instant::now()))
+    }
+
+    /// Whether the stream's preload producer is connected to its camera right now (false while
+    /// it redials, and for a stream that is not preloaded).
+    pub fn producer_connected(&self, name: &str) -> bool {
+        let state = self.inner.shared.state();
+        state.preloads.contains_key(name)
+            && state
+                .objects
+                .get(name)
+                .and_then(|o| o.link.as_ref())
+                .is_some_and(|l| l.connected)
+    }
+
+    /// Opt-in model of go2rtc's stuck stream (issues #762, #1389, #1483, #2387): while on, a
+    /// stream object whose camera was up, went away (a failed dial, a lost connection) and
+    /// came back is broken from then on: DESCRIBE answers 404 although the camera answers, and
+    /// its producer receives nothing. Only a new stream object (PUT or DELETE + PUT) or a
+    /// restart heals it. Turning it off stops new streams getting stuck; stuck ones stay so.
+    pub fn set_stuck_after_reboot(&self, on: bool) {
+        self.inner.shared.state().stuck_after_reboot = on;
+    }
+
+    /// Whether the stream object `name` is stuck (see [`Go2rtcSim::set_stuck_after_reboot`]).
+    pub fn is_stuck(&self, name: &str) -> bool {
+        let state = self.inner.shared.state();
+        state.objects.get(name).is_some_and(|o| o.stuck)
+    }
+
     /// Makes the YAML file writable or read-only from now on.
     pub fn set_config_writable(&self, writable: bool) {
         self.inner.shared.state().writable = writable;
@@ -624,7 +752,10 @@ impl Go2rtcSim {
         let bound = bind_pair(shared.api_port, shared.rtsp_port).await;
         shared.state().revive(env);
         match bound {
-            Ok((api, rtsp)) => *running = Some(spawn_servers(shared, api, rtsp)),
+            Ok((api, rtsp)) => {
+                *running = Some(spawn_servers(shared, api, rtsp));
+                start_preload_workers(shared);
+            }
             Err(e) => shared.state().die(&format!("restart: listen: {e}")),
         }
     }
@@ -779,9 +910,7 @@ async fn streams_api(
     let query = Query::parse(raw.as_deref());
     let (src, name) = (query.first("src"), query.first("name"));
     if src.is_empty() && name.is_empty() && method != Method::POST {
-        let list = shared
-            .read(LIST_WRITE, |state| list_json(&state.streams))
-            .await;
+        let list = shared.read(LIST_WRITE, list_json).await;
         return json_response(&list, false);
     }
     match method {
@@ -810,7 +939,11 @@ async fn get_stream(shared: &Shared, name: &str, dial: bool) -> HttpResponse {
     if dial && let Err(e) = dial_any(&sources).await {
         return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("streams: {e}"));
     }
-    json_response(&stream_json(&sources), true)
+    let json = stream_json(&shared.state(), name, Instant::now());
+    match json {
+        Some(json) => json_response(&json, true),
+        None => text(StatusCode::NOT_FOUND, ""),
+    }
 }
 
 async fn put_stream(shared: &Shared, name: &str, sources: Vec<String>) -> HttpResponse {
@@ -819,7 +952,7 @@ async fn put_stream(shared: &Shared, name: &str, sources: Vec<String>) -> HttpRe
     }
     let persisted = shared
         .write(|state| {
-            state.preloads.remove(name); // a new stream object has no consumers
+            state.drop_object(name); // a new stream object has no consumers
             let persisted = state.patch_file(FileEdit::Stream(name, Some(&sources)));
             state.streams.insert(name.to_owned(), sources);
             persisted
@@ -842,7 +975,7 @@ async fn delete_stream(shared: &Shared, memory_key: &str, file_key: &str) -> Htt
     let persisted = shared
         .write(|state| {
             state.streams.remove(memory_key);
-            state.preloads.remove(memory_key);
+            state.drop_object(memory_key);
             state.patch_file(FileEdit::Stream(file_key, None))
         })
         .await;
@@ -879,22 +1012,44 @@ async fn preload_api(
     }
 }
 
-/// go2rtc dials before it keeps a preload: a camera that is down fails the PUT.
-async fn put_preload(shared: &Shared, name: &str, query: String) -> HttpResponse {
+/// go2rtc dials before it keeps a preload: a camera that is down fails the PUT (a running
+/// preload keeps redialing). On success the new preload's producer is connected at once,
+/// replacing any old redial loop.
+async fn put_preload(shared: &Arc<Shared>, name: &str, query: String) -> HttpResponse {
     let Some(sources) = shared.state().streams.get(name).cloned() else {
         return text(StatusCode::NOT_FOUND, "stream not found");
     };
-    if let Err(e) = dial_any(&sources).await {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("streams: {e}"));
-    }
-    let mut state = shared.state();
-    let persisted = state.patch_file(FileEdit::Preload(name, Some(&query)));
-    state.preloads.insert(name.to_owned(), query);
+    let session = match connect_any(&sources).await {
+        Ok(session) => session,
+        Err(e) => {
+            shared.state().camera_seen(name, false);
+            return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("streams: {e}"));
+        }
+    };
+    let persisted = {
+        let mut state = shared.state();
+        if state.streams.get(name) != Some(&sources) {
+            // The stream was replaced or removed while dialing.
+            return text(StatusCode::NOT_FOUND, "stream not found");
+        }
+        let persisted = state.patch_file(FileEdit::Preload(name, Some(&query)));
+        state.preloads.insert(name.to_owned(), query);
+        persisted
+    };
+    start_worker(shared, name, Some(session));
     empty_or_error(persisted, StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn delete_preload(shared: &Shared, name: &str) -> HttpResponse {
     let mut state = shared.state();
+    if let Some(object) = state.objects.get_mut(name) {
+        object.stop_worker();
+        object.worker = None;
+        if let Some(link) = &mut object.link {
+            link.freeze(Instant::now());
+            link.connected = false;
+        }
+    }
     if state.preloads.remove(name).is_none() {
         return text(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -926,6 +1081,7 @@ async fn restart_api(HttpState(shared): HttpState<Arc<Shared>>, method: Method) 
         return text(StatusCode::BAD_REQUEST, "");
     }
     shared.state().load_file();
+    start_preload_workers(&shared);
     StatusCode::OK.into_response()
 }
 
@@ -956,20 +1112,38 @@ impl Handler for Shared {
 
 impl Shared {
     /// 200 when the stream's camera answers (or a preload holds its tracks); 404 for an
-    /// unknown stream and, identically, for a camera that cannot be dialed.
+    /// unknown stream and, identically, for a camera that cannot be dialed or a stuck stream.
     async fn describe(&self, request: &RtspRequest) -> RtspResponse {
         let name = request.path_name();
-        let (sources, preloaded) = {
+        let (sources, preloaded, stuck) = {
             let state = self.state();
             (
                 state.streams.get(&name).cloned(),
                 state.preloads.contains_key(&name),
+                state.objects.get(&name).is_some_and(|o| o.stuck),
             )
         };
         let Some(sources) = sources else {
             return RtspResponse::new(404);
         };
-        if preloaded || dial_any(&sources).await.is_ok() {
+        if stuck {
+            return RtspResponse::new(404);
+        }
+        if preloaded {
+            return RtspResponse::sdp(&request.uri, &format!("go2rtc/{VERSION}"));
+        }
+        // The consumer attaches for this request only: the producer dials, answers, and is
+        // stopped again when it leaves.
+        let up = dial_any(&sources).await.is_ok();
+        let stuck = {
+            let mut state = self.state();
+            if state.streams.get(&name) != Some(&sources) {
+                return RtspResponse::new(404);
+            }
+            state.camera_seen(&name, up);
+            state.objects.get(&name).is_some_and(|o| o.stuck)
+        };
+        if up && !stuck {
             RtspResponse::sdp(&request.uri, &format!("go2rtc/{VERSION}"))
         } else {
             RtspResponse::new(404)
@@ -977,25 +1151,404 @@ impl Shared {
     }
 }
 
-fn list_json(streams: &Streams) -> Value {
+/// The runtime side of one stream object.
+#[derive(Default)]
+struct StreamObject {
+    /// The preload's producer worker (id, stop token), while preloaded.
+    worker: Option<(u64, CancellationToken)>,
+    /// The producer's connection to the camera, once it has connected.
+    link: Option<Link>,
+    /// A dial of the camera has worked on this object.
+    ever_up: bool,
+    /// The camera went away (a failed dial or a lost connection) after it had been up.
+    outage: bool,
+    /// The camera came back after an outage while the stuck switch was on: broken for new
+    /// consumers, and no data flows, until the object is replaced.
+    stuck: bool,
+}
+
+/// A producer connected (or once connected, now redialing) to its camera.
+struct Link {
+    id: u64,
+    /// The source that answered, as sent.
+    source: String,
+    /// `127.0.0.1:PORT` of the camera.
+    remote_addr: String,
+    /// The connection is up (else the worker is redialing).
+    connected: bool,
+    /// Bytes received before `flowing_since`.
+    bytes: u64,
+    /// Data flows since then; `None` while frozen.
+    flowing_since: Option<Instant>,
+}
+
+impl Link {
+    fn bytes_at(&self, now: Instant) -> u64 {
+        let flowing = self.flowing_since.map_or(0, |since| {
+            let millis =
+                u64::try_from(now.saturating_duration_since(since).as_millis()).unwrap_or(u64::MAX);
+            millis.saturating_mul(BYTES_PER_SECOND) / 1000
+        });
+        self.bytes.saturating_add(flowing)
+    }
+
+    /// Stops the counter where it is.
+    fn freeze(&mut self, now: Instant) {
+        self.bytes = self.bytes_at(now);
+        self.flowing_since = None;
+    }
+}
+
+impl StreamObject {
+    fn stop_worker(&self) {
+        if let Some((_, token)) = &self.worker {
+            token.cancel();
+        }
+    }
+
+    fn camera_seen(&mut self, up: bool, stuck_after_reboot: bool) {
+        if !up {
+            self.outage |= self.ever_up;
+            return;
+        }
+        self.ever_up = true;
+        if std::mem::take(&mut self.outage) && stuck_after_reboot {
+            self.stuck = true;
+        }
+    }
+
+    /// What `GET /api/streams` shows for this object's producers (`sources` as configured)
+    /// and consumers.
+    fn json(&self, sources: &[String], preloaded: bool, now: Instant) -> Value {
+        // go2rtc stops an unused producer (showing its URL only); a preloaded one keeps its
+        // last connection, frozen counters included, while it redials.
+        let link = self.link.as_ref().filter(|_| preloaded);
+        let mut linked = false;
+        let producers = if sources.is_empty() {
+            Value::Null
+        } else {
+            sources
+                .iter()
+                .map(|source| match link {
+                    Some(link) if !linked && link.source == *source => {
+                        linked = true;
+                        producer_json(link, now)
+                    }
+                    _ => json!({ "url": mask_credentials(source) }),
+                })
+                .collect()
+        };
+        let consumers = if preloaded {
+            let id = self.worker.as_ref().map_or(0, |(id, _)| *id);
+            json!([{
+                "id": id,
+                "format_name": "preload",
+                "medias": ["video, sendonly, ANY", "audio, sendonly, ANY"],
+            }])
+        } else {
+            Value::Null
+        };
+        json!({ "producers": producers, "consumers": consumers })
+    }
+}
+
+/// A connected RTSP producer, in the shape of the fixture `g2r-api-streams-src-active.json`.
+fn producer_json(link: &Link, now: Instant) -> Value {
+    let bytes = link.bytes_at(now);
+    json!({
+        "id": link.id,
+        "format_name": "rtsp",
+        "protocol": "rtsp+tcp",
+        "remote_addr": link.remote_addr,
+        "url": mask_credentials(&link.source),
+        "sdp": rtsp::h264_sdp("camsync sim camera"),
+        "user_agent": format!("go2rtc/{VERSION}"),
+        "medias": ["video, recvonly, H264"],
+        "receivers": [{
+            "id": link.id + 1,
+            "codec": {
+                "codec_name": "h264",
+                "codec_type": "video",
+                "level": 22,
+                "profile": "Baseline",
+            },
+            "bytes": bytes,
+            "packets": bytes / 1_200,
+        }],
+        "bytes_recv": bytes,
+    })
+}
+
+/// go2rtc's redial delay after the `retry`-th failed dial (from 0) of a producer that lost its
+/// camera while consumers remain: 1 s ×5, 5 s ×5, 10 s ×10, then 60 s, no jitter. The first
+/// redial follows the loss at once.
+pub fn redial_delay(retry: u32) -> Duration {
+    Duration::from_secs(match retry {
+        0..5 => 1,
+        5..10 => 5,
+        10..20 => 10,
+        _ => 60,
+    })
+}
+
+/// Dials the sources in order and keeps the first that answers; the first error otherwise.
+async fn connect_any(sources: &[String]) -> Result<(String, HeldSession), String> {
+    let mut first_error = None;
+    for source in sources {
+        match rtsp::describe_and_hold(source, CONNECT_TIMEOUT, READ_TIMEOUT).await {
+            Ok(session) => return Ok((source.clone(), session)),
+            Err(e) => {
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| "no producers".to_owned()))
+}
+
+/// The loopback address a dialable source connects to (`rtsp://` or `ffmpeg:rtsp://`).
+fn camera_addr(source: &str) -> Option<SocketAddr> {
+    let source = source.strip_prefix("ffmpeg:").unwrap_or(source);
+    let url = url::Url::parse(source.split('#').next()?).ok()?;
+    // `rtsp` is not a special scheme to `url`: its host is opaque text.
+    let host = url.host_str()?;
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        Ipv4Addr::LOCALHOST.into()
+    } else {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.parse::<std::net::IpAddr>().ok()?
+    };
+    ip.is_loopback()
+        .then(|| SocketAddr::new(ip, url.port().unwrap_or(554)))
+}
+
+/// Starts a preload worker for `name` (replacing any running one), with a session already
+/// dialed, or dialing at once.
+fn start_worker(shared: &Arc<Shared>, name: &str, session: Option<(String, HeldSession)>) {
+    let mut state = shared.state();
+    let Some(sources) = state.streams.get(name).cloned() else {
+        return;
+    };
+    let id = state.new_id();
+    let token = state.kill.child_token();
+    let object = state.object(name);
+    object.stop_worker();
+    object.worker = Some((id, token.clone()));
+    drop(state);
+    // A session dialed by the caller is connected before it answers.
+    let session = session.and_then(|(source, held)| {
+        let addr = camera_addr(&source)?;
+        link_up(shared, name, id, &source, addr);
+        Some((source, addr, held))
+    });
+    let worker = preload_worker(shared.clone(), name.to_owned(), id, sources, session);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = token.cancelled() => {}
+            () = worker => {}
+        }
+    });
+}
+
+/// Starts a worker for every preload that has none (after a start or restart).
+fn start_preload_workers(shared: &Arc<Shared>) {
+    let idle: Vec<String> = {
+        let state = shared.state();
+        state
+            .preloads
+            .keys()
+            .filter(|name| state.objects.get(*name).is_none_or(|o| o.worker.is_none()))
+            .cloned()
+            .collect()
+    };
+    for name in idle {
+        start_worker(shared, &name, None);
+    }
+}
+
+/// A preload's producer: connected while the camera answers, redialing on go2rtc's schedule
+/// ([`redial_delay`]) from the moment it is lost. Runs until its token is cancelled.
+async fn preload_worker(
+    shared: Arc<Shared>,
+    name: String,
+    worker: u64,
+    sources: Vec<String>,
+    mut session: Option<(String, SocketAddr, HeldSession)>,
+) {
+    let mut retry = 0;
+    loop {
+        let (addr, held) = match session.take() {
+            Some((_, addr, held)) => (addr, held),
+            None => match connect_any(&sources).await {
+                Ok((source, held)) => match camera_addr(&source) {
+                    Some(addr) => {
+                        link_up(&shared, &name, worker, &source, addr);
+                        (addr, held)
+                    }
+                    // Only loopback sources ever connect; counted as a failed dial anyway.
+                    None => {
+                        tokio::time::sleep(redial_delay(retry)).await;
+                        retry = retry.saturating_add(1);
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(name, error = %e, retry, "go2rtc sim: preload redial failed");
+                    if let Some(object) = shared.state().worker_object(&name, worker) {
+                        object.camera_seen(false, false);
+                    }
+                    tokio::time::sleep(redial_delay(retry)).await;
+                    retry = retry.saturating_add(1);
+                    continue;
+                }
+            },
+        };
+        retry = 0;
+        watch_camera(&shared, &name, worker, addr, held).await;
+        let now = Instant::now();
+        if let Some(object) = shared.state().worker_object(&name, worker) {
+            object.camera_seen(false, false);
+            if let Some(link) = &mut object.link {
+                link.freeze(now);
+                link.connected = false;
+            }
+        }
+    }
+}
+
+/// Records a (re)connected producer; data flows unless the stream is stuck.
+fn link_up(shared: &Shared, name: &str, worker: u64, source: &str, addr: SocketAddr) {
+    let mut state = shared.state();
+    let stuck_after_reboot = state.stuck_after_reboot;
+    let id = state.new_id();
+    let Some(object) = state.worker_object(name, worker) else {
+        return;
+    };
+    object.camera_seen(true, stuck_after_reboot);
+    let flowing_since = (!object.stuck).then(Instant::now);
+    match &mut object.link {
+        Some(link) if link.source == source => {
+            link.connected = true;
+            link.flowing_since = flowing_since;
+        }
+        link => {
+            *link = Some(Link {
+                id,
+                source: source.to_owned(),
+                remote_addr: addr.to_string(),
+                connected: true,
+                bytes: 0,
+                flowing_since,
+            });
+        }
+    }
+}
+
+/// Sets whether data flows on `name`'s link (not on a stuck stream).
+fn set_flowing(shared: &Shared, name: &str, worker: u64, flowing: bool) {
+    let now = Instant::now();
+    let mut state = shared.state();
+    let Some(object) = state.worker_object(name, worker) else {
+        return;
+    };
+    let stuck = object.stuck;
+    if let Some(link) = object.link.as_mut().filter(|l| l.connected) {
+        if !flowing {
+            link.freeze(now);
+        } else if link.flowing_since.is_none() && !stuck {
+            link.flowing_since = Some(now);
+        }
+    }
+}
+
+/// Watches a connected camera until it is lost: its session closes (stopped), or a keepalive
+/// stays unanswered for go2rtc's read timeout (hung). A keepalive late by [`STALL_AFTER`]
+/// freezes the counter until it is answered.
+async fn watch_camera(
+    shared: &Shared,
+    name: &str,
+    worker: u64,
+    addr: SocketAddr,
+    held: HeldSession,
+) {
+    let Ok(Ok(side)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await else {
+        return;
+    };
+    let mut side = BufReader::new(side);
+    let closed = held.closed();
+    tokio::pin!(closed);
+    for cseq in 1u64.. {
+        let asked = Instant::now();
+        let request = format!("OPTIONS rtsp://{addr}/ RTSP/1.0\r\nCSeq: {cseq}\r\n\r\n");
+        if side.get_mut().write_all(request.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut stalled = false;
+        {
+            let answer = read_answer(&mut side);
+            tokio::pin!(answer);
+            loop {
+                let limit = asked + if stalled { READ_TIMEOUT } else { STALL_AFTER };
+                tokio::select! {
+                    () = &mut closed => return,
+                    answered = &mut answer => {
+                        if !answered {
+                            return;
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep_until(limit) => {
+                        if stalled {
+                            return; // go2rtc's read timeout: the connection is dropped
+                        }
+                        stalled = true;
+                        set_flowing(shared, name, worker, false);
+                    }
+                }
+            }
+        }
+        if stalled {
+            set_flowing(shared, name, worker, true);
+        }
+        tokio::select! {
+            () = &mut closed => return,
+            () = tokio::time::sleep(KEEPALIVE_EVERY) => {}
+        }
+    }
+}
+
+/// Reads one RTSP answer head (a keepalive's has no body); false if the connection ended.
+async fn read_answer(reader: &mut BufReader<TcpStream>) -> bool {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if line.trim().is_empty() => return true,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn list_json(state: &State) -> Value {
+    let now = Instant::now();
     Value::Object(
-        streams
-            .iter()
-            .map(|(name, sources)| (name.clone(), stream_json(sources)))
+        state
+            .streams
+            .keys()
+            .filter_map(|name| Some((name.clone(), stream_json(state, name, now)?)))
             .collect(),
     )
 }
 
-fn stream_json(sources: &[String]) -> Value {
-    let producers = if sources.is_empty() {
-        Value::Null
-    } else {
-        sources
-            .iter()
-            .map(|s| json!({ "url": mask_credentials(s) }))
-            .collect()
+/// One stream as `GET /api/streams` shows it; `None` if unknown.
+fn stream_json(state: &State, name: &str, now: Instant) -> Option<Value> {
+    let sources = state.streams.get(name)?;
+    let preloaded = state.preloads.contains_key(name);
+    let json = match state.objects.get(name) {
+        Some(object) => object.json(sources, preloaded, now),
+        None => StreamObject::default().json(sources, preloaded, now),
     };
-    json!({ "producers": producers, "consumers": null })
+    Some(json)
 }
 
 /// Replaces the userinfo of every `scheme://userinfo@host` in `source` with `***`, also inside
@@ -1212,6 +1765,56 @@ mod tests {
         assert_eq!(file.preloads["two"], "video");
         assert!(parse_config("# nothing yet\n").unwrap().streams.is_empty());
         assert!(parse_config("streams: [").is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counters_grow_with_flowing_time_and_freeze() {
+        let mut link = Link {
+            id: 1,
+            source: "rtsp://127.0.0.1:1/x".to_owned(),
+            remote_addr: "127.0.0.1:1".to_owned(),
+            connected: true,
+            bytes: 0,
+            flowing_since: Some(Instant::now()),
+        };
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(link.bytes_at(Instant::now()), 2 * BYTES_PER_SECOND);
+        link.freeze(Instant::now());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(link.bytes_at(Instant::now()), 2 * BYTES_PER_SECOND);
+        link.flowing_since = Some(Instant::now());
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(link.bytes_at(Instant::now()), 2 * BYTES_PER_SECOND + 25_000);
+    }
+
+    #[test]
+    fn stuck_needs_up_then_down_then_up_with_the_switch_on() {
+        let mut object = StreamObject::default();
+        object.camera_seen(false, true);
+        object.camera_seen(true, true);
+        assert!(!object.stuck, "a camera that was never up has not rebooted");
+        object.camera_seen(false, false);
+        object.camera_seen(true, false);
+        assert!(!object.stuck, "switch off when it came back");
+        object.camera_seen(false, false);
+        object.camera_seen(true, true);
+        assert!(object.stuck);
+    }
+
+    #[test]
+    fn camera_addresses_are_loopback_only() {
+        let addr = |s| camera_addr(s).map(|a| a.to_string());
+        assert_eq!(
+            addr("rtsp://u:p@127.0.0.1:8554/x#timeout=30").as_deref(),
+            Some("127.0.0.1:8554")
+        );
+        assert_eq!(
+            addr("ffmpeg:rtsp://localhost/x").as_deref(),
+            Some("127.0.0.1:554")
+        );
+        assert_eq!(addr("rtsp://[::1]:10/x").as_deref(), Some("[::1]:10"));
+        assert_eq!(addr("rtsp://10.0.0.5/x"), None);
+        assert_eq!(addr("rtsp://cam.lan/x"), None);
     }
 
     #[test]
