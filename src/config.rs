@@ -11,6 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+mod api;
+
+pub use api::ApiConfig;
+
 use crate::profile::{ProfileSpec, Profiles};
 use crate::secret::Secret;
 
@@ -39,6 +43,8 @@ pub struct Config {
     pub profiles: Profiles,
     /// The health monitor; `None` when disabled.
     pub health: Option<crate::health::monitor::Settings>,
+    /// The daemon's HTTP API.
+    pub api: ApiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +145,7 @@ struct RawConfig {
     allow_mass_delete: bool,
     profiles: Option<Spanned<BTreeMap<String, ProfileSpec>>>,
     health: Option<RawHealth>,
+    api: Option<api::RawApi>,
 }
 
 #[derive(Deserialize)]
@@ -268,27 +275,10 @@ pub fn parse(
             .as_ref()
             .map(|s| parse_rtsp_url(s).map_err(|r| invalid(s.referenced.line(), "rtsp", r)))
             .transpose()?;
-        let password = match (&t.password_env, &t.password_file) {
-            (None, None) => None,
-            (Some(var), None) => Some(env(&var.value).map(Secret::new).ok_or_else(|| {
-                invalid(
-                    var.referenced.line(),
-                    "password_env",
-                    format!("environment variable {} is not set", var.value),
-                )
-            })?),
-            (None, Some(file)) => Some(
-                read_secret_file(&base.join(&file.value))
-                    .map_err(|reason| invalid(file.referenced.line(), "password_file", reason))?,
-            ),
-            (Some(_), Some(file)) => {
-                return Err(invalid(
-                    file.referenced.line(),
-                    "password_file",
-                    format!("target {name:?}: set `password_env` or `password_file`, not both"),
-                ));
-            }
-        };
+        let password = resolve_secret(&t.password_env, &t.password_file, "password", base, env)
+            .map_err(|(line, key, reason)| {
+                invalid(line, &key, format!("target {name:?}: {reason}"))
+            })?;
         if password.is_some() != t.username.is_some() {
             return Err(invalid(
                 line,
@@ -367,6 +357,34 @@ pub fn parse(
             Some(settings)
         }
     };
+    let api = match raw.api {
+        None => ApiConfig::default(),
+        Some(raw_api) => {
+            let mut config = ApiConfig::default();
+            if let Some(listen) = &raw_api.listen {
+                config.listen = api::parse_listen(listen)
+                    .map_err(|r| invalid(listen.referenced.line(), "api.listen", r))?;
+            }
+            let secret = |env_key: &Option<Spanned<String>>, file_key, name| {
+                resolve_secret(env_key, file_key, name, base, env)
+                    .map_err(|(line, key, reason)| invalid(line, &format!("api.{key}"), reason))
+            };
+            config.token = secret(&raw_api.token_env, &raw_api.token_file, "token")?;
+            config.webhook_secret = secret(
+                &raw_api.webhook_secret_env,
+                &raw_api.webhook_secret_file,
+                "webhook_secret",
+            )?;
+            if let Some(window) = &raw_api.webhook_window {
+                config.webhook_window = parse_duration(window)
+                    .map_err(|r| invalid(window.referenced.line(), "api.webhook_window", r))?;
+            }
+            let line = raw_api.listen.as_ref().map_or(1, |l| l.referenced.line());
+            api::check_token(config.listen, config.token.as_ref())
+                .map_err(|r| invalid(line, "api.listen", r))?;
+            config
+        }
+    };
     let mut config = Config {
         path: path.to_owned(),
         source: SourceConfig::File(base.join(raw.source.file)),
@@ -377,6 +395,7 @@ pub fn parse(
         allow_mass_delete: raw.allow_mass_delete,
         profiles,
         health,
+        api,
     };
     apply_env(&mut config, env)?;
     Ok(config)
@@ -436,6 +455,35 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
         };
     }
     Ok(())
+}
+
+/// Resolves a secret named by `<name>_env` (an environment variable) or `<name>_file` (a file,
+/// relative to the config's directory); at most one of them. On error: line, key and reason.
+fn resolve_secret(
+    var: &Option<Spanned<String>>,
+    file: &Option<Spanned<String>>,
+    name: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, (u64, String, String)> {
+    match (var, file) {
+        (None, None) => Ok(None),
+        (Some(var), None) => env(&var.value).map(Secret::new).map(Some).ok_or_else(|| {
+            (
+                var.referenced.line(),
+                format!("{name}_env"),
+                format!("environment variable {} is not set", var.value),
+            )
+        }),
+        (None, Some(file)) => read_secret_file(&base.join(&file.value))
+            .map(Some)
+            .map_err(|reason| (file.referenced.line(), format!("{name}_file"), reason)),
+        (Some(_), Some(file)) => Err((
+            file.referenced.line(),
+            format!("{name}_file"),
+            format!("set `{name}_env` or `{name}_file`, not both"),
+        )),
+    }
 }
 
 /// Reads a secret from a file (a Docker or Kubernetes secret), without its trailing newline.
@@ -611,6 +659,41 @@ resync: 30s
             c.targets[0].env_file.as_deref(),
             Some(Path::new("/etc/camsync/go2rtc.env"))
         );
+    }
+
+    #[test]
+    fn the_api_listens_on_loopback_by_default_and_needs_a_token_elsewhere() {
+        let c = parse(GOOD, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:9180");
+        assert!(c.api.token.is_none());
+        let open = format!("{GOOD}api:\n  listen: 0.0.0.0:9180\n");
+        let e = err(&open);
+        assert!(
+            e.contains("camsync.yaml:11: `api.listen`") && e.contains("token_env"),
+            "{e}"
+        );
+        let env = |v: &str| match v {
+            "API_TOKEN" => Some("t0ken".to_string()),
+            "HOOK_KEY" => Some("k3y".to_string()),
+            _ => None,
+        };
+        let with_token = format!(
+            "{open}  token_env: API_TOKEN\n  webhook_secret_env: HOOK_KEY\n  webhook_window: 1m\n"
+        );
+        let c = parse(&with_token, Path::new("c.yaml"), &env).unwrap();
+        assert_eq!(c.api.token.as_ref().map(Secret::expose), Some("t0ken"));
+        assert_eq!(
+            c.api.webhook_secret.as_ref().map(Secret::expose),
+            Some("k3y")
+        );
+        assert_eq!(c.api.webhook_window, Duration::from_secs(60));
+        let e = err(&format!("{GOOD}api:\n  listen: localhost\n"));
+        assert!(
+            e.contains("`api.listen`") && e.contains("127.0.0.1:9180"),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}api:\n  token_env: NOPE\n"));
+        assert!(e.contains("`api.token_env`") && e.contains("NOPE"), "{e}");
     }
 
     #[test]
