@@ -37,10 +37,14 @@ impl Setup {
     /// On-demand (viewing) streams: a preloaded go2rtc stream answers DESCRIBE from cached
     /// tracks while its camera is down, so only its counters tell (SERVERS.md).
     async fn new(entries: &[(&str, String)]) -> Setup {
+        Setup::with_profile(entries, "viewing").await
+    }
+
+    async fn with_profile(entries: &[(&str, String)], profile: &str) -> Setup {
         let f = Fixture::with_mediamtx(MediamtxSimOptions::default()).await;
         let text: String = entries
             .iter()
-            .map(|(n, u)| format!("  - name: {n}\n    url: {u}\n"))
+            .map(|(n, u)| format!("  - name: {n}\n    url: {u}\n    profile: {profile}\n"))
             .collect();
         std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{text}")).unwrap();
         assert!(f.sync().await.ok());
@@ -336,4 +340,139 @@ async fn a_stream_no_longer_owned_when_the_round_acts_is_not_re_added() {
         .await;
     assert_eq!(outcome.writes, 0);
     assert!(s.f.mtx().path_names().is_empty(), "no orphan re-created");
+}
+
+/// The status of one `DESCRIBE` of `name` through the go2rtc simulator's RTSP proxy.
+async fn describe(f: &Fixture, name: &str) -> u16 {
+    let probe = camsync::health::probe::Probe {
+        url: url::Url::parse(&format!("{}/{name}", f.go2rtc.rtsp_url())).unwrap(),
+        credentials: None,
+        timeout: Duration::from_secs(2),
+    };
+    probe.describe().await.map_or(0, |answer| answer.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go2rtc_stream_stuck_after_a_camera_reboot_is_replaced_and_serves_again() {
+    let camera = SimCamera::start().await.unwrap();
+    let s = Setup::new(&[("door", camera.url("s"))]).await;
+    s.f.go2rtc.set_stuck_after_reboot(true);
+    let mut monitor = s.monitor("go2rtc");
+    monitor.round(&s.cameras, Instant::now()).await;
+    assert_eq!(monitor.state("door"), Some(State::Healthy));
+
+    // The camera reboots between two rounds; a viewer's request meets it down (go2rtc issue
+    // #762): from then on go2rtc answers 404 although the camera is back.
+    camera.stop().await;
+    assert_eq!(describe(&s.f, "door").await, 404);
+    camera.resume().await.unwrap();
+    assert_eq!(describe(&s.f, "door").await, 404);
+    assert!(s.f.go2rtc.is_stuck("door"));
+
+    let outcome = monitor.round(&s.cameras, Instant::now()).await;
+    assert_eq!(
+        outcome.events.first().map(|e| e.transition.reason),
+        Some("the camera answers but the server does not serve the stream")
+    );
+    assert_eq!(outcome.writes, 2, "delete + add: {outcome:?}");
+    assert!(!s.f.go2rtc.is_stuck("door"));
+    assert_eq!(describe(&s.f, "door").await, 200);
+    let healed = eventually_round(&mut monitor, &s.cameras, |m| {
+        m.state("door") == Some(State::Healthy)
+    })
+    .await;
+    assert!(healed, "{:?}", monitor.state("door"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preloaded_go2rtc_stream_is_judged_by_its_counters_and_restarted_when_its_camera_returns()
+{
+    let camera = SimCamera::start().await.unwrap();
+    let s = Setup::with_profile(&[("door", camera.url("s"))], "recording").await;
+    assert_eq!(s.f.go2rtc.preloads(), ["door"]);
+    s.f.go2rtc.set_stuck_after_reboot(true);
+    let mut monitor = s.monitor("go2rtc");
+    let flowing = eventually_round(&mut monitor, &s.cameras, |m| {
+        m.state("door") == Some(State::Healthy)
+    })
+    .await;
+    assert!(flowing, "{:?}", monitor.state("door"));
+
+    camera.stop().await;
+    assert!(
+        eventually(Duration::from_secs(5), || !s
+            .f
+            .go2rtc
+            .producer_connected("door"))
+        .await
+    );
+    // go2rtc still answers DESCRIBE from cached tracks: only the frozen counters tell.
+    assert_eq!(describe(&s.f, "door").await, 200);
+    let writes = s.f.go2rtc.write_count();
+    for _ in 0..3 {
+        let outcome = monitor.round(&s.cameras, Instant::now()).await;
+        assert_eq!(
+            outcome.writes, 0,
+            "nothing churned while the camera is down"
+        );
+    }
+    assert_eq!(monitor.state("door"), Some(State::CameraOffline));
+    assert_eq!(s.f.go2rtc.write_count(), writes);
+
+    // Back: go2rtc's own redial reconnects it stuck (no data); camsync replaces it and re-arms
+    // the preload.
+    camera.resume().await.unwrap();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && monitor.state("door") != Some(State::Healthy) {
+        events.extend(monitor.round(&s.cameras, Instant::now()).await.events);
+    }
+    assert_eq!(monitor.state("door"), Some(State::Healthy), "{events:?}");
+    assert!(!s.f.go2rtc.is_stuck("door"));
+    assert_eq!(s.f.go2rtc.preloads(), ["door"], "the preload is re-armed");
+    let before = s.f.go2rtc.bytes_recv("door");
+    assert!(
+        eventually(Duration::from_secs(5), || s.f.go2rtc.bytes_recv("door")
+            > before)
+        .await
+    );
+    let recovered = events.iter().find_map(|e| e.transition.recovered_after);
+    assert!(recovered.is_some(), "recovery time recorded: {events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_flows() {
+    let camera = SimCamera::start().await.unwrap();
+    let s = Setup::with_profile(&[("door", camera.url("s"))], "recording").await;
+    let mut monitor = s.monitor("go2rtc");
+    assert!(
+        eventually_round(&mut monitor, &s.cameras, |m| {
+            m.state("door") == Some(State::Healthy)
+        })
+        .await
+    );
+    // The camera keeps its port open but sends nothing: consumers attached, counters frozen.
+    camera.hang();
+    let before = s.f.go2rtc.bytes_recv("door");
+    assert!(
+        eventually(Duration::from_secs(5), || s.f.go2rtc.bytes_recv("door")
+            == before)
+        .await
+    );
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && events.is_empty() {
+        events.extend(monitor.round(&s.cameras, Instant::now()).await.events);
+    }
+    assert_eq!(
+        events.first().map(|e| e.transition.reason),
+        Some("consumers attached but no data moves"),
+        "{events:?}"
+    );
+    camera.answer();
+    let healed = eventually_round(&mut monitor, &s.cameras, |m| {
+        m.state("door") == Some(State::Healthy)
+    })
+    .await;
+    assert!(healed, "{:?}", monitor.state("door"));
 }

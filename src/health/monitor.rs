@@ -9,7 +9,8 @@
 //!    and idle ones when their turn comes (each pair's idle probes are spread over
 //!    `idle_probe` by a stable offset, never in bursts), at most [`PROBES_IN_FLIGHT`] at once;
 //! 3. asks the camera itself (a plain TCP connect, which a down camera refuses at no cost) only
-//!    when the proxy fails, to tell a dead camera from a stuck stream;
+//!    when the proxy fails or the counters froze under consumers, to tell a dead camera from a
+//!    stuck stream;
 //! 4. acts: re-add a lost stream, delete + add a stuck one or one whose camera came back (the
 //!    target's upsert re-arms a go2rtc preload), or ask for a resync of a target whose API is
 //!    back. The target's client serializes these with every other call to the server.
@@ -226,44 +227,50 @@ impl TargetMonitor {
                 proxy: ProxyAnswer::NotProbed,
                 camera: CameraReach::Unknown,
             };
-            let Listing::Listed { flowing, .. } = listing else {
+            let Listing::Listed { flowing, frozen } = listing else {
                 seen.push((camera.clone(), observation));
                 continue;
             };
             let unhealthy = pair.health.state() != State::Healthy;
             let idle_turn = !flowing && now >= pair.next_idle_probe;
-            let (Some(base), Some(source)) = (self.rtsp.as_ref(), cameras.get(camera)) else {
+            let Some(source) = cameras
+                .get(camera)
+                .filter(|_| unhealthy || idle_turn || frozen)
+            else {
                 seen.push((camera.clone(), observation));
                 continue;
             };
-            if !(unhealthy || idle_turn) {
-                seen.push((camera.clone(), observation));
-                continue;
-            }
             if idle_turn {
                 pair.next_idle_probe = now + self.settings.idle_probe;
             }
-            let Ok(url) = base.join(camera) else {
-                seen.push((camera.clone(), observation));
-                continue;
-            };
-            let probe = Probe {
-                url,
-                credentials: None,
-                timeout: self.settings.probe_timeout,
-            };
+            let probe = self
+                .rtsp
+                .as_ref()
+                .and_then(|base| base.join(camera).ok())
+                .map(|url| Probe {
+                    url,
+                    credentials: None,
+                    timeout: self.settings.probe_timeout,
+                });
             let camera_addr = camera_address(source);
             let camera_timeout = self.settings.camera_timeout;
             let permits = permits.clone();
             let name = camera.clone();
             probes.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let proxy = match probe.describe().await {
-                    Ok(answer) if answer.status == 200 => ProxyAnswer::Ok,
-                    _ => ProxyAnswer::Failed,
+                let proxy = match probe {
+                    None => ProxyAnswer::NotProbed,
+                    Some(probe) => match probe.describe().await {
+                        Ok(answer) if answer.status == 200 => ProxyAnswer::Ok,
+                        _ => ProxyAnswer::Failed,
+                    },
                 };
-                let camera = match (proxy, camera_addr) {
-                    (ProxyAnswer::Failed, Some(addr)) => reach(&addr, camera_timeout).await,
+                // A preloaded go2rtc stream answers DESCRIBE from cached tracks while its camera
+                // is down, so frozen counters ask the camera too.
+                let camera = match camera_addr {
+                    Some(addr) if proxy == ProxyAnswer::Failed || frozen => {
+                        reach(&addr, camera_timeout).await
+                    }
                     _ => CameraReach::Unknown,
                 };
                 (
