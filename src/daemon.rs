@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{RwLock, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +86,6 @@ pub async fn run_with_status(
         Arc::new(reconciler(&config, LedgerMode::ReadWrite)?.with_shutdown(shutdown.clone()));
     let (cameras_tx, cameras_rx) = watch::channel(Arc::new(BTreeMap::new()));
     let (resync_tx, mut resync_rx) = mpsc::channel(1);
-    let gate = Arc::new(RwLock::new(()));
     let health = config.health.map(|settings| {
         let monitors = reconciler
             .targets()
@@ -102,7 +101,6 @@ pub async fn run_with_status(
             cameras: cameras_rx,
             resync: resync_tx,
             status: status.clone(),
-            gate: gate.clone(),
         };
         tokio::spawn(work.run(settings.interval, shutdown.clone()))
     });
@@ -147,10 +145,7 @@ pub async fn run_with_status(
             (false, _) => {}
             (true, None) => tracing::warn!("no valid inventory yet; nothing synced"),
             (true, Some(current)) => {
-                let report = {
-                    let _exclusive = gate.write().await;
-                    reconciler.sync(current).await
-                };
+                let report = reconciler.sync(current).await;
                 status.send_modify(|s| {
                     s.syncs += 1;
                     s.last_sync_ok = report.ok();
@@ -192,8 +187,6 @@ struct HealthLoop {
     cameras: watch::Receiver<Arc<BTreeMap<String, Camera>>>,
     resync: mpsc::Sender<()>,
     status: watch::Sender<Status>,
-    /// Held for writing by each sync; the monitor writes under it (see [`ActGuard`]).
-    gate: Arc<RwLock<()>>,
 }
 
 impl HealthLoop {
@@ -219,9 +212,10 @@ impl HealthLoop {
                 .collect();
             let target = monitor.target_name().to_owned();
             let reconciler = &self.reconciler;
+            let gate = reconciler.write_gate(&target);
             let owned = move |camera: &str| reconciler.confirmed(&target).contains(camera);
             let guard = ActGuard {
-                gate: &self.gate,
+                gate: &gate,
                 owned: &owned,
             };
             let outcome = monitor

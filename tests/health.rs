@@ -476,3 +476,66 @@ async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_
     .await;
     assert!(healed, "{:?}", monitor.state("door"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
+    use camsync::app::{LedgerMode, load_inventory, reconciler};
+    use camsync::health::monitor::ActGuard;
+    use std::sync::Arc;
+    let camera = SimCamera::start().await.unwrap();
+    // Each MediaMTX write costs more as paths accumulate, as in the real server.
+    let f = Fixture::with_mediamtx(MediamtxSimOptions {
+        write_cost_per_path: Duration::from_micros(30),
+        ..MediamtxSimOptions::default()
+    })
+    .await;
+    let door = format!("  - name: door\n    url: {}\n", camera.url("s"));
+    std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{door}")).unwrap();
+    let config = f.config();
+    let reconciler = Arc::new(reconciler(&config, LedgerMode::ReadWrite).unwrap());
+    let first = load_inventory(&config).unwrap();
+    assert!(reconciler.sync(&first).await.ok());
+
+    // 400 cameras arrive: a resync of MediaMTX that takes seconds.
+    let bulk: String = (0..400)
+        .map(|i| {
+            format!("  - name: bulk{i}\n    url: rtsp://192.0.2.1/{i}\n    targets: [mediamtx]\n")
+        })
+        .collect();
+    std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{door}{bulk}")).unwrap();
+    let grown = load_inventory(&config).unwrap();
+    let sync = tokio::spawn({
+        let reconciler = reconciler.clone();
+        async move { reconciler.sync(&grown).await }
+    });
+    assert!(eventually(Duration::from_secs(10), || f.mtx().path_names().len() > 20).await);
+    let url = format!("{}/v3/config/paths/delete/door", f.mtx().api_url());
+    let deleted = reqwest::Client::new().delete(url).send().await.unwrap();
+    assert!(deleted.status().is_success());
+
+    let index = config
+        .targets
+        .iter()
+        .position(|t| t.name == "mediamtx")
+        .unwrap();
+    let target = reconciler.targets()[index].clone();
+    let mut monitor = TargetMonitor::new(target, config.targets[index].rtsp.clone(), eager());
+    let gate = reconciler.write_gate("mediamtx");
+    let owned = |camera: &str| reconciler.confirmed("mediamtx").contains(camera);
+    let guard = ActGuard {
+        gate: &gate,
+        owned: &owned,
+    };
+    let outcome = monitor
+        .round_guarded(&first.cameras, Instant::now(), Some(&guard))
+        .await;
+    assert_eq!(outcome.writes, 1, "{outcome:?}");
+    assert!(f.mtx().path_names().contains(&"door".to_string()));
+    assert!(
+        !sync.is_finished(),
+        "the stream came back while the resync was still running"
+    );
+    let report = sync.await.unwrap();
+    assert!(report.ok());
+    assert_eq!(f.mtx().path_names().len(), 401);
+}

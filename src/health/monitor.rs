@@ -70,9 +70,10 @@ pub struct HealthEvent {
     pub transition: Transition,
 }
 
-/// Keeps the monitor's writes from racing a sync: they wait for a sync in progress (which
-/// holds `gate` for writing), and skip a stream that is no longer `owned` by then (the sync may
-/// just have deleted it; re-adding it would leave an orphan nobody owns).
+/// Keeps the monitor's writes from racing a sync: they wait for the sync's step in flight on
+/// the target (it holds `gate`, the target's [`crate::reconcile::Reconciler::write_gate`], for
+/// writing), and skip a stream that is no longer `owned` by then (the sync may just have
+/// deleted it; re-adding it would leave an orphan nobody owns).
 pub struct ActGuard<'a> {
     pub gate: &'a RwLock<()>,
     pub owned: &'a (dyn Fn(&str) -> bool + Sync),

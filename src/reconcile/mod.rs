@@ -4,6 +4,11 @@
 //! what the ledger owns and what the server lists. Targets are reconciled concurrently, the
 //! steps of one target one after another (a target's client also serializes its own calls).
 //! A second run with nothing changed makes no write call.
+//!
+//! Each target has a write gate ([`Reconciler::write_gate`]): a sync holds it for writing
+//! during one step (intent, server call, record), never across the whole run, so a health
+//! recovery that takes it for reading waits for at most the step in flight, not for a
+//! 1,000-camera resync, and still never interleaves with a step on the same target.
 
 pub mod plan;
 mod preview;
@@ -14,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use tokio::sync::RwLock;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +50,7 @@ impl Default for RetryPolicy {
 
 pub struct Reconciler {
     targets: Vec<Arc<dyn Target>>,
+    gates: BTreeMap<String, Arc<RwLock<()>>>,
     ledger: Arc<Ledger>,
     allow_mass_delete: bool,
     retry: RetryPolicy,
@@ -56,8 +63,13 @@ impl Reconciler {
         ledger: Arc<Ledger>,
         allow_mass_delete: bool,
     ) -> Self {
+        let gates = targets
+            .iter()
+            .map(|t| (t.name().to_owned(), Arc::default()))
+            .collect();
         Reconciler {
             targets,
+            gates,
             ledger,
             allow_mass_delete,
             retry: RetryPolicy::default(),
@@ -78,6 +90,13 @@ impl Reconciler {
 
     pub fn targets(&self) -> &[Arc<dyn Target>] {
         &self.targets
+    }
+
+    /// `target`'s write gate: held for writing by a sync during each of its steps there. A
+    /// write outside a sync (a health recovery) holds it for reading, after checking the
+    /// stream is still [`Reconciler::confirmed`].
+    pub fn write_gate(&self, target: &str) -> Arc<RwLock<()>> {
+        self.gates.get(target).cloned().unwrap_or_default()
     }
 
     /// The streams camsync wrote on `target` and confirmed: what the health monitor judges.
@@ -128,6 +147,7 @@ impl Reconciler {
 
     fn work(&self, target: Arc<dyn Target>, cameras: Arc<BTreeMap<String, Camera>>) -> TargetWork {
         TargetWork {
+            gate: self.write_gate(target.name()),
             target,
             ledger: self.ledger.clone(),
             cameras,
@@ -161,6 +181,7 @@ impl Reconciler {
 
 struct TargetWork {
     target: Arc<dyn Target>,
+    gate: Arc<RwLock<()>>,
     ledger: Arc<Ledger>,
     cameras: Arc<BTreeMap<String, Camera>>,
     allow_mass_delete: bool,
@@ -267,6 +288,7 @@ impl TargetWork {
             return reports;
         }
         let changes: Vec<Change<'_>> = writes.iter().map(|(_, c)| *c).collect();
+        let _exclusive = self.gate.write().await;
         match self.with_retry(|| batch.write_batch(&changes)).await {
             Err(e) => {
                 let error = e.to_string();
@@ -356,6 +378,7 @@ impl TargetWork {
                 Err(e) => Outcome::Failed(e.to_string()),
             },
             Action::Delete => {
+                let _exclusive = self.gate.write().await;
                 let result = self.with_retry(|| self.target.delete(&step.name)).await;
                 self.record(step, result)
             }
@@ -363,6 +386,7 @@ impl TargetWork {
                 let Some(camera) = self.cameras.get(&step.name) else {
                     return Outcome::Failed(VANISHED.into());
                 };
+                let _exclusive = self.gate.write().await;
                 if let Err(e) = self.ledger.intend(target, &step.name) {
                     return Outcome::Failed(e.to_string());
                 }
