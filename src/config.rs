@@ -22,6 +22,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "camsync.yaml";
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_RESTART_CHECK: Duration = Duration::from_secs(2);
+pub const DEFAULT_RESTART_SERVER_WINDOW: Duration = Duration::from_secs(3600);
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -157,6 +158,9 @@ struct RawHealth {
     idle_probe: Option<Spanned<String>>,
     probe_timeout: Option<Spanned<String>>,
     grace: Option<Spanned<String>>,
+    #[serde(default)]
+    restart_server: bool,
+    restart_server_window: Option<Spanned<String>>,
 }
 
 fn default_true() -> bool {
@@ -353,6 +357,15 @@ pub fn parse(
                     &mut settings.probe_timeout,
                 )?;
                 set(&h.grace, "health.grace", &mut settings.policy.grace)?;
+                if h.restart_server {
+                    let mut window = DEFAULT_RESTART_SERVER_WINDOW;
+                    set(
+                        &h.restart_server_window,
+                        "health.restart_server_window",
+                        &mut window,
+                    )?;
+                    settings.restart_server = Some(window);
+                }
             }
             Some(settings)
         }
@@ -658,6 +671,24 @@ resync: 30s
         assert_eq!(
             c.targets[0].env_file.as_deref(),
             Some(Path::new("/etc/camsync/go2rtc.env"))
+        );
+    }
+
+    #[test]
+    fn restarting_a_server_is_off_unless_enabled() {
+        let c = parse(GOOD, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(c.health.and_then(|h| h.restart_server), None);
+        let on = format!("{GOOD}health:\n  restart_server: true\n");
+        let c = parse(&on, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(
+            c.health.and_then(|h| h.restart_server),
+            Some(DEFAULT_RESTART_SERVER_WINDOW)
+        );
+        let windowed = format!("{on}  restart_server_window: 6h\n");
+        let c = parse(&windowed, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(
+            c.health.and_then(|h| h.restart_server),
+            Some(Duration::from_secs(6 * 3600))
         );
     }
 

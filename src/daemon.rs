@@ -38,6 +38,8 @@ pub struct Status {
     pub health_events: u64,
     /// Pairs that went from failing back to healthy.
     pub recoveries: u64,
+    /// Servers restarted by the opt-in escalation (`health.restart_server`).
+    pub server_restarts: u64,
 }
 
 /// The last run identifier each server reported ([`crate::target::Target::run_check`]).
@@ -229,6 +231,7 @@ impl HealthLoop {
             self.status.send_modify(|s| {
                 s.health_events += outcome.events.len() as u64;
                 s.recoveries += recoveries as u64;
+                s.server_restarts += u64::from(outcome.restarted_server);
             });
             if outcome.resync {
                 let _ = self.resync.try_send(());

@@ -53,6 +53,10 @@ impl Setup {
     }
 
     fn monitor(&self, target: &str) -> TargetMonitor {
+        self.monitor_with(target, eager())
+    }
+
+    fn monitor_with(&self, target: &str, settings: Settings) -> TargetMonitor {
         let config = self.f.config();
         let index = config
             .targets
@@ -63,7 +67,7 @@ impl Setup {
         TargetMonitor::new(
             targets[index].clone(),
             config.targets[index].rtsp.clone(),
-            eager(),
+            settings,
         )
     }
 }
@@ -538,4 +542,68 @@ async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
     let report = sync.await.unwrap();
     assert!(report.ok());
     assert_eq!(f.mtx().path_names().len(), 401);
+}
+
+/// Rounds until `rounds` have passed; the server restarts they made.
+async fn server_restarts(
+    monitor: &mut TargetMonitor,
+    cameras: &BTreeMap<String, Camera>,
+    rounds: usize,
+) -> usize {
+    let mut restarts = 0;
+    for _ in 0..rounds {
+        let outcome = monitor.round(cameras, Instant::now()).await;
+        restarts += usize::from(outcome.restarted_server);
+    }
+    restarts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wedged_go2rtc_is_never_restarted_unless_the_operator_opted_in() {
+    let (a, b) = (
+        SimCamera::start().await.unwrap(),
+        SimCamera::start().await.unwrap(),
+    );
+    let s = Setup::new(&[("a", a.url("s")), ("b", b.url("s"))]).await;
+    let mut monitor = s.monitor("go2rtc");
+    assert_eq!(server_restarts(&mut monitor, &s.cameras, 1).await, 0);
+    s.f.go2rtc.set_wedged(true);
+    assert_eq!(server_restarts(&mut monitor, &s.cameras, 5).await, 0);
+    assert_eq!(s.f.go2rtc.restart_calls(), 0);
+    assert!(matches!(monitor.state("a"), Some(State::Recovering { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opted_in_a_wedged_go2rtc_is_restarted_once_per_window_after_stream_restarts_failed() {
+    let (a, b) = (
+        SimCamera::start().await.unwrap(),
+        SimCamera::start().await.unwrap(),
+    );
+    let s = Setup::new(&[("a", a.url("s")), ("b", b.url("s"))]).await;
+    let mut monitor = s.monitor_with(
+        "go2rtc",
+        Settings {
+            restart_server: Some(Duration::from_secs(3600)),
+            ..eager()
+        },
+    );
+    assert_eq!(server_restarts(&mut monitor, &s.cameras, 1).await, 0);
+    s.f.go2rtc.set_wedged(true);
+    // First each stream is restarted on its own; only when that fails twice for most of them
+    // while their cameras answer is the server restarted.
+    let first = monitor.round(&s.cameras, Instant::now()).await;
+    assert!(!first.restarted_server && first.writes == 4, "{first:?}");
+    let second = monitor.round(&s.cameras, Instant::now()).await;
+    assert!(second.restarted_server && second.resync, "{second:?}");
+    assert_eq!(s.f.go2rtc.restart_calls(), 1);
+    let healed = eventually_round(&mut monitor, &s.cameras, |m| {
+        m.state("a") == Some(State::Healthy) && m.state("b") == Some(State::Healthy)
+    })
+    .await;
+    assert!(healed, "{:?} {:?}", monitor.state("a"), monitor.state("b"));
+
+    // Wedged again within the window: streams are restarted, the server is not.
+    s.f.go2rtc.set_wedged(true);
+    assert_eq!(server_restarts(&mut monitor, &s.cameras, 5).await, 0);
+    assert_eq!(s.f.go2rtc.restart_calls(), 1);
 }

@@ -15,7 +15,9 @@
 //!    target's upsert re-arms a go2rtc preload), or ask for a resync of a target whose API is
 //!    back. The target's client serializes these with every other call to the server.
 //!
-//! Only streams camsync owns are judged; nothing here restarts a server.
+//! Only streams camsync owns are judged. A server is restarted only with the opt-in
+//! escalation ([`Settings::restart_server`]): when most of its streams stay broken after
+//! camsync restarted them while their cameras answer, at most once per window.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -48,6 +50,10 @@ pub struct Settings {
     /// How long a camera has to accept a TCP connection.
     pub camera_timeout: Duration,
     pub policy: Policy,
+    /// Opt-in escalation: restart the whole server (go2rtc's `POST /api/restart`) when most of
+    /// its streams stay broken while their cameras answer, at most once per this window.
+    /// `None` (the default): never restart a server.
+    pub restart_server: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -58,6 +64,7 @@ impl Default for Settings {
             probe_timeout: super::check::DEFAULT_TIMEOUT,
             camera_timeout: Duration::from_secs(1),
             policy: Policy::default(),
+            restart_server: None,
         }
     }
 }
@@ -87,10 +94,14 @@ pub struct RoundOutcome {
     pub resync: bool,
     /// Writes the round made (re-adds and restarts).
     pub writes: usize,
+    /// The round restarted the whole server (the opt-in escalation).
+    pub restarted_server: bool,
 }
 
 struct Pair {
     health: PairHealth,
+    /// Last round: camsync already restarted the stream, it still fails, its camera answers.
+    hopeless: bool,
     last_bytes: Option<u64>,
     next_idle_probe: Instant,
 }
@@ -101,6 +112,7 @@ pub struct TargetMonitor {
     rtsp: Option<url::Url>,
     settings: Settings,
     pairs: BTreeMap<String, Pair>,
+    last_server_restart: Option<Instant>,
 }
 
 impl TargetMonitor {
@@ -114,6 +126,7 @@ impl TargetMonitor {
             rtsp,
             settings,
             pairs: BTreeMap::new(),
+            last_server_restart: None,
         }
     }
 
@@ -152,6 +165,7 @@ impl TargetMonitor {
             let offset = spread(camera, self.settings.idle_probe);
             self.pairs.entry((*camera).clone()).or_insert_with(|| Pair {
                 health: PairHealth::new(now, &self.settings.policy),
+                hopeless: false,
                 last_bytes: None,
                 next_idle_probe: now + offset,
             });
@@ -166,6 +180,8 @@ impl TargetMonitor {
             let (transition, action) =
                 pair.health
                     .observe(now, seen, &self.settings.policy, jitter());
+            pair.hopeless = seen.camera == CameraReach::Answers
+                && matches!(pair.health.state(), State::Recovering { attempt, .. } if attempt >= 2);
             if let Some(transition) = transition {
                 tracing::info!(camera = %camera, target_name = %name, from = transition.from.name(), to = transition.to.name(),
                     reason = transition.reason, recovered_after = ?transition.recovered_after, "health");
@@ -194,7 +210,48 @@ impl TargetMonitor {
             }
             outcome.writes += self.recover(restart.0, restart.1).await;
         }
+        if self.escalation_due(now) {
+            let _sync_excluded = match guard {
+                Some(g) => Some(g.gate.read().await),
+                None => None,
+            };
+            outcome.restarted_server = self.restart_server(now).await;
+            outcome.resync |= outcome.restarted_server;
+        }
         outcome
+    }
+
+    /// Whether the opt-in escalation applies now: most streams stay broken after camsync
+    /// restarted them while their cameras answer, and the window since the last one is over.
+    fn escalation_due(&self, now: Instant) -> bool {
+        let Some(window) = self.settings.restart_server else {
+            return false;
+        };
+        let hopeless = self.pairs.values().filter(|p| p.hopeless).count();
+        hopeless * 2 > self.pairs.len()
+            && self.last_server_restart.is_none_or(|at| now >= at + window)
+    }
+
+    /// Restarts the whole server, if it can be asked to; whether it was.
+    async fn restart_server(&mut self, now: Instant) -> bool {
+        let Some(restart) = self.target.restart_server() else {
+            return false;
+        };
+        let hopeless = self.pairs.values().filter(|p| p.hopeless).count();
+        tracing::warn!(
+            target_name = self.target.name(),
+            hopeless,
+            streams = self.pairs.len(),
+            "most streams stay broken while their cameras answer: restarting the server (health.restart_server)"
+        );
+        self.last_server_restart = Some(now);
+        match restart.await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(target_name = self.target.name(), error = %e, "server restart failed");
+                false
+            }
+        }
     }
 
     /// Builds one observation per pair: passive signals, then probes where needed.

@@ -34,6 +34,9 @@
 //!   from cached tracks meanwhile. A camera back between dials waits for the next one.
 //!   Re-`PUT /api/preload` dials at once and replaces the loop; `PUT` or `DELETE` of the
 //!   stream makes a new stream object (no preload, no producer, no history).
+//! - An opt-in wedged server ([`Go2rtcSim::set_wedged`], issues #184, #953): every `DESCRIBE`
+//!   answers 404 while the cameras and the API answer; replacing a stream does not help, only
+//!   a restart (`POST /api/restart` or the process) does.
 //! - Opt-in stuck streams ([`Go2rtcSim::set_stuck_after_reboot`], issues #762, #1389, #1483,
 //!   #2387): a stream object whose camera was up, went away and came back answers `DESCRIBE`
 //!   404 and receives no data until it is replaced or the simulator restarts. The switch is
@@ -305,6 +308,10 @@ struct State {
     next_id: u64,
     /// [`Go2rtcSim::set_stuck_after_reboot`].
     stuck_after_reboot: bool,
+    /// [`Go2rtcSim::set_wedged`]; cleared by a restart.
+    wedged: bool,
+    /// `POST /api/restart` calls answered.
+    restart_calls: u64,
     file: ConfigStore,
     /// The environment of this process, for `${VAR}` in a real file.
     env: Env,
@@ -326,6 +333,8 @@ impl State {
             objects: BTreeMap::new(),
             next_id: 0,
             stuck_after_reboot: false,
+            wedged: false,
+            restart_calls: 0,
             file,
             env,
             writable,
@@ -342,6 +351,7 @@ impl State {
     fn load_file(&mut self) {
         let file = self.file.read(Some(&self.env));
         self.drop_objects();
+        self.wedged = false;
         self.streams = file.streams;
         self.preloads = file.preloads;
         self.preloads
@@ -720,6 +730,18 @@ impl Go2rtcSim {
         self.inner.shared.state().stuck_after_reboot = on;
     }
 
+    /// Opt-in model of a wedged go2rtc (issues #184, #953): from now on until a restart, every
+    /// `DESCRIBE` answers 404 although the cameras and the API answer. Replacing a stream does
+    /// not help; a restart (`POST /api/restart` included) does.
+    pub fn set_wedged(&self, on: bool) {
+        self.inner.shared.state().wedged = on;
+    }
+
+    /// How many `POST /api/restart` calls the simulator answered.
+    pub fn restart_calls(&self) -> u64 {
+        self.inner.shared.state().restart_calls
+    }
+
     /// Whether the stream object `name` is stuck (see [`Go2rtcSim::set_stuck_after_reboot`]).
     pub fn is_stuck(&self, name: &str) -> bool {
         let state = self.inner.shared.state();
@@ -1080,7 +1102,11 @@ async fn restart_api(HttpState(shared): HttpState<Arc<Shared>>, method: Method) 
     if method != Method::POST {
         return text(StatusCode::BAD_REQUEST, "");
     }
-    shared.state().load_file();
+    {
+        let mut state = shared.state();
+        state.restart_calls += 1;
+        state.load_file();
+    }
     start_preload_workers(&shared);
     StatusCode::OK.into_response()
 }
@@ -1112,7 +1138,8 @@ impl Handler for Shared {
 
 impl Shared {
     /// 200 when the stream's camera answers (or a preload holds its tracks); 404 for an
-    /// unknown stream and, identically, for a camera that cannot be dialed or a stuck stream.
+    /// unknown stream and, identically, for a camera that cannot be dialed, a stuck stream or
+    /// a wedged server.
     async fn describe(&self, request: &RtspRequest) -> RtspResponse {
         let name = request.path_name();
         let (sources, preloaded, stuck) = {
@@ -1120,7 +1147,7 @@ impl Shared {
             (
                 state.streams.get(&name).cloned(),
                 state.preloads.contains_key(&name),
-                state.objects.get(&name).is_some_and(|o| o.stuck),
+                state.wedged || state.objects.get(&name).is_some_and(|o| o.stuck),
             )
         };
         let Some(sources) = sources else {

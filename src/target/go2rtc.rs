@@ -244,6 +244,18 @@ impl Go2rtc {
     }
 }
 
+impl Go2rtc {
+    /// `POST /api/restart`: go2rtc re-executes itself and reloads its file.
+    async fn restart(&self) -> Result<(), TargetError> {
+        let op = "restart go2rtc";
+        let _serial = self.serial.lock().await;
+        match self.call(op, Method::POST, "api/restart", &[]).await? {
+            (StatusCode::OK, _) => Ok(()),
+            (status, body) => Err(self.api.unexpected(op, status, detail(&body))),
+        }
+    }
+}
+
 impl Target for Go2rtc {
     fn name(&self) -> &str {
         &self.api.target
@@ -275,6 +287,10 @@ impl Target for Go2rtc {
         canary: Option<&'a str>,
     ) -> BoxFuture<'a, Result<RunCheck, TargetError>> {
         Box::pin(self.check_run(canary))
+    }
+
+    fn restart_server(&self) -> Option<BoxFuture<'_, Result<(), TargetError>>> {
+        Some(Box::pin(self.restart()))
     }
 }
 

@@ -63,6 +63,12 @@ pub trait Target: Send + Sync {
         })
     }
 
+    /// Restarts the whole server, when the server can be asked to (go2rtc's
+    /// `POST /api/restart`). Only the health monitor's opt-in escalation calls it.
+    fn restart_server(&self) -> Option<BoxFuture<'_, Result<(), TargetError>>> {
+        None
+    }
+
     /// A target that applies many changes in one go (a file: one atomic write for any number
     /// of streams) says so here; the reconciler then hands it all of a sync's writes at once.
     fn as_batch(&self) -> Option<&dyn BatchTarget> {
