@@ -162,3 +162,24 @@ async fn a_go2rtc_restart_is_noticed_by_its_canary_long_before_the_resync() {
     assert_eq!(f.names(), sorted(&["a", "b"]));
     d.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn reading_the_inventory_is_not_taken_for_a_change() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a")]);
+    let mut d = start(&f);
+    d.until("the first sync", |s| s.syncs >= 1).await;
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
+    d.until("the edit", |s| s.inventory_loads >= 2).await;
+    // Each load opens and reads the file; that must not trigger another load. Several debounce
+    // periods (200 ms) pass without one.
+    let reloaded = tokio::time::timeout(
+        Duration::from_secs(1),
+        d.status.wait_for(|s| s.inventory_loads > 2),
+    )
+    .await
+    .is_ok();
+    assert!(!reloaded, "{:?}", *d.status.borrow());
+    d.shutdown.cancel();
+    assert!(matches!(d.task.await, Ok(Ok(()))));
+}

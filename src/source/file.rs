@@ -88,7 +88,9 @@ pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError
     let file_name = path.file_name().map(ToOwned::to_owned);
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reading the file (camsync's own reads included) is not a change.
         let touches_file = match &event {
+            Ok(ev) if ev.kind.is_access() => false,
             Ok(ev) => ev
                 .paths
                 .iter()
