@@ -158,6 +158,7 @@ struct RawHealth {
     idle_probe: Option<Spanned<String>>,
     probe_timeout: Option<Spanned<String>>,
     grace: Option<Spanned<String>>,
+    camera_watch: Option<Spanned<String>>,
     #[serde(default)]
     restart_server: bool,
     restart_server_window: Option<Spanned<String>>,
@@ -357,6 +358,11 @@ pub fn parse(
                     &mut settings.probe_timeout,
                 )?;
                 set(&h.grace, "health.grace", &mut settings.policy.grace)?;
+                set(
+                    &h.camera_watch,
+                    "health.camera_watch",
+                    &mut settings.camera_watch,
+                )?;
                 if h.restart_server {
                     let mut window = DEFAULT_RESTART_SERVER_WINDOW;
                     set(

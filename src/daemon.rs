@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{AppError, LedgerMode, load_inventory, reconciler};
 use crate::camera::Camera;
 use crate::config::{Config, SourceConfig};
-use crate::health::monitor::{ActGuard, TargetMonitor};
+use crate::health::monitor::{ActGuard, Settings, TargetMonitor};
 use crate::reconcile::Reconciler;
 use crate::source::{Inventory, file};
 
@@ -104,7 +103,7 @@ pub async fn run_with_status(
             resync: resync_tx,
             status: status.clone(),
         };
-        tokio::spawn(work.run(settings.interval, shutdown.clone()))
+        tokio::spawn(work.run(settings, shutdown.clone()))
     });
     let SourceConfig::File(path) = &config.source;
     let (_watch, changes) = file::watch(path)?;
@@ -192,20 +191,46 @@ struct HealthLoop {
 }
 
 impl HealthLoop {
-    async fn run(mut self, interval: Duration, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(interval);
+    async fn run(mut self, settings: Settings, shutdown: CancellationToken) {
+        // Judge nothing before the first sync: until then the ledger may be behind the servers.
+        let mut synced = self.status.subscribe();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = synced.wait_for(|s| s.syncs > 0) => {}
+        }
+        let mut tick = tokio::time::interval(settings.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = tokio::time::interval(settings.camera_watch);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => self.round().await,
+                _ = tick.tick() => self.round(&vec![true; self.monitors.len()]).await,
+                _ = watch.tick() => {
+                    let back = self.offline_cameras_back().await;
+                    if back.contains(&true) {
+                        self.round(&back).await;
+                    }
+                }
             }
         }
     }
 
-    async fn round(&mut self) {
+    /// Per monitor: whether the camera of one of its `camera-offline` streams answers now.
+    async fn offline_cameras_back(&self) -> Vec<bool> {
         let cameras = self.cameras.borrow().clone();
-        for monitor in &mut self.monitors {
+        let mut back = Vec::with_capacity(self.monitors.len());
+        for monitor in &self.monitors {
+            back.push(monitor.offline_camera_answers(&cameras).await);
+        }
+        back
+    }
+
+    /// A round over each monitor whose entry in `selected` is true.
+    async fn round(&mut self, selected: &[bool]) {
+        let cameras = self.cameras.borrow().clone();
+        let monitors = self.monitors.iter_mut().zip(selected).filter(|(_, s)| **s);
+        for (monitor, _) in monitors {
             let confirmed = self.reconciler.confirmed(monitor.target_name());
             let judged: BTreeMap<String, Camera> = cameras
                 .iter()

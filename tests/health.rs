@@ -470,7 +470,7 @@ async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_
     }
     assert_eq!(
         events.first().map(|e| e.transition.reason),
-        Some("consumers attached but no data moves"),
+        Some("no data moves although the stream is in use or kept connected"),
         "{events:?}"
     );
     camera.answer();
@@ -606,4 +606,54 @@ async fn opted_in_a_wedged_go2rtc_is_restarted_once_per_window_after_stream_rest
     s.f.go2rtc.set_wedged(true);
     assert_eq!(server_restarts(&mut monitor, &s.cameras, 5).await, 0);
     assert_eq!(s.f.go2rtc.restart_calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_acts_the_moment_an_offline_camera_answers_not_at_the_next_round() {
+    use camsync::daemon::{Status, run_with_status};
+    let camera = SimCamera::start().await.unwrap();
+    camera.stop().await;
+    let f = Fixture::new().await;
+    // Rounds an hour apart: only the camera watch between rounds can bring the stream back.
+    f.write_config_with_resync(
+        "1h",
+        "restart_check: 1h\nhealth:\n  interval: 1h\n  grace: 1ms\n  camera_watch: 50ms\n",
+    );
+    std::fs::write(
+        f.path("cameras.yaml"),
+        format!(
+            "cameras:\n  - name: door\n    url: {}\n    profile: recording\n",
+            camera.url("s")
+        ),
+    )
+    .unwrap();
+    let (tx, mut status) = tokio::sync::watch::channel(Status::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let daemon = tokio::spawn(run_with_status(f.config(), shutdown.clone(), tx));
+    // The first round, right after the first sync, finds the recording camera down.
+    let offline = tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| s.health_events >= 1),
+    )
+    .await
+    .is_ok_and(|seen| seen.is_ok());
+    assert!(offline);
+    assert!(!f.go2rtc.producer_connected("door"), "the preload waits");
+
+    camera.resume().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || f
+            .go2rtc
+            .producer_connected("door"))
+        .await,
+        "restarted and preloaded as soon as the camera answered: {:?} {:?}",
+        status.borrow().clone(),
+        f.go2rtc.preloads()
+    );
+    assert_eq!(status.borrow().syncs, 1);
+    shutdown.cancel();
+    assert!(matches!(
+        tokio::time::timeout(Duration::from_secs(10), daemon).await,
+        Ok(Ok(Ok(())))
+    ));
 }

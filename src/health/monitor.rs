@@ -9,8 +9,8 @@
 //!    and idle ones when their turn comes (each pair's idle probes are spread over
 //!    `idle_probe` by a stable offset, never in bursts), at most [`PROBES_IN_FLIGHT`] at once;
 //! 3. asks the camera itself (a plain TCP connect, which a down camera refuses at no cost) only
-//!    when the proxy fails or the counters froze under consumers, to tell a dead camera from a
-//!    stuck stream;
+//!    when the proxy fails or the stream is frozen (no data moves although consumers are
+//!    attached or the stream is kept connected), to tell a dead camera from a stuck stream;
 //! 4. acts: re-add a lost stream, delete + add a stuck one or one whose camera came back (the
 //!    target's upsert re-arms a go2rtc preload), or ask for a resync of a target whose API is
 //!    back. The target's client serializes these with every other call to the server.
@@ -49,6 +49,9 @@ pub struct Settings {
     pub probe_timeout: Duration,
     /// How long a camera has to accept a TCP connection.
     pub camera_timeout: Duration,
+    /// Between rounds, how often the cameras of `camera-offline` streams are checked (a TCP
+    /// connect each), so a camera's return is acted on at once rather than at the next round.
+    pub camera_watch: Duration,
     pub policy: Policy,
     /// Opt-in escalation: restart the whole server (go2rtc's `POST /api/restart`) when most of
     /// its streams stay broken while their cameras answer, at most once per this window.
@@ -63,6 +66,7 @@ impl Default for Settings {
             idle_probe: Duration::from_secs(300),
             probe_timeout: super::check::DEFAULT_TIMEOUT,
             camera_timeout: Duration::from_secs(1),
+            camera_watch: Duration::from_millis(250),
             policy: Policy::default(),
             restart_server: None,
         }
@@ -136,6 +140,32 @@ impl TargetMonitor {
 
     pub fn state(&self, camera: &str) -> Option<State> {
         self.pairs.get(camera).map(|p| p.health.state())
+    }
+
+    /// Whether the camera of any `camera-offline` stream answers now: one TCP connect per such
+    /// camera, at most [`PROBES_IN_FLIGHT`] at once. Cheap enough to run between rounds.
+    pub async fn offline_camera_answers(&self, cameras: &BTreeMap<String, Camera>) -> bool {
+        let permits = Arc::new(Semaphore::new(PROBES_IN_FLIGHT));
+        let mut checks = JoinSet::new();
+        let offline = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| p.health.state() == State::CameraOffline)
+            .filter_map(|(name, _)| cameras.get(name).and_then(camera_address));
+        for addr in offline {
+            let permits = permits.clone();
+            let timeout = self.settings.camera_timeout;
+            checks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                reach(&addr, timeout).await
+            });
+        }
+        while let Some(done) = checks.join_next().await {
+            if matches!(done, Ok(CameraReach::Answers)) {
+                return true;
+            }
+        }
+        false
     }
 
     /// One round over the target for `cameras` (those camsync owns there).
@@ -265,6 +295,9 @@ impl TargetMonitor {
         let mut probes = JoinSet::new();
         let mut seen = Vec::new();
         for (camera, pair) in &mut self.pairs {
+            // A stream kept connected (a go2rtc preload, an always-on MediaMTX path) should
+            // always carry data; an idle on-demand stream need not.
+            let kept_connected = cameras.get(camera).is_some_and(|c| c.preload);
             let listing = match status {
                 None => Listing::Unreachable,
                 Some(streams) => match streams.get(camera) {
@@ -273,9 +306,10 @@ impl TargetMonitor {
                         let grew = pair.last_bytes.is_some_and(|before| s.bytes_in > before);
                         let stalled = pair.last_bytes.is_some_and(|before| s.bytes_in == before);
                         pair.last_bytes = Some(s.bytes_in);
+                        let flowing = grew || (s.ready && !stalled);
                         Listing::Listed {
-                            flowing: grew || (s.ready && !stalled),
-                            frozen: s.consumers > 0 && stalled,
+                            flowing,
+                            frozen: !flowing && (kept_connected || s.consumers > 0 && stalled),
                         }
                     }
                 },
@@ -324,7 +358,8 @@ impl TargetMonitor {
                     },
                 };
                 // A preloaded go2rtc stream answers DESCRIBE from cached tracks while its camera
-                // is down, so frozen counters ask the camera too.
+                // is down, and an on-demand DESCRIBE can work while the preload is not armed, so
+                // a frozen stream asks the camera too.
                 let camera = match camera_addr {
                     Some(addr) if proxy == ProxyAnswer::Failed || frozen => {
                         reach(&addr, camera_timeout).await

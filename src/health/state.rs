@@ -63,7 +63,8 @@ pub enum Listing {
     Unreachable,
     NotListed,
     /// Listed; `flowing` when the API shows data moving (go2rtc counters growing, MediaMTX
-    /// `ready`), `frozen` when consumers exist but counters stand still.
+    /// `ready`), `frozen` when it should and does not: consumers are attached but the counters
+    /// stand still, or the stream is kept connected (a preload, an always-on path) and idle.
     Listed {
         flowing: bool,
         frozen: bool,
@@ -267,7 +268,7 @@ impl PairHealth {
             );
         }
         let reason = if frozen {
-            "consumers attached but no data moves"
+            "no data moves although the stream is in use or kept connected"
         } else {
             "the camera answers but the server does not serve the stream"
         };
@@ -544,7 +545,10 @@ mod tests {
         assert_eq!(t.unwrap().to, State::Failing { checks: 2 });
         let (t, action) = pair.observe(start + policy.grace, frozen, &policy, 0.0);
         assert_eq!(action, Action::Restart);
-        assert_eq!(t.unwrap().reason, "consumers attached but no data moves");
+        assert_eq!(
+            t.unwrap().reason,
+            "no data moves although the stream is in use or kept connected"
+        );
     }
 
     #[test]
