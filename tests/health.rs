@@ -78,17 +78,7 @@ async fn a_path_deleted_behind_camsyncs_back_is_re_added_in_one_round() {
     let s = Setup::new(&[("door", camera.url("s"))]).await;
     let mut monitor = s.monitor("mediamtx");
     monitor.round(&s.cameras, Instant::now()).await;
-    let client = reqwest::Client::new();
-    let url = format!("{}/v3/config/paths/delete/door", s.f.mtx().api_url());
-    assert!(
-        client
-            .delete(url)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    delete_by_hand(s.f.mtx(), "door").await;
     assert!(s.f.mtx().path_names().is_empty());
 
     let outcome = monitor.round(&s.cameras, Instant::now()).await;
@@ -98,11 +88,7 @@ async fn a_path_deleted_behind_camsyncs_back_is_re_added_in_one_round() {
         "the server no longer lists the stream"
     );
     assert_eq!(s.f.mtx().path_names(), ["door"]);
-    let healed = eventually_round(&mut monitor, &s.cameras, |m| {
-        m.state("door") == Some(State::Healthy)
-    })
-    .await;
-    assert!(healed, "{:?}", monitor.state("door"));
+    assert_heals(&mut monitor, &s.cameras, "door").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,11 +111,7 @@ async fn a_down_camera_is_waited_for_without_churn_and_served_again_when_back() 
     );
 
     camera.resume().await.unwrap();
-    let back = eventually_round(&mut monitor, &s.cameras, |m| {
-        m.state("door") == Some(State::Healthy)
-    })
-    .await;
-    assert!(back, "{:?}", monitor.state("door"));
+    assert_heals(&mut monitor, &s.cameras, "door").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,6 +151,26 @@ async fn a_stream_whose_camera_answers_but_is_not_served_is_restarted() {
     assert_eq!(s.f.go2rtc.stream_names(), ["door"]);
 }
 
+/// Deletes a path through MediaMTX's API, behind camsync's back.
+async fn delete_by_hand(mtx: &camsync::sim::mediamtx::MediamtxSim, name: &str) {
+    let url = format!("{}/v3/config/paths/delete/{name}", mtx.api_url());
+    let answer = reqwest::Client::new().delete(url).send().await.unwrap();
+    assert!(answer.status().is_success());
+}
+
+/// Rounds until `camera` is healthy; fails the test after the deadline.
+async fn assert_heals(
+    monitor: &mut TargetMonitor,
+    cameras: &BTreeMap<String, Camera>,
+    camera: &str,
+) {
+    let healed = eventually_round(monitor, cameras, |m| {
+        m.state(camera) == Some(State::Healthy)
+    })
+    .await;
+    assert!(healed, "{camera}: {:?}", monitor.state(camera));
+}
+
 async fn eventually_round(
     monitor: &mut TargetMonitor,
     cameras: &BTreeMap<String, Camera>,
@@ -206,16 +208,7 @@ async fn the_daemons_health_loop_heals_a_deleted_path_long_before_any_resync() {
         .map(|r| r.is_ok());
     assert_eq!(first, Ok(true));
 
-    let url = format!("{}/v3/config/paths/delete/door", f.mtx().api_url());
-    assert!(
-        reqwest::Client::new()
-            .delete(url)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    delete_by_hand(f.mtx(), "door").await;
     assert!(eventually(Duration::from_secs(10), || f.mtx().path_names() == ["door"]).await);
     assert_eq!(
         status.borrow().syncs,
@@ -269,16 +262,7 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
     let written = std::fs::read_to_string(&file).unwrap();
 
     // Deleted through the API behind camsync's back: the file still has it.
-    let url = format!("{}/v3/config/paths/delete/door", mtx.api_url());
-    assert!(
-        reqwest::Client::new()
-            .delete(url)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    delete_by_hand(&mtx, "door").await;
     assert!(mtx.path_names().is_empty());
 
     let targets = camsync::target::from_config(&config.targets).unwrap();
@@ -323,16 +307,7 @@ async fn a_stream_no_longer_owned_when_the_round_acts_is_not_re_added() {
     monitor.round(&s.cameras, Instant::now()).await;
     // A sync deletes the path (the camera left the inventory) while a round still has the
     // camera in its snapshot.
-    let url = format!("{}/v3/config/paths/delete/door", s.f.mtx().api_url());
-    assert!(
-        reqwest::Client::new()
-            .delete(url)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    delete_by_hand(s.f.mtx(), "door").await;
     let gate = tokio::sync::RwLock::new(());
     let owned = |_: &str| false;
     let guard = ActGuard {
@@ -381,11 +356,7 @@ async fn a_go2rtc_stream_stuck_after_a_camera_reboot_is_replaced_and_serves_agai
     assert_eq!(outcome.writes, 2, "delete + add: {outcome:?}");
     assert!(!s.f.go2rtc.is_stuck("door"));
     assert_eq!(describe(&s.f, "door").await, 200);
-    let healed = eventually_round(&mut monitor, &s.cameras, |m| {
-        m.state("door") == Some(State::Healthy)
-    })
-    .await;
-    assert!(healed, "{:?}", monitor.state("door"));
+    assert_heals(&mut monitor, &s.cameras, "door").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,11 +367,7 @@ async fn a_preloaded_go2rtc_stream_is_judged_by_its_counters_and_restarted_when_
     assert_eq!(s.f.go2rtc.preloads(), ["door"]);
     s.f.go2rtc.set_stuck_after_reboot(true);
     let mut monitor = s.monitor("go2rtc");
-    let flowing = eventually_round(&mut monitor, &s.cameras, |m| {
-        m.state("door") == Some(State::Healthy)
-    })
-    .await;
-    assert!(flowing, "{:?}", monitor.state("door"));
+    assert_heals(&mut monitor, &s.cameras, "door").await;
 
     camera.stop().await;
     assert!(
@@ -449,12 +416,7 @@ async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_
     let camera = SimCamera::start().await.unwrap();
     let s = Setup::with_profile(&[("door", camera.url("s"))], "recording").await;
     let mut monitor = s.monitor("go2rtc");
-    assert!(
-        eventually_round(&mut monitor, &s.cameras, |m| {
-            m.state("door") == Some(State::Healthy)
-        })
-        .await
-    );
+    assert_heals(&mut monitor, &s.cameras, "door").await;
     // The camera keeps its port open but sends nothing: consumers attached, counters frozen.
     camera.hang();
     let before = s.f.go2rtc.bytes_recv("door");
@@ -474,11 +436,7 @@ async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_
         "{events:?}"
     );
     camera.answer();
-    let healed = eventually_round(&mut monitor, &s.cameras, |m| {
-        m.state("door") == Some(State::Healthy)
-    })
-    .await;
-    assert!(healed, "{:?}", monitor.state("door"));
+    assert_heals(&mut monitor, &s.cameras, "door").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,9 +471,7 @@ async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
         async move { reconciler.sync(&grown).await }
     });
     assert!(eventually(Duration::from_secs(10), || f.mtx().path_names().len() > 20).await);
-    let url = format!("{}/v3/config/paths/delete/door", f.mtx().api_url());
-    let deleted = reqwest::Client::new().delete(url).send().await.unwrap();
-    assert!(deleted.status().is_success());
+    delete_by_hand(f.mtx(), "door").await;
 
     let index = config
         .targets
