@@ -246,7 +246,7 @@ async fn nightly_reboot(
     let offline = |monitors: &[TargetMonitor]| {
         monitors
             .iter()
-            .any(|m| m.state("front_door") == Some(State::CameraOffline))
+            .all(|m| m.state("front_door") == Some(State::CameraOffline))
     };
     while !offline(&monitors) && start.elapsed() < Duration::from_secs(10) {
         watch_round(&mut monitors, &cameras, start).await;
