@@ -37,7 +37,8 @@ pub enum AppError {
     },
 }
 
-/// Loads and validates the camera inventory the config points at.
+/// Loads and validates the camera inventory the config points at, keeping this instance's
+/// shard of it (all of it when not sharded).
 pub fn load_inventory(config: &Config) -> Result<Inventory, SourceError> {
     let SourceConfig::File(path) = &config.source;
     let base_dir = path.parent().unwrap_or(Path::new("."));
@@ -48,7 +49,7 @@ pub fn load_inventory(config: &Config) -> Result<Inventory, SourceError> {
         profiles: &config.profiles,
         env: &process_env,
     };
-    file::load(path, &ctx)
+    file::load(path, &ctx).map(|inventory| crate::shard::select(inventory, config.shard.as_ref()))
 }
 
 /// How the ledger is opened.

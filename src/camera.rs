@@ -38,6 +38,9 @@ pub struct CameraSpec {
     pub enabled: Option<bool>,
     /// Raw MediaMTX path fields, layered over the profile's.
     pub mediamtx: Option<MediamtxFields>,
+    /// Pins the camera to this shard when camsync runs sharded (`shard:` in camsync.yaml);
+    /// without it the camera's name picks its shard. Ignored when not sharded.
+    pub shard: Option<u32>,
 }
 
 /// What a spec is validated against.
@@ -64,6 +67,8 @@ pub struct Camera {
     pub preload: bool,
     /// MediaMTX path fields: `rtspTransport: tcp`, then the profile's, then the camera's own.
     pub mediamtx: MediamtxFields,
+    /// The shard the record pins the camera to, if any (see [`crate::shard`]).
+    pub shard: Option<u32>,
 }
 
 impl Camera {
@@ -230,6 +235,7 @@ impl CameraSpec {
             targets,
             enabled: self.enabled.unwrap_or(true),
             mediamtx,
+            shard: self.shard,
         })
     }
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 mod api;
+mod shard;
 
 pub use api::ApiConfig;
 
@@ -46,6 +47,8 @@ pub struct Config {
     pub health: Option<crate::health::monitor::Settings>,
     /// The daemon's HTTP API.
     pub api: ApiConfig,
+    /// This instance's share of the cameras; `None`: not sharded, every camera is its own.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +150,7 @@ struct RawConfig {
     profiles: Option<Spanned<BTreeMap<String, ProfileSpec>>>,
     health: Option<RawHealth>,
     api: Option<api::RawApi>,
+    shard: Option<Spanned<shard::RawShard>>,
 }
 
 #[derive(Deserialize)]
@@ -404,6 +408,14 @@ pub fn parse(
             config
         }
     };
+    let shard = raw
+        .shard
+        .map(|s| {
+            let file = path.display().to_string();
+            shard::resolve(s.value, &file, s.referenced.line(), env)
+                .map_err(|(line, key, reason)| invalid(line, key, reason))
+        })
+        .transpose()?;
     let mut config = Config {
         path: path.to_owned(),
         source: SourceConfig::File(base.join(raw.source.file)),
@@ -415,6 +427,7 @@ pub fn parse(
         profiles,
         health,
         api,
+        shard,
     };
     apply_env(&mut config, env)?;
     Ok(config)

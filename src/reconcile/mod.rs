@@ -498,6 +498,7 @@ mod tests {
             enabled: true,
             preload: false,
             mediamtx: Default::default(),
+            shard: None,
         };
         Inventory {
             cameras: [("cam".to_string(), camera)].into(),
