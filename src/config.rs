@@ -12,8 +12,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 mod api;
+mod source;
 
 pub use api::ApiConfig;
+pub use source::{DEFAULT_SQLITE_POLL, SourceConfig, SqliteConfig};
 
 use crate::profile::{ProfileSpec, Profiles};
 use crate::secret::Secret;
@@ -45,12 +47,6 @@ pub struct Config {
     pub health: Option<crate::health::monitor::Settings>,
     /// The daemon's HTTP API.
     pub api: ApiConfig,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceConfig {
-    /// A YAML or JSON camera inventory, watched for changes.
-    File(PathBuf),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -136,7 +132,7 @@ pub enum ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    source: RawSource,
+    source: Spanned<source::RawSource>,
     targets: Vec<RawTarget>,
     state: Option<String>,
     resync: Option<Spanned<String>>,
@@ -161,12 +157,6 @@ struct RawHealth {
 
 fn default_true() -> bool {
     true
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    file: String,
 }
 
 #[derive(Deserialize)]
@@ -385,9 +375,15 @@ pub fn parse(
             config
         }
     };
+    let source = source::parse(
+        raw.source.value,
+        raw.source.referenced.line(),
+        base,
+        &invalid,
+    )?;
     let mut config = Config {
         path: path.to_owned(),
-        source: SourceConfig::File(base.join(raw.source.file)),
+        source,
         targets,
         state: base.join(raw.state.unwrap_or_else(|| "camsync-state.db".into())),
         resync,

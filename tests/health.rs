@@ -44,7 +44,10 @@ impl Setup {
             .collect();
         std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{text}")).unwrap();
         assert!(f.sync().await.ok());
-        let cameras = camsync::app::load_inventory(&f.config()).unwrap().cameras;
+        let cameras = camsync::app::load_inventory(&f.config())
+            .await
+            .unwrap()
+            .cameras;
         Setup { f, cameras }
     }
 
@@ -249,7 +252,7 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
     )
     .unwrap();
     let config = camsync::config::load(&dir.path().join("camsync.yaml"), &process_env).unwrap();
-    let inventory = load_inventory(&config).unwrap();
+    let inventory = load_inventory(&config).await.unwrap();
     assert!(
         reconciler(&config, LedgerMode::ReadWrite)
             .unwrap()
