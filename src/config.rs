@@ -15,7 +15,9 @@ mod api;
 mod source;
 
 pub use api::ApiConfig;
-pub use source::{DEFAULT_SQLITE_POLL, SourceConfig, SqliteConfig};
+pub use source::{
+    DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
+};
 
 use crate::profile::{ProfileSpec, Profiles};
 use crate::secret::Secret;
@@ -379,6 +381,7 @@ pub fn parse(
         raw.source.value,
         raw.source.referenced.line(),
         base,
+        env,
         &invalid,
     )?;
     let mut config = Config {

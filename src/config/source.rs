@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{ConfigError, parse_duration};
+use super::{ConfigError, parse_duration, resolve_secret};
 
 pub const DEFAULT_SQLITE_POLL: Duration = Duration::from_secs(1);
+pub const DEFAULT_POSTGRES_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the camera inventory comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub enum SourceConfig {
     File(PathBuf),
     /// An SQLite database, read-only, polled for changes.
     Sqlite(SqliteConfig),
+    /// A Postgres database, read-only; changes heard through `LISTEN`.
+    Postgres(Box<PostgresConfig>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +32,37 @@ pub struct SqliteConfig {
     pub poll: Duration,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// Where to connect, with the credentials (from `url_env` or `url_file`). Its `Debug`
+    /// hides the password.
+    pub connect: tokio_postgres::Config,
+    /// A query whose columns are mapped by name to camera fields; run in a read-only
+    /// transaction.
+    pub query: String,
+    /// The channel whose notifications trigger a re-read; without one, only the periodic
+    /// resync reads the database again.
+    pub listen: Option<String>,
+    /// Limit of one connect or one read (default 10s).
+    pub timeout: Duration,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSource {
     file: Option<String>,
     sqlite: Option<Spanned<RawSqlite>>,
+    postgres: Option<Spanned<RawPostgres>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgres {
+    url_env: Option<Spanned<String>>,
+    url_file: Option<Spanned<String>>,
+    query: Spanned<String>,
+    listen: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -49,11 +78,14 @@ pub(super) fn parse(
     raw: RawSource,
     line: u64,
     base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
     invalid: &dyn Fn(u64, &str, String) -> ConfigError,
 ) -> Result<SourceConfig, ConfigError> {
-    match (raw.file, raw.sqlite) {
-        (Some(file), None) => Ok(SourceConfig::File(base.join(file))),
-        (None, Some(sqlite)) => {
+    match (raw.file, raw.sqlite, raw.postgres) {
+        (Some(file), None, None) => Ok(SourceConfig::File(base.join(file))),
+        (None, None, Some(postgres)) => parse_postgres(postgres, base, env, invalid)
+            .map(|c| SourceConfig::Postgres(Box::new(c))),
+        (None, Some(sqlite), None) => {
             let line = sqlite.referenced.line();
             let sqlite = sqlite.value;
             let query = checked_query(&sqlite.query)
@@ -78,6 +110,64 @@ pub(super) fn parse(
             "give exactly one of `file`, `sqlite` or `postgres`".into(),
         )),
     }
+}
+
+fn parse_postgres(
+    raw: Spanned<RawPostgres>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+) -> Result<PostgresConfig, ConfigError> {
+    let line = raw.referenced.line();
+    let raw = raw.value;
+    let url = resolve_secret(&raw.url_env, &raw.url_file, "url", base, env)
+        .map_err(|(line, key, reason)| invalid(line, &format!("source.postgres.{key}"), reason))?
+        .ok_or_else(|| {
+            invalid(
+                line,
+                "source.postgres",
+                "set `url_env` or `url_file`: the connection string holds credentials, so it is \
+                 not written in this file"
+                    .into(),
+            )
+        })?;
+    let url_line = raw
+        .url_env
+        .as_ref()
+        .or(raw.url_file.as_ref())
+        .map_or(line, |s| s.referenced.line());
+    let connect = crate::source::postgres::parse_url(&url)
+        .map_err(|r| invalid(url_line, "source.postgres.url", r))?;
+    let query = checked_query(&raw.query)
+        .map_err(|r| invalid(raw.query.referenced.line(), "source.postgres.query", r))?;
+    let listen = match raw.listen {
+        None => None,
+        Some(channel) => Some(
+            checked_channel(&channel.value)
+                .map_err(|r| invalid(channel.referenced.line(), "source.postgres.listen", r))?,
+        ),
+    };
+    let timeout = match &raw.timeout {
+        None => DEFAULT_POSTGRES_TIMEOUT,
+        Some(t) => parse_duration(t)
+            .map_err(|r| invalid(t.referenced.line(), "source.postgres.timeout", r))?,
+    };
+    Ok(PostgresConfig {
+        connect,
+        query,
+        listen,
+        timeout,
+    })
+}
+
+/// Postgres truncates identifiers to 63 bytes; a longer name would never match `pg_notify`'s.
+fn checked_channel(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(format!(
+            "{name:?} is not a channel name (1 to 63 bytes, as in pg_notify('cameras_changed', …))"
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 fn checked_query(query: &Spanned<String>) -> Result<String, String> {
@@ -145,5 +235,56 @@ mod tests {
         assert!(e.contains("camsync.yaml:5: `source.sqlite.poll`"), "{e}");
         let e = parse("source:\n  sqlite:\n    query: SELECT 1\n").unwrap_err();
         assert!(e.contains("path"), "{e}");
+    }
+
+    fn parse_with_env(
+        source: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SourceConfig, String> {
+        let text = format!("{source}{TARGETS}");
+        super::super::parse(&text, Path::new("/etc/camsync/camsync.yaml"), env)
+            .map(|c| c.source)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn postgres_takes_its_url_from_the_environment_and_never_shows_it() {
+        let text = "source:\n  postgres:\n    url_env: CAMS_DB\n    query: SELECT name, url FROM cameras\n    listen: cameras_changed\n";
+        let env = |v: &str| {
+            (v == "CAMS_DB").then(|| "postgresql://cam:hunter2@db.example/cams".to_string())
+        };
+        let SourceConfig::Postgres(pg) = parse_with_env(text, &env).unwrap() else {
+            panic!("not postgres");
+        };
+        assert_eq!(pg.listen.as_deref(), Some("cameras_changed"));
+        assert_eq!(pg.timeout, DEFAULT_POSTGRES_TIMEOUT);
+        assert_eq!(pg.connect.get_dbname(), Some("cams"));
+        assert!(!format!("{pg:?}").contains("hunter2"));
+
+        let e = parse_with_env(text, &|_| None).unwrap_err();
+        assert!(
+            e.contains("camsync.yaml:3: `source.postgres.url_env`") && e.contains("CAMS_DB"),
+            "{e}"
+        );
+        let broken = |v: &str| (v == "CAMS_DB").then(|| "host=x password='hunter2".to_string());
+        let e = parse_with_env(text, &broken).unwrap_err();
+        assert!(
+            e.contains("`source.postgres.url`") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = parse_with_env(
+            "source:\n  postgres:\n    query: SELECT 1\n    url: postgresql://a@b/c\n",
+            &env,
+        )
+        .unwrap_err();
+        assert!(e.contains("url") && e.contains("line 4"), "{e}");
+        let e = parse_with_env("source:\n  postgres:\n    query: SELECT 1\n", &env).unwrap_err();
+        assert!(e.contains("`url_env` or `url_file`"), "{e}");
+        let long = "x".repeat(64);
+        let e = parse_with_env(&text.replace("cameras_changed", &long), &env).unwrap_err();
+        assert!(
+            e.contains("camsync.yaml:5: `source.postgres.listen`"),
+            "{e}"
+        );
     }
 }

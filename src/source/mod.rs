@@ -10,6 +10,7 @@
 
 pub mod columns;
 pub mod file;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -86,6 +87,7 @@ pub struct Source {
 enum Kind {
     File(PathBuf),
     Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
 impl Source {
@@ -95,6 +97,10 @@ impl Source {
             SourceConfig::File(path) => (Kind::File(path.clone()), dir_of(path)),
             SourceConfig::Sqlite(c) => (
                 Kind::Sqlite(sqlite::Sqlite::new(c.path.clone(), c.query.clone(), c.poll)),
+                dir_of(&config.path),
+            ),
+            SourceConfig::Postgres(c) => (
+                Kind::Postgres(postgres::Postgres::new(c)),
                 dir_of(&config.path),
             ),
         };
@@ -111,6 +117,7 @@ impl Source {
         let records = match &self.kind {
             Kind::File(path) => return file::load(path, &self.context()),
             Kind::Sqlite(db) => db.read().await?,
+            Kind::Postgres(db) => db.read().await?,
         };
         Ok(validate_records(records, &self.context()))
     }
@@ -126,30 +133,31 @@ impl Source {
 
     /// Starts watching for changes: the file's directory, or the database's change signal.
     pub fn changes(&self) -> Result<Changes, SourceError> {
-        Ok(match &self.kind {
+        let cancel = CancellationToken::new();
+        let rx = match &self.kind {
             Kind::File(path) => {
                 let (watch, rx) = file::watch(path)?;
-                Changes {
-                    rx,
+                return Ok(Changes {
+                    rx: Some(rx),
                     _keep: Keep::File { _watch: watch },
-                }
+                });
             }
-            Kind::Sqlite(db) => {
-                let cancel = CancellationToken::new();
-                Changes {
-                    rx: db.watch(cancel.clone()),
-                    _keep: Keep::Task {
-                        _stop: cancel.drop_guard(),
-                    },
-                }
-            }
+            Kind::Sqlite(db) => Some(db.watch(cancel.clone())),
+            Kind::Postgres(db) => db.watch(cancel.clone()),
+        };
+        Ok(Changes {
+            rx,
+            _keep: Keep::Task {
+                _stop: cancel.drop_guard(),
+            },
         })
     }
 }
 
 /// Changes of a source, one `()` per change (bursts may coalesce). Dropping it stops watching.
 pub struct Changes {
-    rx: mpsc::Receiver<()>,
+    /// `None` for a source that signals nothing (Postgres without `listen`).
+    rx: Option<mpsc::Receiver<()>>,
     _keep: Keep,
 }
 
@@ -167,7 +175,10 @@ enum Keep {
 impl Changes {
     /// The next change; `None` once watching has stopped for good.
     pub async fn next(&mut self) -> Option<()> {
-        self.rx.recv().await
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
