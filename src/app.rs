@@ -1,13 +1,11 @@
 //! Wiring shared by the commands: config → inventory, targets, ledger, reconciler.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use crate::camera::ValidationContext;
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
 use crate::ledger::{Ledger, LedgerError};
 use crate::reconcile::Reconciler;
-use crate::source::{Inventory, SourceError, file};
+use crate::source::{Inventory, Source, SourceError};
 use crate::target::{self, TargetError};
 
 /// Reads environment variables for config and secrets.
@@ -37,19 +35,10 @@ pub enum AppError {
     },
 }
 
-/// Loads and validates the camera inventory the config points at, keeping this instance's
-/// shard of it (all of it when not sharded).
-pub fn load_inventory(config: &Config) -> Result<Inventory, SourceError> {
-    let SourceConfig::File(path) = &config.source;
-    let base_dir = path.parent().unwrap_or(Path::new("."));
-    let targets = config.target_kinds();
-    let ctx = ValidationContext {
-        base_dir,
-        targets: &targets,
-        profiles: &config.profiles,
-        env: &process_env,
-    };
-    file::load(path, &ctx).map(|inventory| crate::shard::select(inventory, config.shard.as_ref()))
+/// Loads and validates the camera inventory the config points at, once, keeping this
+/// instance's shard of it (all of it when not sharded).
+pub async fn load_inventory(config: &Config) -> Result<Inventory, SourceError> {
+    Source::new(config).load().await
 }
 
 /// How the ledger is opened.

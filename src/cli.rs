@@ -106,7 +106,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<ExitCode, AppE
     match cli.command {
         Command::Sync(args) => sync_or_plan(&cli.config, args, LedgerMode::ReadWrite).await,
         Command::Plan(args) => sync_or_plan(&cli.config, args, LedgerMode::DryRun).await,
-        Command::Check(args) => Ok(check(&cli.config, args.output)),
+        Command::Check(args) => Ok(check(&cli.config, args.output).await),
         Command::Run(guard) => {
             let config = load_config(&cli.config, &guard)?;
             crate::daemon::run(config, shutdown).await?;
@@ -130,7 +130,7 @@ async fn sync_or_plan(
     mode: LedgerMode,
 ) -> Result<ExitCode, AppError> {
     let config = load_config(path, &args.guard)?;
-    let inventory = load_inventory(&config)?;
+    let inventory = load_inventory(&config).await?;
     let reconciler = reconciler(&config, mode)?;
     let report = match mode {
         LedgerMode::ReadWrite => reconciler.sync(&inventory).await,
@@ -143,7 +143,7 @@ async fn sync_or_plan(
 async fn probe(path: &std::path::Path, args: ProbeArgs) -> Result<ExitCode, AppError> {
     use crate::health::check::{self, CheckedTarget, Verdict};
     let config = config::load(path, &process_env)?;
-    let inventory = load_inventory(&config)?;
+    let inventory = load_inventory(&config).await?;
     let unknown: Vec<&str> = args
         .names
         .iter()
@@ -196,7 +196,7 @@ async fn render(path: &std::path::Path, args: RenderArgs) -> Result<ExitCode, Ap
             args.target
         )));
     }
-    let inventory = load_inventory(&config)?;
+    let inventory = load_inventory(&config).await?;
     let reconciler = reconciler(&config, LedgerMode::DryRun)?;
     let Some(preview) = reconciler.preview(&args.target, &inventory).await else {
         return Err(usage(format!(
@@ -253,7 +253,7 @@ struct CheckReport {
     rejected: Vec<Rejection>,
 }
 
-fn check(path: &std::path::Path, format: OutputFormat) -> ExitCode {
+async fn check(path: &std::path::Path, format: OutputFormat) -> ExitCode {
     let mut report = CheckReport {
         ok: false,
         config: path.display().to_string(),
@@ -267,7 +267,7 @@ fn check(path: &std::path::Path, format: OutputFormat) -> ExitCode {
             if let Err(e) = crate::target::from_config(&config.targets) {
                 report.errors.push(e.to_string());
             }
-            match load_inventory(&config) {
+            match load_inventory(&config).await {
                 Err(e) => report.errors.push(e.to_string()),
                 Ok(inventory) => {
                     report.cameras = inventory.cameras.len();

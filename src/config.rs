@@ -13,8 +13,12 @@ use serde_saphyr::Spanned;
 
 mod api;
 mod shard;
+mod source;
 
 pub use api::ApiConfig;
+pub use source::{
+    DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
+};
 
 use crate::profile::{ProfileSpec, Profiles};
 use crate::secret::Secret;
@@ -49,12 +53,6 @@ pub struct Config {
     pub api: ApiConfig,
     /// This instance's share of the cameras; `None`: not sharded, every camera is its own.
     pub shard: Option<crate::shard::Shard>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceConfig {
-    /// A YAML or JSON camera inventory, watched for changes.
-    File(PathBuf),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -140,7 +138,7 @@ pub enum ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    source: RawSource,
+    source: Spanned<source::RawSource>,
     targets: Vec<RawTarget>,
     state: Option<String>,
     resync: Option<Spanned<String>>,
@@ -170,12 +168,6 @@ struct RawHealth {
 
 fn default_true() -> bool {
     true
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    file: String,
 }
 
 #[derive(Deserialize)]
@@ -416,9 +408,16 @@ pub fn parse(
                 .map_err(|(line, key, reason)| invalid(line, key, reason))
         })
         .transpose()?;
+    let source = source::parse(
+        raw.source.value,
+        raw.source.referenced.line(),
+        base,
+        env,
+        &invalid,
+    )?;
     let mut config = Config {
         path: path.to_owned(),
-        source: SourceConfig::File(base.join(raw.source.file)),
+        source,
         targets,
         state: base.join(raw.state.unwrap_or_else(|| "camsync-state.db".into())),
         resync,

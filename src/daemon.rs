@@ -1,6 +1,6 @@
 //! `camsync run`: watch the source, resync periodically, apply changes.
 //!
-//! One task owns the reconciler, so two syncs never run at once. Start-up, a file change, the
+//! One task owns the reconciler, so two syncs never run at once. Start-up, a source change, the
 //! resync timer and a server seen to have lost camsync's streams (checked every
 //! `restart_check`: a new run identifier, or a stream camsync owns gone) only mark a sync due; the loop then converges everything (level-triggered).
 //! An inventory that cannot be read keeps the last good one in force and deletes nothing.
@@ -12,12 +12,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{AppError, LedgerMode, load_inventory, reconciler};
+use crate::app::{AppError, LedgerMode, reconciler};
 use crate::camera::Camera;
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
 use crate::health::monitor::{ActGuard, Settings, TargetMonitor};
 use crate::reconcile::Reconciler;
-use crate::source::{Inventory, file};
+use crate::source::{Changes, Inventory, Source};
 
 /// What the daemon has done so far; readable while it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,8 +105,8 @@ pub async fn run_with_status(
         };
         tokio::spawn(work.run(settings, shutdown.clone()))
     });
-    let SourceConfig::File(path) = &config.source;
-    let (_watch, changes) = file::watch(path)?;
+    let source = Source::new(&config);
+    let changes = source.changes()?;
     let mut inventory: Option<Inventory> = None;
     let mut resync = tokio::time::interval(config.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -119,7 +119,7 @@ pub async fn run_with_status(
     tracing::info!(config = %config.path.display(), targets = config.targets.len(), resync = ?config.resync, "camsync running");
     loop {
         if std::mem::take(&mut reload) {
-            match load_inventory(&config) {
+            match source.load().await {
                 Ok(fresh) => {
                     for r in &fresh.rejected {
                         tracing::error!(camera = %r.camera, location = %r.location, "rejected camera: {}", r.reason);
@@ -267,11 +267,11 @@ impl HealthLoop {
 
 /// Waits for the next change; if the watch dies, says so once and waits forever (the periodic
 /// resync still runs).
-async fn next_change(changes: &mut Option<mpsc::Receiver<()>>) -> bool {
+async fn next_change(changes: &mut Option<Changes>) -> bool {
     let Some(rx) = changes else {
         return std::future::pending().await;
     };
-    if rx.recv().await.is_some() {
+    if rx.next().await.is_some() {
         return true;
     }
     tracing::error!("the inventory watch stopped; relying on the periodic resync");

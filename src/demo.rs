@@ -230,7 +230,7 @@ async fn nightly_reboot(
         .zip(&config.targets)
         .map(|(target, c)| TargetMonitor::new(target.clone(), c.rtsp.clone(), settings))
         .collect();
-    let inventory = load_inventory(config)?;
+    let inventory = load_inventory(config).await?;
     let cameras: BTreeMap<String, Camera> = inventory
         .cameras
         .into_iter()
@@ -316,7 +316,7 @@ async fn step(
     title: &str,
 ) -> Result<bool, AppError> {
     println!("── {title}");
-    let inventory = load_inventory(config)?;
+    let inventory = load_inventory(config).await?;
     let plan = reconciler.plan(&inventory).await;
     println!("plan:\n{}", indent(&plan.render_text()));
     let before = servers.writes();

@@ -3,10 +3,6 @@
 //! where its inventory is at hand), and the ports, probe paths, mounts and secrets of the
 //! compose stack, the Kubernetes manifests, the systemd unit and the Dockerfile are the ones the
 //! configs they carry expect.
-//!
-//! A config whose source kind this build does not know (a database source added by another
-//! part of camsync) is checked with a file source in its place and named on stderr, so the
-//! rest of it is still checked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -110,59 +106,19 @@ impl Env {
         match self {
             Env::Exactly(vars) => vars.get(name).cloned(),
             Env::Anything if OVERRIDES.contains(&name) => None,
+            // A database URL must look like one; it is never connected to here.
+            Env::Anything if name.ends_with("DATABASE_URL") => {
+                Some("postgresql://camsync@db.example/cameras".into())
+            }
             Env::Anything => Some("example-value-1".into()),
         }
     }
 }
 
-/// The top-level key of `source:` in a config's text (`file`, `sqlite`, `postgres`, …).
-fn source_kind(text: &str) -> String {
-    let doc = yaml_docs(text, "config").remove(0);
-    let source = doc.get("source").and_then(Value::as_object).unwrap();
-    assert_eq!(source.len(), 1, "one source kind expected: {source:?}");
-    source.keys().next().unwrap().clone()
-}
-
-/// Parses a camsync.yaml as if it were at `path`, with `env`. A source kind this build does not
-/// know is replaced by a file source (and said on stderr) so that the rest is still checked.
-fn parse_config(text: &str, path: &Path, env: &Env) -> (Config, String) {
-    let kind = source_kind(text);
+/// Parses a camsync.yaml as if it were at `path`, with `env`.
+fn parse_config(text: &str, path: &Path, env: &Env) -> Config {
     let env_fn = |name: &str| env.get(name);
-    match config::parse(text, path, &env_fn) {
-        Ok(config) => (config, kind),
-        Err(e) if kind != "file" && e.to_string().contains(&format!("`{kind}`")) => {
-            eprintln!(
-                "{}: this build has no `{kind}` source ({e}); checking the rest with a file source",
-                path.display()
-            );
-            let replaced = replace_source(text);
-            let config = config::parse(&replaced, path, &env_fn)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (config, kind)
-        }
-        Err(e) => panic!("{}: {e}", path.display()),
-    }
-}
-
-/// The config text with its top-level `source:` block replaced by `file: cameras.yaml`, the
-/// line count kept so that errors still point at the right lines.
-fn replace_source(text: &str) -> String {
-    let mut out = Vec::new();
-    let mut in_source = false;
-    for line in text.lines() {
-        if line.starts_with("source:") {
-            in_source = true;
-            out.push("source: {file: cameras.yaml}".to_owned());
-            continue;
-        }
-        if in_source && (line.starts_with(' ') || line.is_empty()) {
-            out.push(String::new());
-            continue;
-        }
-        in_source = false;
-        out.push(line.to_owned());
-    }
-    out.join("\n") + "\n"
+    config::parse(text, path, &env_fn).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Loads a file source's inventory from `host_file` with `env`, as the deployment would.
@@ -232,7 +188,7 @@ fn every_example_config_passes_camsync_check() {
     assert!(configs.len() >= 5, "{configs:?}");
     let mut kinds = BTreeSet::new();
     for path in configs {
-        let (config, kind) = parse_config(&read(&path), &path, &Env::Anything);
+        let config = parse_config(&read(&path), &path, &Env::Anything);
         kinds.insert(
             config
                 .targets
@@ -240,7 +196,8 @@ fn every_example_config_passes_camsync_check() {
                 .map(|t| format!("{:?}", t.kind))
                 .collect::<Vec<_>>(),
         );
-        if kind != "file" {
+        // The database sources' examples are run by their own tests (tests/source_*.rs).
+        if !matches!(config.source, SourceConfig::File(_)) {
             continue;
         }
         let out = assert_cmd::Command::cargo_bin("camsync")
@@ -375,7 +332,7 @@ fn the_image_and_the_compose_stack_agree_with_their_config() {
     let host_dir = root().join("deploy").join(&mounts[config_dir]);
     assert!(host_dir.is_dir(), "the config is mounted as a directory");
     let host_config = host_dir.join(config_path.file_name().unwrap());
-    let (config, _) = parse_config(&read(&host_config), &config_path, &env);
+    let config = parse_config(&read(&host_config), &config_path, &env);
 
     // The ledger is on a named volume (declared), in the image's VOLUME.
     let state_dir = config.state.parent().unwrap().to_str().unwrap().to_owned();
@@ -387,7 +344,9 @@ fn the_image_and_the_compose_stack_agree_with_their_config() {
     assert!(image.volumes.contains(&state_dir), "{:?}", image.volumes);
 
     // The inventory is inside the mounted directory, and loads with the stack's secrets.
-    let SourceConfig::File(source) = &config.source;
+    let SourceConfig::File(source) = &config.source else {
+        panic!("the compose stack reads a camera file");
+    };
     assert_eq!(source.parent(), config_path.parent());
     let cameras = inventory(&config, &host_dir.join(source.file_name().unwrap()), &env);
     assert_no_rejection(&cameras, "compose cameras.yaml");
@@ -628,7 +587,7 @@ fn check_pod(manifests: &Manifests, workload: &Value, sharded: &mut usize) {
         .get(name)
         .unwrap_or_else(|| panic!("{what}: no {name} at {config_dir}"));
     let env = Env::Exactly(vars.clone());
-    let (config, kind) = parse_config(text, &config_path, &env);
+    let config = parse_config(text, &config_path, &env);
 
     // The ledger is on a volume of its own.
     let state_dir = config.state.parent().unwrap().to_str().unwrap();
@@ -636,8 +595,7 @@ fn check_pod(manifests: &Manifests, workload: &Value, sharded: &mut usize) {
         mounts.contains_key(state_dir),
         "{what}: {state_dir} is not mounted"
     );
-    if kind == "file" {
-        let SourceConfig::File(source) = &config.source;
+    if let SourceConfig::File(source) = &config.source {
         assert_eq!(source.parent(), config_path.parent(), "{what}");
         let source_name = source.file_name().unwrap().to_str().unwrap();
         let tmp = tempfile::tempdir().unwrap();
@@ -775,7 +733,7 @@ fn the_systemd_unit_is_hardened_and_matches_the_example_config() {
     let mut vars: BTreeMap<String, String> = env.clone();
     vars.insert("CAMSYNC_WEBHOOK_SECRET".into(), "k".into());
     let text = read(&root().join("examples/go2rtc-mediamtx/camsync.yaml"));
-    let (config, _) = parse_config(
+    let config = parse_config(
         &text,
         Path::new("/etc/camsync/camsync.yaml"),
         &Env::Exactly(vars),

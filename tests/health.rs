@@ -48,7 +48,10 @@ impl Setup {
             .collect();
         std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{text}")).unwrap();
         assert!(f.sync().await.ok());
-        let cameras = camsync::app::load_inventory(&f.config()).unwrap().cameras;
+        let cameras = camsync::app::load_inventory(&f.config())
+            .await
+            .unwrap()
+            .cameras;
         Setup { f, cameras }
     }
 
@@ -250,7 +253,7 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
     )
     .unwrap();
     let config = camsync::config::load(&dir.path().join("camsync.yaml"), &process_env).unwrap();
-    let inventory = load_inventory(&config).unwrap();
+    let inventory = load_inventory(&config).await.unwrap();
     assert!(
         reconciler(&config, LedgerMode::ReadWrite)
             .unwrap()
@@ -455,7 +458,7 @@ async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
     std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{door}")).unwrap();
     let config = f.config();
     let reconciler = Arc::new(reconciler(&config, LedgerMode::ReadWrite).unwrap());
-    let first = load_inventory(&config).unwrap();
+    let first = load_inventory(&config).await.unwrap();
     assert!(reconciler.sync(&first).await.ok());
 
     // 400 cameras arrive: a resync of MediaMTX that takes seconds.
@@ -465,7 +468,7 @@ async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
         })
         .collect();
     std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{door}{bulk}")).unwrap();
-    let grown = load_inventory(&config).unwrap();
+    let grown = load_inventory(&config).await.unwrap();
     let sync = tokio::spawn({
         let reconciler = reconciler.clone();
         async move { reconciler.sync(&grown).await }

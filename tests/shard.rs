@@ -45,7 +45,7 @@ fn write_instance(dir: &Path, name: &str, go2rtc: &Go2rtcSim, index: u32, count:
 /// One camsync "process" of instance `name`: config, inventory, ledger, one sync.
 async fn sync(dir: &Path, name: &str) -> SyncReport {
     let config = config::load(&dir.join(format!("{name}.yaml")), &process_env).unwrap();
-    let inventory = load_inventory(&config).unwrap();
+    let inventory = load_inventory(&config).await.unwrap();
     let report = reconciler(&config, LedgerMode::ReadWrite)
         .unwrap()
         .sync(&inventory)

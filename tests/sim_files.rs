@@ -500,7 +500,7 @@ impl Camsync {
 
     async fn sync(&self) -> SyncReport {
         let config = config::load(&self.path("camsync.yaml"), &process_env).unwrap();
-        let inventory = load_inventory(&config).unwrap();
+        let inventory = load_inventory(&config).await.unwrap();
         reconciler(&config, LedgerMode::ReadWrite)
             .unwrap()
             .sync(&inventory)

@@ -64,7 +64,7 @@ impl Setup {
 
     async fn sync(&self) -> SyncReport {
         let config = config::load(&self.path("camsync.yaml"), &process_env).unwrap();
-        let inventory = load_inventory(&config).unwrap();
+        let inventory = load_inventory(&config).await.unwrap();
         reconciler(&config, LedgerMode::ReadWrite)
             .unwrap()
             .sync(&inventory)
@@ -257,14 +257,14 @@ async fn writes_to_a_mediamtx_file_are_at_least_a_second_apart() {
     let first = tokio::time::Instant::now();
     assert!(
         reconciler
-            .sync(&load_inventory(&config).unwrap())
+            .sync(&load_inventory(&config).await.unwrap())
             .await
             .ok()
     );
     s.cameras("cameras:\n  - name: a\n    url: rtsp://192.0.2.1/b\n");
     assert!(
         reconciler
-            .sync(&load_inventory(&config).unwrap())
+            .sync(&load_inventory(&config).await.unwrap())
             .await
             .ok()
     );
@@ -281,7 +281,7 @@ async fn plan_shows_the_file_edit_as_a_diff_and_render_prints_the_file() {
     let s = Setup::new("go2rtc-file", "", TWO_CAMERAS);
     std::fs::write(s.path("go2rtc.yaml"), GO2RTC_YAML).unwrap();
     let config = config::load(&s.path("camsync.yaml"), &process_env).unwrap();
-    let inventory = load_inventory(&config).unwrap();
+    let inventory = load_inventory(&config).await.unwrap();
     let plan = reconciler(&config, LedgerMode::DryRun)
         .unwrap()
         .plan(&inventory)

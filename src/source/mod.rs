@@ -4,13 +4,24 @@
 //! bad record is rejected on its own (with its name or position and the reason) while the valid
 //! rest stands. A source that cannot be read at all is a [`SourceError`]: callers keep the last
 //! good inventory and delete nothing.
+//!
+//! [`Source`] is the one place the rest of camsync reads an inventory from and learns of its
+//! changes, whatever kind the config names: a file, an SQLite database or Postgres.
 
+pub mod columns;
 pub mod file;
+pub mod postgres;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::camera::{Camera, CameraError, CameraSpec, ValidationContext};
+use crate::config::{Config, SourceConfig, TargetKind};
+use crate::profile::Profiles;
 
 /// The desired state: valid cameras by name, and the records that were rejected.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +58,131 @@ pub enum SourceError {
     Parse { path: PathBuf, message: String },
     #[error("cannot watch camera inventory {path}: {message}")]
     Watch { path: PathBuf, message: String },
+    #[error("camera database {database}: {message}; the last good inventory stays in force")]
+    Database { database: String, message: String },
+    #[error(
+        "camera database {database}: {reason}; the last good inventory stays in force (query: {query})"
+    )]
+    Query {
+        database: String,
+        reason: String,
+        query: String,
+    },
+    #[error(
+        "camera database {database} stayed locked by a writer through {tries} reads; the last good inventory stays in force and the read is tried again at the next poll"
+    )]
+    Busy { database: String, tries: usize },
+}
+
+/// The configured inventory, with what its cameras are validated against.
+pub struct Source {
+    kind: Kind,
+    /// Where relative `password_file` paths start: the inventory file's directory, or the
+    /// config's for a database.
+    base_dir: PathBuf,
+    targets: BTreeMap<String, TargetKind>,
+    profiles: Profiles,
+    shard: Option<crate::shard::Shard>,
+}
+
+enum Kind {
+    File(PathBuf),
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+impl Source {
+    pub fn new(config: &Config) -> Source {
+        let dir_of = |path: &Path| path.parent().unwrap_or(Path::new(".")).to_owned();
+        let (kind, base_dir) = match &config.source {
+            SourceConfig::File(path) => (Kind::File(path.clone()), dir_of(path)),
+            SourceConfig::Sqlite(c) => (
+                Kind::Sqlite(sqlite::Sqlite::new(c.path.clone(), c.query.clone(), c.poll)),
+                dir_of(&config.path),
+            ),
+            SourceConfig::Postgres(c) => (
+                Kind::Postgres(postgres::Postgres::new(c)),
+                dir_of(&config.path),
+            ),
+        };
+        Source {
+            kind,
+            base_dir,
+            targets: config.target_kinds(),
+            profiles: config.profiles.clone(),
+            shard: config.shard.clone(),
+        }
+    }
+
+    /// Reads and validates the inventory. An error means "keep the last good one".
+    /// Only this instance's shard is kept (everything when not sharded).
+    pub async fn load(&self) -> Result<Inventory, SourceError> {
+        let inventory = match &self.kind {
+            Kind::File(path) => file::load(path, &self.context())?,
+            Kind::Sqlite(db) => validate_records(db.read().await?, &self.context()),
+            Kind::Postgres(db) => validate_records(db.read().await?, &self.context()),
+        };
+        Ok(crate::shard::select(inventory, self.shard.as_ref()))
+    }
+
+    fn context(&self) -> ValidationContext<'_> {
+        ValidationContext {
+            base_dir: &self.base_dir,
+            targets: &self.targets,
+            profiles: &self.profiles,
+            env: &crate::app::process_env,
+        }
+    }
+
+    /// Starts watching for changes: the file's directory, or the database's change signal.
+    pub fn changes(&self) -> Result<Changes, SourceError> {
+        let cancel = CancellationToken::new();
+        let rx = match &self.kind {
+            Kind::File(path) => {
+                let (watch, rx) = file::watch(path)?;
+                return Ok(Changes {
+                    rx: Some(rx),
+                    _keep: Keep::File { _watch: watch },
+                });
+            }
+            Kind::Sqlite(db) => Some(db.watch(cancel.clone())),
+            Kind::Postgres(db) => db.watch(cancel.clone()),
+        };
+        Ok(Changes {
+            rx,
+            _keep: Keep::Task {
+                _stop: cancel.drop_guard(),
+            },
+        })
+    }
+}
+
+/// Changes of a source, one `()` per change (bursts may coalesce). Dropping it stops watching.
+pub struct Changes {
+    /// `None` for a source that signals nothing (Postgres without `listen`).
+    rx: Option<mpsc::Receiver<()>>,
+    _keep: Keep,
+}
+
+/// Held only to be dropped with [`Changes`].
+enum Keep {
+    File {
+        _watch: file::FileWatch,
+    },
+    /// Stops the polling or listening task.
+    Task {
+        _stop: DropGuard,
+    },
+}
+
+impl Changes {
+    /// The next change; `None` once watching has stopped for good.
+    pub async fn next(&mut self) -> Option<()> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// A record as read: where it is, the name if one could be read, and the spec or why not.

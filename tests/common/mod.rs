@@ -2,6 +2,8 @@
 //! cameras.yaml pointing at a go2rtc simulator on 127.0.0.1:0.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod daemon;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,6 +61,17 @@ impl Fixture {
         self.path("camsync.yaml")
     }
 
+    /// Rewrites camsync.yaml's `source:` section (a file by default) to `source` (YAML lines).
+    pub fn set_source(&self, source: &str) {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        assert!(
+            text.starts_with("source:\n  file: cameras.yaml\n"),
+            "{text}"
+        );
+        let text = text.replacen("source:\n  file: cameras.yaml\n", source, 1);
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
     /// Writes camsync.yaml; `extra` is appended (top-level keys).
     pub fn write_config(&self, extra: &str) {
         self.write_config_with_resync("1h", extra);
@@ -96,7 +109,7 @@ impl Fixture {
     /// A fresh camsync "process": config, inventory, ledger, reconciler; then one sync.
     pub async fn sync(&self) -> SyncReport {
         let config = self.config();
-        let inventory = load_inventory(&config).unwrap();
+        let inventory = load_inventory(&config).await.unwrap();
         reconciler(&config, LedgerMode::ReadWrite)
             .unwrap()
             .sync(&inventory)
@@ -105,7 +118,7 @@ impl Fixture {
 
     pub async fn plan(&self) -> SyncReport {
         let config = self.config();
-        let inventory = load_inventory(&config).unwrap();
+        let inventory = load_inventory(&config).await.unwrap();
         reconciler(&config, LedgerMode::DryRun)
             .unwrap()
             .plan(&inventory)
