@@ -85,6 +85,15 @@ pub struct RoundOutcome {
     pub resync: bool,
     /// Writes the round made (re-adds and restarts).
     pub writes: usize,
+    /// The proxy probes the round made.
+    pub probes: Vec<ProbeSample>,
+}
+
+/// One proxy probe: how long it took and whether the stream was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSample {
+    pub latency: Duration,
+    pub ok: bool,
 }
 
 struct Pair {
@@ -155,8 +164,11 @@ impl TargetMonitor {
             });
         }
         let status = self.target.status().await.ok();
-        let observations = self.observe(cameras, status.as_ref(), now).await;
-        let mut outcome = RoundOutcome::default();
+        let (observations, probes) = self.observe(cameras, status.as_ref(), now).await;
+        let mut outcome = RoundOutcome {
+            probes,
+            ..RoundOutcome::default()
+        };
         for (camera, seen) in observations {
             let Some(pair) = self.pairs.get_mut(&camera) else {
                 continue;
@@ -195,13 +207,13 @@ impl TargetMonitor {
         outcome
     }
 
-    /// Builds one observation per pair: passive signals, then probes where needed.
+    /// Builds one observation per pair: passive signals, then probes where needed (timed).
     async fn observe(
         &mut self,
         cameras: &BTreeMap<String, Camera>,
         status: Option<&BTreeMap<String, StreamStatus>>,
         now: Instant,
-    ) -> Vec<(String, Observation)> {
+    ) -> (Vec<(String, Observation)>, Vec<ProbeSample>) {
         let permits = Arc::new(Semaphore::new(PROBES_IN_FLIGHT));
         let mut probes = JoinSet::new();
         let mut seen = Vec::new();
@@ -258,30 +270,35 @@ impl TargetMonitor {
             let name = camera.clone();
             probes.spawn(async move {
                 let _permit = permits.acquire_owned().await;
+                let started = std::time::Instant::now();
                 let proxy = match probe.describe().await {
                     Ok(answer) if answer.status == 200 => ProxyAnswer::Ok,
                     _ => ProxyAnswer::Failed,
+                };
+                let sample = ProbeSample {
+                    latency: started.elapsed(),
+                    ok: proxy == ProxyAnswer::Ok,
                 };
                 let camera = match (proxy, camera_addr) {
                     (ProxyAnswer::Failed, Some(addr)) => reach(&addr, camera_timeout).await,
                     _ => CameraReach::Unknown,
                 };
-                (
-                    name,
-                    Observation {
-                        listing,
-                        proxy,
-                        camera,
-                    },
-                )
+                let seen = Observation {
+                    listing,
+                    proxy,
+                    camera,
+                };
+                (name, seen, sample)
             });
         }
+        let mut samples = Vec::new();
         while let Some(done) = probes.join_next().await {
-            if let Ok(result) = done {
-                seen.push(result);
+            if let Ok((name, observation, sample)) = done {
+                seen.push((name, observation));
+                samples.push(sample);
             }
         }
-        seen
+        (seen, samples)
     }
 
     /// Re-adds (or deletes and re-adds) the stream; the number of writes it took.
