@@ -5,7 +5,7 @@
 //!   `/readyz`, `/metrics` and `/v1/openapi.json`). Without one, the config guarantees the
 //!   listener is on loopback.
 //! - **Webhook signature** (`api.webhook_secret_env` / `_file`): headers
-//!   `X-Camsync-Timestamp: <Unix seconds>` and
+//!   `X-Camsync-Timestamp: <Unix seconds, optionally with a fraction>` and
 //!   `X-Camsync-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. A timestamp
 //!   further than `api.webhook_window` from now is stale; a signature already accepted is a
 //!   replay. Either is refused. The webhook takes a valid signature or the bearer token.
@@ -132,10 +132,11 @@ impl Auth {
         let Some(timestamp) = header(headers, TIMESTAMP_HEADER) else {
             return unauthorized(format!("missing {TIMESTAMP_HEADER} (Unix seconds)"));
         };
-        let Ok(seconds) = timestamp.parse::<u64>() else {
-            return unauthorized(format!("{TIMESTAMP_HEADER} must be a Unix time in seconds"));
+        let Some(sent) = parse_timestamp(timestamp) else {
+            return unauthorized(format!(
+                "{TIMESTAMP_HEADER} must be a Unix time in seconds, such as 1700000000 or 1700000000.123"
+            ));
         };
-        let sent = UNIX_EPOCH + Duration::from_secs(seconds);
         let skew = now.duration_since(sent).unwrap_or_else(|e| e.duration());
         if skew > self.window {
             return unauthorized(format!(
@@ -168,7 +169,7 @@ impl Auth {
         }
         if seen.contains_key(&tag) {
             return Err(ApiError::Unauthorized(
-                "replayed: this signature was already accepted; sign each delivery with a fresh timestamp (or add a \"nonce\")".into(),
+                "replayed: this signature was already accepted; sign each delivery with a fresh timestamp (with a fraction, e.g. `date +%s.%N`) or add a \"nonce\" to the body".into(),
             ));
         }
         if seen.len() >= MAX_REMEMBERED {
@@ -179,6 +180,22 @@ impl Auth {
         seen.insert(tag, expires);
         Ok(())
     }
+}
+
+/// Unix seconds, optionally with a fraction (`date +%s.%N`), as sent.
+fn parse_timestamp(text: &str) -> Option<SystemTime> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let nanos: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
+    let nanos: u32 = nanos.parse().ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(whole.parse().ok()?, nanos))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -236,6 +253,32 @@ mod tests {
             sign(SECRET, "1700000000", b"{}"),
             "sha256=b67103b47f6a38d9fb33da47af979d4b13d5be721452e6e70ff2c81b1729b991"
         );
+    }
+
+    #[test]
+    fn timestamps_are_unix_seconds_with_an_optional_fraction() {
+        assert_eq!(parse_timestamp("1700000000"), Some(at(1_700_000_000)));
+        assert_eq!(
+            parse_timestamp("1700000000.25"),
+            Some(at(1_700_000_000) + Duration::from_millis(250))
+        );
+        for bad in ["", ".5", "17e8", "-1", "1.2.3", "12 "] {
+            assert_eq!(parse_timestamp(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_body_twice_in_one_second_passes_with_distinct_timestamps() {
+        let a = auth(None, Some(SECRET));
+        for ts in ["1000.1", "1000.2"] {
+            let mut h = HeaderMap::new();
+            h.insert(TIMESTAMP_HEADER, HeaderValue::from_static(ts));
+            h.insert(
+                SIGNATURE_HEADER,
+                HeaderValue::from_str(&sign(SECRET, ts, b"{}")).unwrap(),
+            );
+            assert!(a.webhook(&h, b"{}", at(1_001)).is_ok(), "{ts}");
+        }
     }
 
     #[test]
