@@ -1007,3 +1007,65 @@ fn check_labels(labels: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A single-threaded runtime: the events below are all published before the event stream's
+/// task can forward any, so the subscriber is certain to fall behind.
+#[tokio::test]
+async fn a_client_that_falls_behind_is_told_how_many_events_it_missed() {
+    use std::sync::Arc;
+
+    use camsync::activity::Activity;
+    use camsync::api::{ApiParts, ApiState};
+    use camsync::config::ApiConfig;
+    use camsync::events::{Event, EventBus};
+    use camsync::ledger::Ledger;
+    use camsync::metrics::Metrics;
+    use camsync::reconcile::Reconciler;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let activity = Arc::new(Activity::with_events(
+        Arc::new(Metrics::new()),
+        EventBus::with_capacity(4),
+    ));
+    let ledger = Arc::new(Ledger::in_memory().unwrap());
+    let shutdown = CancellationToken::new();
+    let state = ApiState::new(ApiParts {
+        config: ApiConfig::default(),
+        activity: activity.clone(),
+        reconciler: Arc::new(Reconciler::new(Vec::new(), ledger, false)),
+        gate: Arc::default(),
+        read_source: Arc::new(|| Ok(Default::default())),
+        shutdown: shutdown.clone(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(api::serve(listener, state, shutdown.clone()));
+    let http = reqwest::Client::new();
+    let mut stream = http.get(format!("{base}/v1/events")).send().await.unwrap();
+    for n in 0..10 {
+        activity.publish(Event::InventoryLoaded {
+            cameras: n,
+            rejected: 0,
+        });
+    }
+    let events = read_events(&mut stream, |e| e["cameras"] == 9).await;
+    assert_eq!(events[0], json!({"type": "missed", "count": 6}));
+    let rest: Vec<u64> = events[1..]
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        rest,
+        [7, 8, 9, 10],
+        "the stream goes on with the newest events"
+    );
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+    let series = parse_exposition(&metrics.text().await.unwrap()).unwrap();
+    assert_eq!(series["camsync_events_missed_total"], 6.0);
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(DEADLINE, server).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "an open event stream does not hold up the shutdown"
+    );
+}
