@@ -136,14 +136,11 @@ pub fn render_text(doc: &Value) -> String {
     let mut rows: Vec<[String; 7]> = vec![header.map(String::from)];
     for (camera, t) in pairs(doc).filter(|(_, t)| t["wanted"] == true) {
         let sync = &t["last_sync"];
-        let last_sync = if sync.is_null() {
-            "-".to_owned()
-        } else {
-            format!(
-                "{} {}",
-                text(&sync["action"], "?"),
-                text(&sync["outcome"], "?")
-            )
+        let last_sync = match (sync["action"].as_str(), sync["outcome"].as_str()) {
+            (None, _) => "-".to_owned(),
+            // Nothing to write: `unchanged`, or why not (`failed`, `refused`).
+            (Some("unchanged"), outcome) => outcome.unwrap_or("?").to_owned(),
+            (Some(action), outcome) => format!("{action} {}", outcome.unwrap_or("?")),
         };
         let health = match &t["health"] {
             Value::Null => "-".to_owned(),
