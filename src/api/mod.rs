@@ -27,7 +27,7 @@ use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use auth::{MAX_REMEMBERED, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+pub use auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 use crate::activity::Activity;
 use crate::config::ApiConfig;
