@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::ledger::{Ledger, LedgerError};
 use crate::reconcile::Reconciler;
 use crate::source::{Inventory, Source, SourceError};
-use crate::target::{self, TargetError};
+use crate::target::{self, Target, TargetError};
 
 /// Reads environment variables for config and secrets.
 pub fn process_env(name: &str) -> Option<String> {
@@ -26,7 +26,17 @@ pub enum AppError {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
+    Status(#[from] crate::status::StatusError),
+    #[error(transparent)]
     File(#[from] crate::atomic_file::AtomicWriteError),
+    #[error(
+        "cannot serve the HTTP API on {addr} (config `api.listen`): {source}; choose a free address and port"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot {what}: {source}")]
     Io {
         what: &'static str,
@@ -52,12 +62,24 @@ pub enum LedgerMode {
 
 /// Builds the reconciler for `config`.
 pub fn reconciler(config: &Config, mode: LedgerMode) -> Result<Reconciler, AppError> {
+    reconciler_wrapping(config, mode, |target| target)
+}
+
+/// [`reconciler`], with each target passed through `wrap` (the daemon times every call).
+pub fn reconciler_wrapping(
+    config: &Config,
+    mode: LedgerMode,
+    wrap: impl Fn(Arc<dyn Target>) -> Arc<dyn Target>,
+) -> Result<Reconciler, AppError> {
     let ledger = if mode == LedgerMode::DryRun && !config.state.exists() {
         Ledger::in_memory()?
     } else {
         Ledger::open(&config.state)?
     };
-    let targets = target::from_config(&config.targets)?;
+    let targets = target::from_config(&config.targets)?
+        .into_iter()
+        .map(wrap)
+        .collect();
     Ok(Reconciler::new(
         targets,
         Arc::new(ledger),

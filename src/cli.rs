@@ -1,4 +1,4 @@
-//! The command line: `sync`, `plan`, `check`, `run`, `demo`.
+//! The command line: `sync`, `plan`, `check`, `run`, `status`, `probe`, `render`, `demo`.
 //!
 //! Exit codes: 0 everything converged (or would); 1 something failed, was refused or a camera
 //! was rejected; 2 the config or the inventory could not be used at all.
@@ -29,6 +29,9 @@ pub struct Cli {
     /// [default: info for `run`, warn for the other commands].
     #[arg(long, global = true, env = "CAMSYNC_LOG")]
     pub log: Option<String>,
+    /// Log format: text (for people) or json (one object per line, for log collectors).
+    #[arg(long, global = true, env = "CAMSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,8 +44,11 @@ pub enum Command {
     Plan(ApplyArgs),
     /// Validate the config and the camera inventory, listing every problem.
     Check(OutputArgs),
-    /// Run as a daemon: watch the inventory, resync periodically, apply changes.
+    /// Run as a daemon: watch the inventory, resync periodically, apply changes, serve the
+    /// HTTP API.
     Run(GuardArgs),
+    /// Ask a running daemon how every camera stands on every target.
+    Status(StatusArgs),
     /// Check every camera's path on every target now: the server's API, then a DESCRIBE
     /// through its RTSP proxy; print each verdict and latency.
     Probe(ProbeArgs),
@@ -59,6 +65,18 @@ pub struct ProbeArgs {
     pub names: Vec<String>,
     /// How long one probe may take; longer than the servers' own dial time.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The daemon's API, e.g. http://127.0.0.1:9180 [default: from the config's api.listen].
+    #[arg(long)]
+    pub api: Option<String>,
+    /// How long to wait for the daemon's answer.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub timeout: std::time::Duration,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -101,6 +119,12 @@ pub enum OutputFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<ExitCode, AppError> {
     match cli.command {
@@ -112,6 +136,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<ExitCode, AppE
             crate::daemon::run(config, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status(args) => status(&cli.config, args).await,
         Command::Probe(args) => probe(&cli.config, args).await,
         Command::Render(args) => render(&cli.config, args).await,
         Command::Demo => crate::demo::run().await,
@@ -138,6 +163,19 @@ async fn sync_or_plan(
     };
     print_report(&report, args.output.output);
     Ok(exit_code(report.ok()))
+}
+
+async fn status(path: &std::path::Path, args: StatusArgs) -> Result<ExitCode, AppError> {
+    let config = config::load(path, &process_env)?;
+    let base = args
+        .api
+        .unwrap_or_else(|| crate::status::base_url(config.api.listen));
+    let doc = crate::status::fetch(&base, config.api.token.as_ref(), args.timeout).await?;
+    match args.output.output {
+        OutputFormat::Text => print!("{}", crate::status::render_text(&doc)),
+        OutputFormat::Json => print_json(&doc),
+    }
+    Ok(exit_code(crate::status::all_well(&doc)))
 }
 
 async fn probe(path: &std::path::Path, args: ProbeArgs) -> Result<ExitCode, AppError> {

@@ -1,23 +1,40 @@
-//! `camsync run`: watch the source, resync periodically, apply changes.
+//! `camsync run`: watch the source, resync periodically, apply changes, serve the HTTP API.
 //!
 //! One task owns the reconciler, so two syncs never run at once. Start-up, a source change, the
-//! resync timer and a server seen to have lost camsync's streams (checked every
-//! `restart_check`: a new run identifier, or a stream camsync owns gone) only mark a sync due; the loop then converges everything (level-triggered).
-//! An inventory that cannot be read keeps the last good one in force and deletes nothing.
+//! resync timer, a sync requested through the API (webhook, `POST /v1/sync`) and a server seen
+//! to have lost camsync's streams (checked every `restart_check`: a new run identifier, or a
+//! stream camsync owns gone) only mark a sync due; the loop then converges everything
+//! (level-triggered). An inventory that cannot be read keeps the last good one in force and
+//! deletes nothing. What the loop and the health monitor do is recorded in [`Activity`]
+//! (events, metrics, per-camera status) for the API.
+//!
+//! Shutdown: the loop stops between syncs (a sync in progress finishes its current write
+//! first), the API stops accepting and ends event streams, and the tasks get
+//! [`SHUTDOWN_GRACE`] to finish.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-use crate::app::{AppError, LedgerMode, reconciler};
+use crate::activity::Activity;
+use crate::api::{self, ApiParts, ApiState};
+use crate::app::{AppError, LedgerMode, reconciler_wrapping};
 use crate::camera::Camera;
 use crate::config::Config;
 use crate::health::monitor::{ActGuard, Settings, TargetMonitor};
+use crate::health::state::State;
+use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
 use crate::source::{Changes, Inventory, Source};
+
+/// How long the daemon's tasks get to finish after shutdown is requested.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the daemon has done so far; readable while it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,19 +89,61 @@ impl Epochs {
     }
 }
 
-/// Runs until `shutdown` is cancelled. A sync in progress finishes its current step first.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
-    run_with_status(config, shutdown, watch::channel(Status::default()).0).await
+/// How [`run_with`] is wired.
+pub struct Wiring {
+    /// Progress, readable while the daemon runs.
+    pub status: watch::Sender<Status>,
+    /// Where the HTTP API listens; `None` runs without it.
+    pub api: Option<TcpListener>,
 }
 
-/// [`run`], publishing progress on `status`.
+/// Runs until `shutdown` is cancelled, serving the HTTP API on `api.listen`. A sync in
+/// progress finishes its current step first.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
+    let addr = config.api.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Listen { addr, source })?;
+    let wiring = Wiring {
+        status: watch::channel(Status::default()).0,
+        api: Some(listener),
+    };
+    run_with(config, shutdown, wiring).await
+}
+
+/// [`run`] without the HTTP API, publishing progress on `status`.
 pub async fn run_with_status(
     config: Config,
     shutdown: CancellationToken,
     status: watch::Sender<Status>,
 ) -> Result<(), AppError> {
-    let reconciler =
-        Arc::new(reconciler(&config, LedgerMode::ReadWrite)?.with_shutdown(shutdown.clone()));
+    let wiring = Wiring { status, api: None };
+    run_with(config, shutdown, wiring).await
+}
+
+/// [`run`], wired as `wiring` says.
+pub async fn run_with(
+    config: Config,
+    shutdown: CancellationToken,
+    wiring: Wiring,
+) -> Result<(), AppError> {
+    run_loop(config, shutdown, wiring)
+        .instrument(tracing::info_span!("daemon"))
+        .await
+}
+
+async fn run_loop(
+    config: Config,
+    shutdown: CancellationToken,
+    wiring: Wiring,
+) -> Result<(), AppError> {
+    let Wiring { status, api } = wiring;
+    let metrics = Arc::new(Metrics::new());
+    let activity = Arc::new(Activity::new(metrics.clone()));
+    let reconciler = Arc::new(
+        reconciler_wrapping(&config, LedgerMode::ReadWrite, |t| metrics.timed(t))?
+            .with_shutdown(shutdown.clone()),
+    );
     let (cameras_tx, cameras_rx) = watch::channel(Arc::new(BTreeMap::new()));
     let (resync_tx, mut resync_rx) = mpsc::channel(1);
     let health = config.health.map(|settings| {
@@ -102,10 +161,27 @@ pub async fn run_with_status(
             cameras: cameras_rx,
             resync: resync_tx,
             status: status.clone(),
+            activity: activity.clone(),
         };
-        tokio::spawn(work.run(settings, shutdown.clone()))
+        tokio::spawn(
+            work.run(settings, shutdown.clone())
+                .instrument(tracing::info_span!("health")),
+        )
     });
-    let source = Source::new(&config);
+    let source = Arc::new(Source::new(&config));
+    let server = api.map(|listener| {
+        let state = ApiState::new(ApiParts {
+            config: config.api.clone(),
+            activity: activity.clone(),
+            reconciler: reconciler.clone(),
+            source: source.clone(),
+            shutdown: shutdown.clone(),
+        });
+        tokio::spawn(
+            api::serve(listener, state, shutdown.clone())
+                .instrument(tracing::info_span!("api_server")),
+        )
+    });
     let changes = source.changes()?;
     let mut inventory: Option<Inventory> = None;
     let mut resync = tokio::time::interval(config.resync);
@@ -130,11 +206,13 @@ pub async fn run_with_status(
                         "inventory loaded"
                     );
                     cameras_tx.send_replace(Arc::new(fresh.cameras.clone()));
+                    activity.inventory_loaded(&fresh);
                     inventory = Some(fresh);
                     status.send_modify(|s| s.inventory_loads += 1);
                 }
                 Err(e) => {
                     tracing::error!("{e}");
+                    activity.source_error(&e.to_string());
                     status.send_modify(|s| {
                         s.source_errors += 1;
                         s.last_source_error = Some(e.to_string());
@@ -146,7 +224,10 @@ pub async fn run_with_status(
             (false, _) => {}
             (true, None) => tracing::warn!("no valid inventory yet; nothing synced"),
             (true, Some(current)) => {
-                let report = reconciler.sync(current).await;
+                let ticket = activity.sync_started();
+                let span = tracing::info_span!("sync", sync = ticket.sync());
+                let report = reconciler.sync(current).instrument(span).await;
+                activity.sync_finished(ticket, current, &report);
                 status.send_modify(|s| {
                     s.syncs += 1;
                     s.last_sync_ok = report.ok();
@@ -159,22 +240,42 @@ pub async fn run_with_status(
             }
         }
         tokio::select! {
+            // A shutdown wins over work that became due at the same time.
+            biased;
             _ = shutdown.cancelled() => break,
             changed = next_change(&mut changes) => (reload, sync_due) = (changed, changed),
             _ = resync.tick() => (reload, sync_due) = (true, true),
             Some(()) = resync_rx.recv() => sync_due = true,
+            _ = activity.sync_requested() => (reload, sync_due) = (true, true),
             _ = restart_check.tick() => {
                 let lost = epochs.lost(&reconciler).await;
                 if !lost.is_empty() {
                     tracing::warn!(targets = ?lost, "server restarted or reloaded; re-applying what camsync owns there");
                     status.send_modify(|s| s.restarts_seen += lost.len() as u64);
+                    for target in &lost {
+                        activity.server_restarted(target);
+                    }
                     sync_due = true;
                 }
             }
         }
     }
-    if let Some(health) = health {
-        let _ = health.await;
+    let stopping = async {
+        if let Some(health) = health {
+            let _ = health.await;
+        }
+        if let Some(Ok(Err(e))) = match server {
+            Some(server) => Some(server.await),
+            None => None,
+        } {
+            tracing::error!(error = %e, "the HTTP API failed");
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, stopping)
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "tasks still busy at shutdown; stopping anyway");
     }
     tracing::info!("camsync stopped");
     Ok(())
@@ -188,6 +289,7 @@ struct HealthLoop {
     cameras: watch::Receiver<Arc<BTreeMap<String, Camera>>>,
     resync: mpsc::Sender<()>,
     status: watch::Sender<Status>,
+    activity: Arc<Activity>,
 }
 
 impl HealthLoop {
@@ -204,6 +306,7 @@ impl HealthLoop {
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => self.round(&vec![true; self.monitors.len()]).await,
                 _ = watch.tick() => {
@@ -258,6 +361,19 @@ impl HealthLoop {
                 s.recoveries += recoveries as u64;
                 s.server_restarts += u64::from(outcome.restarted_server);
             });
+            let states: Vec<(String, State)> = judged
+                .keys()
+                .filter_map(|c| monitor.state(c).map(|s| (c.clone(), s)))
+                .collect();
+            self.activity.health_round(
+                monitor.target_name(),
+                &outcome.events,
+                &states,
+                &outcome.probes,
+            );
+            if outcome.restarted_server {
+                self.activity.server_restarted(monitor.target_name());
+            }
             if outcome.resync {
                 let _ = self.resync.try_send(());
             }

@@ -3,6 +3,8 @@
 //! `ARCHITECTURE.md` (design notes) for the shape: source → inventory → reconciler → targets,
 //! with a ledger of what camsync owns.
 
+pub mod activity;
+pub mod api;
 pub mod app;
 pub mod atomic_file;
 pub mod camera;
@@ -10,8 +12,10 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod events;
 pub mod health;
 pub mod ledger;
+pub mod metrics;
 pub mod profile;
 pub mod reconcile;
 mod rtsp_wire;
@@ -19,6 +23,7 @@ pub mod secret;
 pub mod shard;
 pub mod sim;
 pub mod source;
+pub mod status;
 pub mod target;
 mod yaml;
 pub mod yaml_edit;

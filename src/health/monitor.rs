@@ -100,6 +100,15 @@ pub struct RoundOutcome {
     pub writes: usize,
     /// The round restarted the whole server (the opt-in escalation).
     pub restarted_server: bool,
+    /// The proxy probes the round made.
+    pub probes: Vec<ProbeSample>,
+}
+
+/// One proxy probe: how long it took and whether the stream was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSample {
+    pub latency: Duration,
+    pub ok: bool,
 }
 
 struct Pair {
@@ -201,8 +210,11 @@ impl TargetMonitor {
             });
         }
         let status = self.target.status().await.ok();
-        let observations = self.observe(cameras, status.as_ref(), now).await;
-        let mut outcome = RoundOutcome::default();
+        let (observations, probes) = self.observe(cameras, status.as_ref(), now).await;
+        let mut outcome = RoundOutcome {
+            probes,
+            ..RoundOutcome::default()
+        };
         for (camera, seen) in observations {
             let Some(pair) = self.pairs.get_mut(&camera) else {
                 continue;
@@ -284,13 +296,13 @@ impl TargetMonitor {
         }
     }
 
-    /// Builds one observation per pair: passive signals, then probes where needed.
+    /// Builds one observation per pair: passive signals, then probes where needed (timed).
     async fn observe(
         &mut self,
         cameras: &BTreeMap<String, Camera>,
         status: Option<&BTreeMap<String, StreamStatus>>,
         now: Instant,
-    ) -> Vec<(String, Observation)> {
+    ) -> (Vec<(String, Observation)>, Vec<ProbeSample>) {
         let permits = Arc::new(Semaphore::new(PROBES_IN_FLIGHT));
         let mut probes = JoinSet::new();
         let mut seen = Vec::new();
@@ -350,6 +362,7 @@ impl TargetMonitor {
             let name = camera.clone();
             probes.spawn(async move {
                 let _permit = permits.acquire_owned().await;
+                let started = std::time::Instant::now();
                 let proxy = match probe {
                     None => ProxyAnswer::NotProbed,
                     Some(probe) => match probe.describe().await {
@@ -357,6 +370,10 @@ impl TargetMonitor {
                         _ => ProxyAnswer::Failed,
                     },
                 };
+                let sample = (proxy != ProxyAnswer::NotProbed).then(|| ProbeSample {
+                    latency: started.elapsed(),
+                    ok: proxy == ProxyAnswer::Ok,
+                });
                 // A preloaded go2rtc stream answers DESCRIBE from cached tracks while its camera
                 // is down, and an on-demand DESCRIBE can work while the preload is not armed, so
                 // a frozen stream asks the camera too.
@@ -366,22 +383,22 @@ impl TargetMonitor {
                     }
                     _ => CameraReach::Unknown,
                 };
-                (
-                    name,
-                    Observation {
-                        listing,
-                        proxy,
-                        camera,
-                    },
-                )
+                let seen = Observation {
+                    listing,
+                    proxy,
+                    camera,
+                };
+                (name, seen, sample)
             });
         }
+        let mut samples = Vec::new();
         while let Some(done) = probes.join_next().await {
-            if let Ok(result) = done {
-                seen.push(result);
+            if let Ok((name, observation, sample)) = done {
+                seen.push((name, observation));
+                samples.extend(sample);
             }
         }
-        seen
+        (seen, samples)
     }
 
     /// Re-adds (or deletes and re-adds) the stream; the number of writes it took.

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::camera::Camera;
-use crate::ledger::{Fingerprint, Ledger};
+use crate::ledger::{Fingerprint, Ledger, Owned};
 use crate::source::Inventory;
 use crate::target::{Applied, BatchTarget, Change, Preview, Target, TargetError};
 use plan::{Action, Step, TargetPlan, plan_target};
@@ -99,10 +99,15 @@ impl Reconciler {
         self.gates.get(target).cloned().unwrap_or_default()
     }
 
+    /// The streams camsync owns on `target`, each with the fingerprint of its last confirmed
+    /// write (`None`: written, not yet confirmed). Empty if the ledger cannot be read.
+    pub fn owned(&self, target: &str) -> Owned {
+        self.ledger.owned(target).unwrap_or_default()
+    }
+
     /// The streams camsync wrote on `target` and confirmed: what the health monitor judges.
     pub fn confirmed(&self, target: &str) -> BTreeSet<String> {
-        let owned = self.ledger.owned(target).unwrap_or_default();
-        owned
+        self.owned(target)
             .into_iter()
             .filter(|(_, fp)| fp.is_some())
             .map(|(name, _)| name)

@@ -28,6 +28,18 @@ pub enum Action {
 }
 
 impl Action {
+    /// The name used in reports, events and metrics (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Adopt => "adopt",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Forget => "forget",
+            Action::Unchanged => "unchanged",
+        }
+    }
+
     /// Whether the action calls the server.
     pub fn writes(self) -> bool {
         matches!(
@@ -282,5 +294,19 @@ mod tests {
         let plan = plan_target("g", &keep(0), &owned, &BTreeSet::new(), false);
         assert_eq!(plan.refused, None);
         assert_eq!(plan.count(Action::Forget), 4);
+    }
+
+    #[test]
+    fn action_names_are_the_serialized_names() {
+        for action in [
+            Action::Create,
+            Action::Adopt,
+            Action::Update,
+            Action::Delete,
+            Action::Forget,
+            Action::Unchanged,
+        ] {
+            assert_eq!(serde_json::to_value(action).unwrap(), action.name());
+        }
     }
 }

@@ -31,6 +31,18 @@ pub enum TargetStatus {
     Refused,
 }
 
+impl TargetStatus {
+    /// The name used in reports, events and metrics (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetStatus::Planned => "planned",
+            TargetStatus::Converged => "converged",
+            TargetStatus::Failed => "failed",
+            TargetStatus::Refused => "refused",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
     pub target: String,
@@ -71,6 +83,19 @@ pub enum OutcomeKind {
     Done,
     Partial,
     Failed,
+}
+
+impl OutcomeKind {
+    /// The name used in reports, events and metrics (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutcomeKind::Planned => "planned",
+            OutcomeKind::Unchanged => "unchanged",
+            OutcomeKind::Done => "done",
+            OutcomeKind::Partial => "partial",
+            OutcomeKind::Failed => "failed",
+        }
+    }
 }
 
 /// How one step went.
@@ -219,9 +244,13 @@ impl SyncReport {
                     Action::Delete => '-',
                     Action::Forget | Action::Unchanged => ' ',
                 };
-                let action = serde_json::to_value(s.action).ok();
-                let action = action.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
-                let _ = write!(out, "  {mark} {action:<8} {:<24} {}", s.stream, s.reason);
+                let _ = write!(
+                    out,
+                    "  {mark} {:<8} {:<24} {}",
+                    s.action.name(),
+                    s.stream,
+                    s.reason
+                );
                 match (&s.outcome, &s.detail) {
                     (OutcomeKind::Failed, Some(d)) => {
                         let _ = write!(out, "  FAILED: {d}");
@@ -243,5 +272,35 @@ impl SyncReport {
             let _ = writeln!(out, "rejected {r}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_serialized_names() {
+        for status in [
+            TargetStatus::Planned,
+            TargetStatus::Converged,
+            TargetStatus::Failed,
+            TargetStatus::Refused,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.name());
+        }
+    }
+
+    #[test]
+    fn outcome_names_are_the_serialized_names() {
+        for outcome in [
+            OutcomeKind::Planned,
+            OutcomeKind::Unchanged,
+            OutcomeKind::Done,
+            OutcomeKind::Partial,
+            OutcomeKind::Failed,
+        ] {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.name());
+        }
     }
 }

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use tokio::sync::mpsc;
@@ -88,13 +89,14 @@ pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError
     let file_name = path.file_name().map(ToOwned::to_owned);
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Reading the file (camsync's own reads included) is not a change.
         let touches_file = match &event {
-            Ok(ev) if ev.kind.is_access() => false,
-            Ok(ev) => ev
-                .paths
-                .iter()
-                .any(|p| p.file_name() == file_name.as_deref()),
+            Ok(ev) => {
+                changes_content(&ev.kind)
+                    && ev
+                        .paths
+                        .iter()
+                        .any(|p| p.file_name() == file_name.as_deref())
+            }
             Err(_) => true,
         };
         if touches_file {
@@ -123,6 +125,15 @@ pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError
         }
     });
     Ok((FileWatch { _watcher: watcher }, rx))
+}
+
+/// Whether an event may have changed the file. Opening or reading it does not: camsync reads
+/// the file itself after every change, which must not count as one.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(access) => *access == AccessKind::Close(AccessMode::Write),
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -228,5 +239,19 @@ mod tests {
             inv.cameras["j"].sources[0].expose(),
             "rtsp://u:1234@192.0.2.1/x"
         );
+    }
+
+    #[tokio::test]
+    async fn reading_the_file_is_no_change_and_writing_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cameras.yaml");
+        std::fs::write(&path, "cameras: []\n").unwrap();
+        let (_watch, mut changes) = watch(&path).unwrap();
+        std::fs::read_to_string(&path).unwrap();
+        let quiet = tokio::time::timeout(DEBOUNCE * 3, changes.recv()).await;
+        assert!(quiet.is_err(), "a read was reported as a change");
+        std::fs::write(&path, "cameras: []\n# edited\n").unwrap();
+        let changed = tokio::time::timeout(DEBOUNCE * 10, changes.recv()).await;
+        assert_eq!(changed, Ok(Some(())));
     }
 }

@@ -1,0 +1,355 @@
+//! The daemon's HTTP API (axum): webhook, status, forced reconnect, plan, events, metrics and
+//! health probes. [`routes`] is the one list of routes: the router is built from it and the
+//! OpenAPI document is checked against it.
+//!
+//! The API never writes to a server on its own: the webhook and `POST /v1/sync` only request
+//! a sync from the daemon's loop ([`Activity::request_sync`]); a reconnect re-registers one
+//! camera under each target's write gate, so it never overlaps a sync's step there. No answer, log line or
+//! metric label holds a credential: cameras are shown with redacted sources.
+
+mod auth;
+mod cameras;
+mod probes;
+mod sse;
+mod sync;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+
+use crate::activity::Activity;
+use crate::config::ApiConfig;
+use crate::reconcile::Reconciler;
+use crate::source::Source;
+
+/// The largest request body accepted (a webhook naming many cameras fits easily); larger
+/// bodies are refused with 413 before anything else is looked at.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone who can reach the listener.
+    Open,
+    /// The bearer token, when one is configured.
+    Token,
+    /// A webhook signature, or the bearer token (checked by the handler: it needs the body).
+    Webhook,
+}
+
+/// One route of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+fn table() -> Vec<(Route, MethodRouter<ApiState>)> {
+    let route = |method: Method, path, access| Route {
+        method,
+        path,
+        access,
+    };
+    vec![
+        (
+            route(Method::GET, "/healthz", Access::Open),
+            get(probes::healthz),
+        ),
+        (
+            route(Method::GET, "/readyz", Access::Open),
+            get(probes::readyz),
+        ),
+        (
+            route(Method::GET, "/metrics", Access::Open),
+            get(probes::metrics),
+        ),
+        (
+            route(Method::GET, "/v1/openapi.json", Access::Open),
+            get(probes::openapi),
+        ),
+        (
+            route(Method::POST, "/v1/webhook/camera-changed", Access::Webhook),
+            post(sync::webhook),
+        ),
+        (
+            route(Method::POST, "/v1/sync", Access::Token),
+            post(sync::sync_now),
+        ),
+        (
+            route(Method::GET, "/v1/syncs/{id}", Access::Token),
+            get(sync::result),
+        ),
+        (
+            route(Method::GET, "/v1/plan", Access::Token),
+            get(sync::plan),
+        ),
+        (
+            route(Method::GET, "/v1/cameras", Access::Token),
+            get(cameras::list),
+        ),
+        (
+            route(Method::GET, "/v1/cameras/{name}", Access::Token),
+            get(cameras::one),
+        ),
+        (
+            route(Method::POST, "/v1/cameras/{name}/reconnect", Access::Token),
+            post(cameras::reconnect),
+        ),
+        (
+            route(Method::GET, "/v1/events", Access::Token),
+            get(sse::events),
+        ),
+    ]
+}
+
+/// Every route the API serves.
+pub fn routes() -> Vec<Route> {
+    table().into_iter().map(|(route, _)| route).collect()
+}
+
+/// The OpenAPI 3 description of [`routes`].
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// What the handlers share.
+pub struct Shared {
+    auth: auth::Auth,
+    activity: Arc<Activity>,
+    reconciler: Arc<Reconciler>,
+    /// The camera inventory, read again by a webhook.
+    source: Arc<Source>,
+    shutdown: CancellationToken,
+}
+
+/// The handlers' state; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState(Arc<Shared>);
+
+impl std::ops::Deref for ApiState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`ApiState::new`] is built from.
+pub struct ApiParts {
+    pub config: ApiConfig,
+    pub activity: Arc<Activity>,
+    pub reconciler: Arc<Reconciler>,
+    pub source: Arc<Source>,
+    /// Ends event streams, so that a graceful shutdown is not held up by them.
+    pub shutdown: CancellationToken,
+}
+
+impl ApiState {
+    pub fn new(parts: ApiParts) -> ApiState {
+        ApiState(Arc::new(Shared {
+            auth: auth::Auth::new(&parts.config),
+            activity: parts.activity,
+            reconciler: parts.reconciler,
+            source: parts.source,
+            shutdown: parts.shutdown,
+        }))
+    }
+}
+
+/// The router over [`routes`], with the body limit, the token check and per-request spans and
+/// metrics.
+pub fn router(state: ApiState) -> Router {
+    let mut router = Router::new();
+    for (route, handler) in table() {
+        let handler = match route.access {
+            Access::Token => {
+                handler.route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+            }
+            Access::Open | Access::Webhook => handler,
+        };
+        router = router.route(route.path, handler);
+    }
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown`; then stops accepting and lets requests in
+/// flight finish (event streams end at once).
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP API listening");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    match state.auth.bearer(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// One span per request and `camsync_http_requests_total`, by route template (never the raw
+/// path or query).
+async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let span = tracing::info_span!("api", method = %request.method(), route = %route);
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    state.activity.metrics().request(&route, status);
+    span.in_scope(|| tracing::debug!(status, "answered"));
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see GET /v1/openapi.json".into())
+}
+
+/// Why a request was refused; each maps to one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("the request body is larger than {BODY_LIMIT} bytes")]
+    TooLarge,
+    #[error("{0}")]
+    TooMany(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (
+            status,
+            axum::Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The body of a request, or why it cannot be had.
+fn body(body: Result<axum::body::Bytes, BytesRejection>) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        _ => ApiError::BadRequest(format!("cannot read the body: {}", rejection.body_text())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The security each access level must declare in the document.
+    fn security(access: Access) -> serde_json::Value {
+        match access {
+            Access::Open => serde_json::json!([]),
+            Access::Token => serde_json::json!([{ "bearer": [] }]),
+            Access::Webhook => serde_json::json!([
+                { "webhookSignature": [], "webhookTimestamp": [] },
+                { "bearer": [] }
+            ]),
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_served() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let mut documented = BTreeMap::new();
+        for (path, operations) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                documented.insert(
+                    (method.to_uppercase(), path.clone()),
+                    operation["security"].clone(),
+                );
+            }
+        }
+        let served: BTreeMap<(String, String), serde_json::Value> = routes()
+            .into_iter()
+            .map(|r| {
+                (
+                    (r.method.to_string(), r.path.to_owned()),
+                    security(r.access),
+                )
+            })
+            .collect();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn every_reference_in_the_openapi_document_resolves() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        match (k.as_str(), v.as_str()) {
+                            ("$ref", Some(r)) => out.push(r.to_owned()),
+                            _ => refs(v, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let pointer = r.trim_start_matches('#');
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
+}

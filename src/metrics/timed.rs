@@ -1,0 +1,117 @@
+//! A target wrapper that times every call to its server ([`Metrics`]'s
+//! `camsync_target_call_duration_seconds`) and otherwise passes everything through unchanged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Metrics;
+use crate::camera::Camera;
+use crate::target::{
+    Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamStatus, Target, TargetError,
+};
+
+pub struct TimedTarget {
+    inner: Arc<dyn Target>,
+    metrics: Arc<Metrics>,
+}
+
+impl TimedTarget {
+    pub fn new(inner: Arc<dyn Target>, metrics: Arc<Metrics>) -> TimedTarget {
+        TimedTarget { inner, metrics }
+    }
+
+    fn time<'a, T: Send + 'a>(
+        &'a self,
+        operation: &'static str,
+        call: BoxFuture<'a, Result<T, TargetError>>,
+    ) -> BoxFuture<'a, Result<T, TargetError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = call.await;
+            self.metrics.call(
+                self.inner.name(),
+                operation,
+                result.is_ok(),
+                started.elapsed(),
+            );
+            result
+        })
+    }
+}
+
+impl Target for TimedTarget {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn render(&self, camera: &Camera) -> String {
+        self.inner.render(camera)
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
+        self.time("list", self.inner.list())
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+        self.time("status", self.inner.status())
+    }
+
+    fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        self.time("upsert", self.inner.upsert(camera))
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        self.time("delete", self.inner.delete(name))
+    }
+
+    fn run_check<'a>(
+        &'a self,
+        canary: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RunCheck, TargetError>> {
+        self.time("run_check", self.inner.run_check(canary))
+    }
+
+    fn recover<'a>(
+        &'a self,
+        camera: &'a Camera,
+        restart: bool,
+    ) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        let operation = if restart { "restart" } else { "re_add" };
+        self.time(operation, self.inner.recover(camera, restart))
+    }
+
+    fn as_batch(&self) -> Option<&dyn BatchTarget> {
+        self.inner.as_batch().map(|_| self as &dyn BatchTarget)
+    }
+}
+
+impl BatchTarget for TimedTarget {
+    fn preview<'a>(
+        &'a self,
+        changes: &'a [Change<'a>],
+    ) -> BoxFuture<'a, Result<Preview, TargetError>> {
+        match self.inner.as_batch() {
+            Some(batch) => self.time("preview", batch.preview(changes)),
+            None => Box::pin(async { Err(not_batch(self.inner.name())) }),
+        }
+    }
+
+    fn write_batch<'a>(
+        &'a self,
+        changes: &'a [Change<'a>],
+    ) -> BoxFuture<'a, Result<Vec<Result<Applied, TargetError>>, TargetError>> {
+        match self.inner.as_batch() {
+            Some(batch) => self.time("write_batch", batch.write_batch(changes)),
+            None => Box::pin(async { Err(not_batch(self.inner.name())) }),
+        }
+    }
+}
+
+/// Unreachable in practice: `as_batch` offers the batch view only when the inner target has one.
+fn not_batch(target: &str) -> TargetError {
+    TargetError::Client {
+        target: target.to_owned(),
+        detail: "this target takes no batch writes".into(),
+    }
+}
