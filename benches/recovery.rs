@@ -21,7 +21,9 @@
 //! Run: `cargo bench --bench recovery`. Environment:
 //! - `CAMSYNC_BENCH_STREAMS` (default 20): cameras per (server, policy);
 //! - `CAMSYNC_BENCH_REPEATS` (default 2): outages per camera and outage length;
-//! - `CAMSYNC_BENCH_LONG=1`: also the 10-minute outage (one outage per camera; ~15 min);
+//! - `CAMSYNC_BENCH_OUTAGES` (default `10,60`): outage lengths in seconds; one over 5 minutes
+//!   is made once per camera;
+//! - `CAMSYNC_BENCH_LONG=1`: adds the 10-minute outage (about 15 min more);
 //! - `CAMSYNC_BENCH_PARTS` (default `recovery,sessions,load`): which parts run;
 //! - `CAMSYNC_BENCH_PATHS` (default 1000): paths per server for the load part.
 
@@ -386,7 +388,8 @@ struct PolicyRun {
     policy: Policy,
     site: Site,
     seen: BTreeMap<Server, watch::Receiver<Seen>>,
-    restarts: Arc<AtomicU64>,
+    /// The fixed policy's stream restarts, per server.
+    restarts: BTreeMap<Server, Arc<AtomicU64>>,
 }
 
 async fn start_policy(
@@ -412,9 +415,10 @@ async fn start_policy(
         Policy::Camsync => site.start_daemon(stop).await?,
         _ => site.sync_once().await?,
     }
-    let restarts = Arc::new(AtomicU64::new(0));
+    let mut restarts = BTreeMap::new();
     if policy == Policy::Fixed {
         for server in [Server::Go2rtc, Server::Mediamtx] {
+            let count: &Arc<AtomicU64> = restarts.entry(server).or_default();
             let serial = Arc::new(Mutex::new(()));
             let api = match server {
                 Server::Go2rtc => site.go2rtc.api_url(),
@@ -426,7 +430,7 @@ async fn start_policy(
                     server,
                     api: api.clone(),
                     serial: serial.clone(),
-                    restarts: restarts.clone(),
+                    restarts: count.clone(),
                 };
                 tokio::spawn(peer.run(name.clone(), camera.url(path), stop.clone()));
             }
@@ -550,11 +554,10 @@ async fn recovery(outage: Duration, n: usize, repeats: u64) -> BenchResult<()> {
                 Server::Go2rtc => run.site.go2rtc.write_count() - before.0,
                 Server::Mediamtx => run.site.mtx.write_count() - before.1,
             };
-            let restarts = if run.policy == Policy::Fixed {
-                run.restarts.load(Ordering::Relaxed).to_string()
-            } else {
-                "-".to_owned()
-            };
+            let restarts = run
+                .restarts
+                .get(&server)
+                .map_or("-".to_owned(), |r| r.load(Ordering::Relaxed).to_string());
             println!(
                 "{:<9} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9} {:>12}",
                 server.name(),
@@ -572,7 +575,6 @@ async fn recovery(outage: Duration, n: usize, repeats: u64) -> BenchResult<()> {
             }
         }
     }
-    println!("(fixed policy's peer restarts: both servers together)");
     for server in [Server::Go2rtc, Server::Mediamtx] {
         let camsync = p95s.get(&(Policy::Camsync, server)).copied().flatten();
         let verdict = match camsync {
@@ -649,16 +651,16 @@ async fn sessions(per_group: usize, window: Duration) -> BenchResult<()> {
     stop.cancel();
 
     let hour = 3600.0 / window.as_secs_f64();
-    let scale = IDLE_PROBE_SCALED.as_secs_f64() / IDLE_PROBE_DEFAULT.as_secs_f64();
     println!(
         "\nRTSP sessions per healthy idle camera per hour: {per_group} cameras per row, window {}",
         secs(window)
     );
     println!(
-        "{:<19} {:>22} {:>26} {:>24}",
+        "{:<19} {:>22} {:>26} {:>13} {:>24}",
         "stream",
         "server alone",
         format!("camsync idle_probe {}s", IDLE_PROBE_SCALED.as_secs()),
+        "probe period",
         "camsync at default 5m"
     );
     for (g, (server, profile)) in groups.iter().enumerate() {
@@ -674,15 +676,30 @@ async fn sessions(per_group: usize, window: Duration) -> BenchResult<()> {
         };
         let (cc, cd) = per_hour(0);
         let (sc, sd) = per_hour(1);
+        // camsync's share: each of its idle probes is one DESCRIBE at the camera. A probe
+        // falls due at the first round after `idle_probe`, so its period is `idle_probe` plus
+        // the wait for that round, whatever `idle_probe` is: measured here, carried over.
+        let probes = cd - sd;
+        let (period, scale) = if probes > 0.0 {
+            let period = 3600.0 / probes;
+            let late = (period - IDLE_PROBE_SCALED.as_secs_f64()).max(0.0);
+            (
+                format!("{period:.1} s"),
+                period / (IDLE_PROBE_DEFAULT.as_secs_f64() + late),
+            )
+        } else {
+            ("-".to_owned(), 0.0)
+        };
         println!(
-            "{:<19} {:>22} {:>26} {:>24}",
+            "{:<19} {:>22} {:>26} {:>13} {:>24}",
             format!("{} {profile}", server.name()),
             format!("{sc:.0} conn, {sd:.0} DESCRIBE"),
             format!("{cc:.0} conn, {cd:.0} DESCRIBE"),
+            period,
             format!(
                 "{:.1} conn, {:.1} DESCRIBE",
                 (cc - sc) * scale + sc,
-                (cd - sd) * scale + sd
+                probes * scale + sd
             ),
         );
     }
@@ -840,11 +857,18 @@ fn main() -> BenchResult<()> {
             "camsync recovery benchmark, simulated servers and cameras on 127.0.0.1 ({parts})"
         );
         if parts.contains("recovery") {
-            for secs in [10, 60] {
-                recovery(Duration::from_secs(secs), n, repeats).await?;
-            }
+            let mut outages: Vec<u64> = std::env::var("CAMSYNC_BENCH_OUTAGES")
+                .unwrap_or_else(|_| "10,60".to_owned())
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect();
             if std::env::var("CAMSYNC_BENCH_LONG").is_ok_and(|v| v == "1") {
-                recovery(Duration::from_secs(600), n, 1).await?;
+                outages.push(600);
+            }
+            for secs in outages {
+                // A long outage is made once per camera: each costs its whole length in wall time.
+                let repeats = if secs > 300 { 1 } else { repeats };
+                recovery(Duration::from_secs(secs), n, repeats).await?;
             }
         }
         if parts.contains("sessions") {
