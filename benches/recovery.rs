@@ -27,6 +27,10 @@
 //! - `CAMSYNC_BENCH_PARTS` (default `recovery,sessions,load`): which parts run;
 //! - `CAMSYNC_BENCH_PATHS` (default 1000): paths per server for the load part.
 
+mod common;
+
+use common::{env_number, percentile};
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,13 +66,6 @@ const FIXED_COOLDOWN: Duration = Duration::from_secs(60);
 const IDLE_PROBE_DEFAULT: Duration = Duration::from_secs(300);
 const IDLE_PROBE_SCALED: Duration = Duration::from_secs(10);
 const GOAL: Duration = Duration::from_secs(1);
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A uniform number in [0, 1).
 fn unit() -> f64 {
@@ -487,11 +484,6 @@ async fn outages(
 }
 
 /// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.max(1) - 1).copied()
-}
-
 async fn recovery(outage: Duration, n: usize, repeats: u64) -> BenchResult<()> {
     let stop = CancellationToken::new();
     let mut runs = Vec::new();

@@ -14,6 +14,10 @@
 //!
 //! Run: `cargo bench --bench source`.
 
+mod common;
+
+use common::{env_number, percentile};
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,13 +37,6 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 const SQLITE_SCHEMA: &str = include_str!("../examples/sqlite/schema.sql");
 const POSTGRES_SCHEMA: &str = include_str!("../examples/postgres/schema.sql");
 const LATENCY_CAMERAS: usize = 100;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn url(camera: usize, version: usize) -> String {
     format!(
@@ -144,10 +141,6 @@ impl Servers {
     }
 }
 
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[((sorted.len() - 1) * p).div_ceil(100)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
@@ -193,8 +186,8 @@ async fn change_latency(
     latencies.sort();
     println!(
         "{label:<44} p50 {:>10}   p99 {:>10}   max {:>10}   ({changes} changes)",
-        ms(percentile(&latencies, 50)),
-        ms(percentile(&latencies, 99)),
+        ms(percentile(&latencies, 0.50).unwrap_or_default()),
+        ms(percentile(&latencies, 0.99).unwrap_or_default()),
         ms(latencies[latencies.len() - 1]),
     );
     Ok(())
@@ -217,7 +210,7 @@ async fn reread(label: &str, config: &Config, db: &Db, rows: usize) -> BenchResu
     reads.sort();
     println!(
         "{label:<44} re-read of {rows:>5} rows: median {:>10}   max {:>10}",
-        ms(percentile(&reads, 50)),
+        ms(percentile(&reads, 0.50).unwrap_or_default()),
         ms(reads[reads.len() - 1])
     );
     Ok(())
@@ -248,7 +241,7 @@ async fn no_change_sync(config: &Config, rows: usize) -> BenchResult<()> {
         "{:<44} cold sync {:>10}   re-read + no-change sync: median {:>10}",
         format!("both servers, {rows} cameras"),
         ms(cold),
-        ms(percentile(&runs, 50))
+        ms(percentile(&runs, 0.50).unwrap_or_default())
     );
     Ok(())
 }
@@ -331,12 +324,12 @@ async fn writer_while_reading(label: &str, config: &Config, path: &Path) -> Benc
     println!(
         "{:<44} alone p50 {:>7} p99 {:>7} max {:>8};  during {READS} re-reads ({} commits) p50 {:>7} p99 {:>7} max {:>8}",
         format!("sqlite {label}: NVR commit"),
-        us(percentile(&alone, 50)),
-        us(percentile(&alone, 99)),
+        us(percentile(&alone, 0.50).unwrap_or_default()),
+        us(percentile(&alone, 0.99).unwrap_or_default()),
         us(alone[alone.len() - 1]),
         busy.len(),
-        us(percentile(&busy, 50)),
-        us(percentile(&busy, 99)),
+        us(percentile(&busy, 0.50).unwrap_or_default()),
+        us(percentile(&busy, 0.99).unwrap_or_default()),
         us(busy[busy.len() - 1]),
     );
     Ok(())

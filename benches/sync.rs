@@ -12,6 +12,10 @@
 //!   configured path, in µs. The real server re-evaluates its whole configuration on every write
 //!   (about 130 µs per path at 1,000 paths, SERVERS.md), so 130 approximates it.
 
+mod common;
+
+use common::env_number;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,13 +30,6 @@ use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use camsync::source::{Inventory, Record, validate_records};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn target(name: &str, kind: TargetKind, api: String) -> BenchResult<TargetConfig> {
     Ok(TargetConfig {

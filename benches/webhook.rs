@@ -14,6 +14,10 @@
 //! Run: `cargo bench --bench webhook`. `CAMSYNC_BENCH_CAMERAS` (default 100) sets the inventory
 //! size.
 
+mod common;
+
+use common::{env_number, percentile};
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,13 +35,6 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 const KEY: &str = "bench-webhook-key";
 const PASSWORD: &str = "bench-password";
 const SENDERS: usize = 64;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn url(camera: usize, version: usize) -> String {
     format!(
@@ -81,11 +78,6 @@ fn peak_rss_kib() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 struct Bench {
@@ -213,9 +205,9 @@ async fn main() -> BenchResult<()> {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
             "latency, webhook -> both servers updated, {changes} changes: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            ms(percentile(&latencies, 0.5)),
-            ms(percentile(&latencies, 0.9)),
-            ms(percentile(&latencies, 0.99)),
+            ms(percentile(&latencies, 0.5).unwrap_or_default()),
+            ms(percentile(&latencies, 0.9).unwrap_or_default()),
+            ms(percentile(&latencies, 0.99).unwrap_or_default()),
             ms(*latencies.last().unwrap_or(&Duration::ZERO)),
         );
     }
