@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{RwLock, Semaphore};
+use tokio::sync::{RwLock, RwLockReadGuard, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -88,6 +88,14 @@ pub struct HealthEvent {
 pub struct ActGuard<'a> {
     pub gate: &'a RwLock<()>,
     pub owned: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+/// Waits for the sync step in flight on the target, and keeps the next one out while held.
+async fn exclude_syncs<'a>(guard: Option<&'a ActGuard<'_>>) -> Option<RwLockReadGuard<'a, ()>> {
+    match guard {
+        Some(g) => Some(g.gate.read().await),
+        None => None,
+    }
 }
 
 /// What a round asks of the daemon.
@@ -242,10 +250,7 @@ impl TargetMonitor {
                 (Action::ReAdd, Some(c)) => (c, false),
                 (Action::Restart, Some(c)) => (c, true),
             };
-            let _sync_excluded = match guard {
-                Some(g) => Some(g.gate.read().await),
-                None => None,
-            };
+            let _sync_excluded = exclude_syncs(guard).await;
             if guard.is_some_and(|g| !(g.owned)(&camera)) {
                 tracing::debug!(camera = %camera, target_name = %name, "no longer owned: not recovered");
                 continue;
@@ -253,10 +258,7 @@ impl TargetMonitor {
             outcome.writes += self.recover(restart.0, restart.1).await;
         }
         if self.escalation_due(now) {
-            let _sync_excluded = match guard {
-                Some(g) => Some(g.gate.read().await),
-                None => None,
-            };
+            let _sync_excluded = exclude_syncs(guard).await;
             outcome.restarted_server = self.restart_server(now).await;
             outcome.resync |= outcome.restarted_server;
         }
@@ -269,9 +271,12 @@ impl TargetMonitor {
         let Some(window) = self.settings.restart_server else {
             return false;
         };
-        let hopeless = self.pairs.values().filter(|p| p.hopeless).count();
-        hopeless * 2 > self.pairs.len()
+        self.hopeless() * 2 > self.pairs.len()
             && self.last_server_restart.is_none_or(|at| now >= at + window)
+    }
+
+    fn hopeless(&self) -> usize {
+        self.pairs.values().filter(|p| p.hopeless).count()
     }
 
     /// Restarts the whole server, if it can be asked to; whether it was.
@@ -279,7 +284,7 @@ impl TargetMonitor {
         let Some(restart) = self.target.restart_server() else {
             return false;
         };
-        let hopeless = self.pairs.values().filter(|p| p.hopeless).count();
+        let hopeless = self.hopeless();
         tracing::warn!(
             target_name = self.target.name(),
             hopeless,
