@@ -4,48 +4,14 @@ mod common;
 
 use std::time::Duration;
 
-use camsync::daemon::{Status, run_with_status};
+use common::daemon::{DEADLINE, start};
 use common::*;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-
-const DEADLINE: Duration = Duration::from_secs(10);
-
-struct Running {
-    status: watch::Receiver<Status>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), camsync::app::AppError>>,
-}
-
-fn start(f: &Fixture) -> Running {
-    let (tx, status) = watch::channel(Status::default());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_with_status(f.config(), shutdown.clone(), tx));
-    Running {
-        status,
-        shutdown,
-        task,
-    }
-}
-
-impl Running {
-    async fn until(&mut self, what: &str, condition: impl Fn(&Status) -> bool) {
-        let waited = tokio::time::timeout(DEADLINE, self.status.wait_for(|s| condition(s)))
-            .await
-            .map(|r| r.is_ok());
-        assert!(
-            matches!(waited, Ok(true)),
-            "timed out waiting for {what}: {:?}",
-            *self.status.borrow()
-        );
-    }
-}
 
 #[tokio::test]
 async fn file_edits_are_followed_and_broken_edits_delete_nothing() {
     let f = Fixture::new().await;
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
-    let mut d = start(&f);
+    let mut d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1).await;
     assert_eq!(f.names(), sorted(&["a", "b"]));
 
@@ -114,7 +80,7 @@ async fn a_daemon_started_with_a_broken_inventory_deletes_nothing_until_it_is_fi
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a")]);
     f.sync().await;
     std::fs::write(f.path("cameras.yaml"), "").unwrap();
-    let mut d = start(&f);
+    let mut d = start(f.config());
     d.until("the empty file error", |s| s.source_errors == 1)
         .await;
     assert_eq!(f.names(), ["a"]);
@@ -134,7 +100,7 @@ async fn the_periodic_resync_heals_a_restarted_go2rtc() {
     .await;
     f.write_config_with_resync("200ms", "");
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a")]);
-    let mut d = start(&f);
+    let mut d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1).await;
     f.go2rtc.restart().await;
     assert!(f.names().is_empty());
@@ -152,7 +118,7 @@ async fn a_go2rtc_restart_is_noticed_by_its_canary_long_before_the_resync() {
     .await;
     f.write_config_with_resync("1h", "restart_check: 100ms\n");
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
-    let mut d = start(&f);
+    let mut d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1).await;
     f.go2rtc.restart().await;
     d.until("the restart to be noticed and healed", |s| {
@@ -167,7 +133,7 @@ async fn a_go2rtc_restart_is_noticed_by_its_canary_long_before_the_resync() {
 async fn reading_the_inventory_is_not_taken_for_a_change() {
     let f = Fixture::new().await;
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a")]);
-    let mut d = start(&f);
+    let mut d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1).await;
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
     d.until("the edit", |s| s.inventory_loads >= 2).await;
