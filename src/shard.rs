@@ -72,6 +72,7 @@ pub fn select(mut inventory: Inventory, shard: Option<&Shard>) -> Inventory {
                     shard.count,
                     shard.count - 1
                 ),
+                kept: false,
             });
             false
         }

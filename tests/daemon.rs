@@ -74,6 +74,69 @@ async fn file_edits_are_followed_and_broken_edits_delete_nothing() {
     );
 }
 
+/// An editor writing in place leaves the file cut in the middle of an entry for a moment; a
+/// typo makes one camera invalid. Neither may take a working stream away.
+#[tokio::test]
+async fn a_half_saved_file_or_an_invalid_camera_deletes_nothing() {
+    let f = Fixture::new().await;
+    let names: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    let urls: Vec<String> = (0..10)
+        .map(|i| format!("rtsp://192.0.2.{i}/live"))
+        .collect();
+    let cameras: Vec<(&str, &str)> = names
+        .iter()
+        .zip(&urls)
+        .map(|(n, u)| (n.as_str(), u.as_str()))
+        .collect();
+    f.write_cameras(&cameras);
+    let mut d = start(f.config());
+    d.until("the first sync", |s| s.syncs >= 1).await;
+    assert_eq!(f.names(), names);
+    let writes = f.go2rtc.write_count();
+
+    // Cut right after "name: c6": six whole cameras and one without a URL.
+    let good = inventory(&cameras);
+    let cut = good.find("name: c6").unwrap() + "name: c6".len();
+    std::fs::write(f.path("cameras.yaml"), &good[..cut]).unwrap();
+    d.until("the half-saved file to be synced", |s| {
+        s.inventory_loads >= 2 && s.syncs >= 2
+    })
+    .await;
+    assert_eq!(f.names(), names, "a half-saved file deleted streams");
+    assert_eq!(f.go2rtc.write_count(), writes, "nothing may be written");
+
+    // One camera's URL made invalid: it keeps its last good version, the others still change.
+    let mut edited = cameras.clone();
+    edited[3].1 = "rtsp://192.0.2.3/live typo";
+    edited[4].1 = "rtsp://192.0.2.44/live";
+    f.write_cameras(&edited);
+    let moved = common::with_credentials("rtsp://192.0.2.44/live");
+    assert!(
+        eventually(DEADLINE, || f.go2rtc.stream_sources("c4")
+            == Some(vec![moved.clone()]))
+        .await,
+        "the valid edit is applied: {:?}",
+        f.go2rtc.stream_sources("c4")
+    );
+    assert_eq!(f.names(), names, "an invalid camera was deleted");
+    assert_eq!(
+        f.go2rtc.stream_sources("c3"),
+        Some(vec![common::with_credentials("rtsp://192.0.2.3/live")]),
+        "the invalid camera keeps its last good version"
+    );
+    let status = d.current();
+    assert!(status.inventory_loads >= 3, "{status:?}");
+
+    // A camera gone from a whole, valid inventory is deleted.
+    f.write_cameras(&cameras[..9]);
+    assert!(
+        eventually(DEADLINE, || f.names().len() == 9).await,
+        "{:?}",
+        f.names()
+    );
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn a_daemon_started_with_a_broken_inventory_deletes_nothing_until_it_is_fixed() {
     let f = Fixture::new().await;

@@ -27,7 +27,7 @@ use crate::camera::Camera;
 use crate::ledger::{Fingerprint, Ledger, Owned};
 use crate::source::Inventory;
 use crate::target::{Applied, BatchTarget, Change, Preview, Target, TargetError};
-use plan::{Action, Step, TargetPlan, plan_target};
+use plan::{Action, DeletePolicy, Step, TargetPlan, plan_target};
 use report::{Outcome, StepReport, SyncReport, TargetReport, TargetStatus};
 
 /// Retries for one server call: exponential with jitter, only for retryable errors.
@@ -143,20 +143,33 @@ impl Reconciler {
     ) -> Option<Result<Preview, TargetError>> {
         let target = self.targets.iter().find(|t| t.name() == target)?;
         let batch = target.as_batch()?;
-        let work = self.work(target.clone(), Arc::new(inventory.cameras.clone()));
+        let work = self.work(
+            target.clone(),
+            Arc::new(inventory.cameras.clone()),
+            inventory,
+        );
         Some(match work.make_plan().await {
             Ok(plan) => work.preview(batch, &plan.steps).await,
             Err(e) => Err(e),
         })
     }
 
-    fn work(&self, target: Arc<dyn Target>, cameras: Arc<BTreeMap<String, Camera>>) -> TargetWork {
+    /// `cameras` is `inventory`'s, shared by the targets of one run.
+    fn work(
+        &self,
+        target: Arc<dyn Target>,
+        cameras: Arc<BTreeMap<String, Camera>>,
+        inventory: &Inventory,
+    ) -> TargetWork {
         TargetWork {
             gate: self.write_gate(target.name()),
             target,
             ledger: self.ledger.clone(),
             cameras,
-            allow_mass_delete: self.allow_mass_delete,
+            deletes: DeletePolicy {
+                allow_mass_delete: self.allow_mass_delete,
+                hold: !inventory.rejected.is_empty(),
+            },
             retry: self.retry,
             shutdown: self.shutdown.clone(),
         }
@@ -166,7 +179,7 @@ impl Reconciler {
         let cameras = Arc::new(inventory.cameras.clone());
         let mut tasks = JoinSet::new();
         for (index, target) in self.targets.iter().enumerate() {
-            let work = self.work(target.clone(), cameras.clone());
+            let work = self.work(target.clone(), cameras.clone(), inventory);
             tasks.spawn(async move { (index, work.run(apply).await) });
         }
         let mut targets: Vec<Option<TargetReport>> = vec![None; self.targets.len()];
@@ -189,7 +202,7 @@ struct TargetWork {
     gate: Arc<RwLock<()>>,
     ledger: Arc<Ledger>,
     cameras: Arc<BTreeMap<String, Camera>>,
-    allow_mass_delete: bool,
+    deletes: DeletePolicy,
     retry: RetryPolicy,
     shutdown: CancellationToken,
 }
@@ -251,7 +264,7 @@ impl TargetWork {
     /// The write a step makes, if any.
     fn change<'a>(&'a self, step: &'a Step) -> Option<Change<'a>> {
         match step.action {
-            Action::Unchanged | Action::Forget => None,
+            Action::Unchanged | Action::Hold | Action::Forget => None,
             Action::Delete => Some(Change::Delete(&step.name)),
             Action::Create | Action::Adopt | Action::Update => {
                 self.cameras.get(&step.name).map(Change::Upsert)
@@ -266,7 +279,7 @@ impl TargetWork {
         let mut writes: Vec<(&Step, Change<'_>)> = Vec::new();
         for step in steps {
             let change = match step.action {
-                Action::Unchanged | Action::Forget => {
+                Action::Unchanged | Action::Hold | Action::Forget => {
                     reports.push(StepReport::new(step, self.apply_step(step).await));
                     continue;
                 }
@@ -349,13 +362,7 @@ impl TargetWork {
             detail: e.to_string(),
         })?;
         let observed = self.with_retry(|| self.target.list()).await?;
-        Ok(plan_target(
-            name,
-            &desired,
-            &owned,
-            &observed,
-            self.allow_mass_delete,
-        ))
+        Ok(plan_target(name, &desired, &owned, &observed, self.deletes))
     }
 
     async fn with_retry<T, F, Fut>(&self, call: F) -> Result<T, TargetError>
@@ -377,7 +384,7 @@ impl TargetWork {
     async fn apply_step(&self, step: &Step) -> Outcome {
         let target = self.target.name();
         match step.action {
-            Action::Unchanged => Outcome::Unchanged,
+            Action::Unchanged | Action::Hold => Outcome::Unchanged,
             Action::Forget => match self.ledger.forget(target, &step.name) {
                 Ok(()) => Outcome::Done,
                 Err(e) => Outcome::Failed(e.to_string()),

@@ -6,9 +6,13 @@
 //! | yes     | no    | yes       | adopt (overwrite with ours, then owned)  |
 //! | yes     | yes   | no        | create (the server lost it)              |
 //! | yes     | yes   | yes       | update if the fingerprint differs or the last write is unconfirmed, else unchanged |
-//! | no      | yes   | yes       | delete                                   |
+//! | no      | yes   | yes       | delete (hold, while the inventory has rejected entries) |
 //! | no      | yes   | no        | forget (drop from the ledger, no call)   |
 //! | no      | no    | yes       | nothing: not ours                        |
+//!
+//! An inventory with rejected entries is not trusted to say what is gone: a half-saved file
+//! reads as its first cameras plus one broken entry, and a typo in one camera must not take
+//! the others down. Its deletions are held until the inventory is whole again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +27,8 @@ pub enum Action {
     Adopt,
     Update,
     Delete,
+    /// A deletion held back because the inventory has rejected entries.
+    Hold,
     Forget,
     Unchanged,
 }
@@ -35,6 +41,7 @@ impl Action {
             Action::Adopt => "adopt",
             Action::Update => "update",
             Action::Delete => "delete",
+            Action::Hold => "hold",
             Action::Forget => "forget",
             Action::Unchanged => "unchanged",
         }
@@ -91,12 +98,21 @@ impl TargetPlan {
     }
 }
 
+/// What the plan may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletePolicy {
+    /// Delete even more than half of what camsync owns (`--allow-mass-delete`).
+    pub allow_mass_delete: bool,
+    /// Hold every deletion: the inventory has rejected entries.
+    pub hold: bool,
+}
+
 pub fn plan_target(
     target: &str,
     desired: &BTreeMap<String, Fingerprint>,
     owned: &Owned,
     observed: &BTreeSet<String>,
-    allow_mass_delete: bool,
+    deletes: DeletePolicy,
 ) -> TargetPlan {
     let names: BTreeSet<&String> = desired.keys().chain(owned.keys()).collect();
     let mut steps: Vec<Step> = names
@@ -114,6 +130,10 @@ pub fn plan_target(
                     (Action::Update, "camera changed")
                 }
                 (Some(_), Some(Some(_))) => (Action::Unchanged, "up to date"),
+                (None, _) if on_server && deletes.hold => (
+                    Action::Hold,
+                    "not deleted: the inventory has rejected entries; deletions wait until they are fixed",
+                ),
                 (None, _) if on_server => (Action::Delete, "no longer in the inventory"),
                 (None, _) => (Action::Forget, "already gone from the server"),
             };
@@ -128,17 +148,17 @@ pub fn plan_target(
     steps.sort_by_key(|s| match s.action {
         Action::Create | Action::Adopt | Action::Update => 0,
         Action::Delete => 1,
-        Action::Forget | Action::Unchanged => 2,
+        Action::Hold | Action::Forget | Action::Unchanged => 2,
     });
 
-    let deletes = steps.iter().filter(|s| s.action == Action::Delete).count();
+    let deleting = steps.iter().filter(|s| s.action == Action::Delete).count();
     let owned_on_server = owned.keys().filter(|n| observed.contains(*n)).count();
-    let too_many = deletes > 0 && (deletes * 2 > owned_on_server || deletes == owned_on_server);
+    let too_many = deleting > 0 && (deleting * 2 > owned_on_server || deleting == owned_on_server);
     TargetPlan {
         target: target.to_owned(),
         steps,
-        refused: (too_many && !allow_mass_delete).then_some(MassDelete {
-            deletes,
+        refused: (too_many && !deletes.allow_mass_delete).then_some(MassDelete {
+            deletes: deleting,
             owned: owned_on_server,
         }),
     }
@@ -147,6 +167,15 @@ pub fn plan_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const GUARDED: DeletePolicy = DeletePolicy {
+        allow_mass_delete: false,
+        hold: false,
+    };
+    const ALLOWED: DeletePolicy = DeletePolicy {
+        allow_mass_delete: true,
+        hold: false,
+    };
 
     fn fp(s: &str) -> Fingerprint {
         Fingerprint(s.into())
@@ -202,7 +231,7 @@ mod tests {
         let mut desired = desired;
         desired.insert("keep1".into(), fp("a"));
         desired.insert("keep2".into(), fp("a"));
-        let plan = plan_target("g", &desired, &owned, &observed, false);
+        let plan = plan_target("g", &desired, &owned, &observed, GUARDED);
         assert_eq!(
             actions(&plan),
             [
@@ -249,11 +278,11 @@ mod tests {
         let (owned, observed) = owned_and_observed(4);
         // Half is allowed.
         assert_eq!(
-            plan_target("g", &keep(2), &owned, &observed, false).refused,
+            plan_target("g", &keep(2), &owned, &observed, GUARDED).refused,
             None
         );
         // More than half is not.
-        let plan = plan_target("g", &keep(1), &owned, &observed, false);
+        let plan = plan_target("g", &keep(1), &owned, &observed, GUARDED);
         assert_eq!(
             plan.refused,
             Some(MassDelete {
@@ -269,20 +298,20 @@ mod tests {
         );
         // An empty inventory is not.
         assert!(
-            plan_target("g", &keep(0), &owned, &observed, false)
+            plan_target("g", &keep(0), &owned, &observed, GUARDED)
                 .refused
                 .is_some()
         );
         // All of one owned stream is not.
         let (one, one_seen) = owned_and_observed(1);
         assert!(
-            plan_target("g", &keep(0), &one, &one_seen, false)
+            plan_target("g", &keep(0), &one, &one_seen, GUARDED)
                 .refused
                 .is_some()
         );
         // Unless allowed.
         assert_eq!(
-            plan_target("g", &keep(0), &owned, &observed, true).refused,
+            plan_target("g", &keep(0), &owned, &observed, ALLOWED).refused,
             None
         );
     }
@@ -291,9 +320,27 @@ mod tests {
     fn nothing_to_delete_is_never_refused() {
         let (owned, _) = owned_and_observed(4);
         // The server forgot everything (restart): recreate, and forgets are not deletes.
-        let plan = plan_target("g", &keep(0), &owned, &BTreeSet::new(), false);
+        let plan = plan_target("g", &keep(0), &owned, &BTreeSet::new(), GUARDED);
         assert_eq!(plan.refused, None);
         assert_eq!(plan.count(Action::Forget), 4);
+    }
+
+    #[test]
+    fn an_inventory_with_rejected_entries_deletes_nothing_but_still_adds_and_updates() {
+        let (owned, observed) = owned_and_observed(10);
+        let mut desired = keep(6);
+        desired.insert("c0".into(), fp("changed"));
+        desired.insert("new".into(), fp("a"));
+        let hold = DeletePolicy {
+            allow_mass_delete: true,
+            hold: true,
+        };
+        let plan = plan_target("g", &desired, &owned, &observed, hold);
+        assert_eq!(plan.count(Action::Delete), 0);
+        assert_eq!(plan.count(Action::Hold), 4);
+        assert_eq!(plan.count(Action::Update), 1);
+        assert_eq!(plan.count(Action::Create), 1);
+        assert_eq!(plan.refused, None);
     }
 
     #[test]
@@ -303,6 +350,7 @@ mod tests {
             Action::Adopt,
             Action::Update,
             Action::Delete,
+            Action::Hold,
             Action::Forget,
             Action::Unchanged,
         ] {

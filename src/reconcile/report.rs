@@ -61,6 +61,8 @@ pub struct Counts {
     pub adopt: usize,
     pub update: usize,
     pub delete: usize,
+    /// Deletions held back because the inventory has rejected entries.
+    pub hold: usize,
     pub forget: usize,
     pub unchanged: usize,
     pub failed: usize,
@@ -179,6 +181,7 @@ impl TargetReport {
                 Action::Adopt => &mut counts.adopt,
                 Action::Update => &mut counts.update,
                 Action::Delete => &mut counts.delete,
+                Action::Hold => &mut counts.hold,
                 Action::Forget => &mut counts.forget,
                 Action::Unchanged => &mut counts.unchanged,
             } += 1;
@@ -221,13 +224,18 @@ impl SyncReport {
             };
             let _ = writeln!(
                 out,
-                "target {}: {status} — {verb}create {}, adopt {}, update {}, delete {}; {} unchanged{}",
+                "target {}: {status} — {verb}create {}, adopt {}, update {}, delete {}; {} unchanged{}{}",
                 t.target,
                 c.create,
                 c.adopt,
                 c.update,
                 c.delete,
                 c.unchanged,
+                if c.hold > 0 {
+                    format!(", {} deletion(s) held", c.hold)
+                } else {
+                    String::new()
+                },
                 if c.failed > 0 {
                     format!(", {} failed", c.failed)
                 } else {
@@ -242,6 +250,7 @@ impl SyncReport {
                     Action::Create | Action::Adopt => '+',
                     Action::Update => '~',
                     Action::Delete => '-',
+                    Action::Hold => '!',
                     Action::Forget | Action::Unchanged => ' ',
                 };
                 let _ = write!(

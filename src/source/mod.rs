@@ -6,7 +6,9 @@
 //! good inventory and delete nothing.
 //!
 //! [`Source`] is the one place the rest of camsync reads an inventory from and learns of its
-//! changes, whatever kind the config names: a file, an SQLite database or Postgres.
+//! changes, whatever kind the config names: a file, an SQLite database or Postgres. A camera
+//! that was valid and is now rejected keeps its last good version (see [`Rejection::kept`]),
+//! so a typo or a half-saved edit never takes a working stream away.
 
 pub mod columns;
 pub mod file;
@@ -38,11 +40,35 @@ pub struct Rejection {
     /// Where the record is, e.g. `cameras.yaml:12`.
     pub location: String,
     pub reason: String,
+    /// The camera was valid at the last read: its last good version stays in force (on the
+    /// servers, and in the inventory's cameras) until the record is fixed.
+    pub kept: bool,
 }
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.location, self.reason)
+        write!(f, "{}: {}", self.location, self.reason)?;
+        if self.kept {
+            f.write_str(" (its last good version stays in force)")?;
+        }
+        Ok(())
+    }
+}
+
+impl Inventory {
+    /// Puts back the version in `last_good` of each camera that is rejected now and has no
+    /// valid record: a camera that was valid and becomes invalid is kept, not deleted.
+    fn keep_last_good(&mut self, last_good: &BTreeMap<String, Camera>) {
+        for rejection in &mut self.rejected {
+            if self.cameras.contains_key(&rejection.camera) {
+                continue; // a duplicate: the first record stands
+            }
+            if let Some(camera) = last_good.get(&rejection.camera) {
+                self.cameras
+                    .insert(rejection.camera.clone(), camera.clone());
+                rejection.kept = true;
+            }
+        }
     }
 }
 
@@ -83,6 +109,8 @@ pub struct Source {
     targets: BTreeMap<String, TargetKind>,
     profiles: Profiles,
     shard: Option<crate::shard::Shard>,
+    /// The valid cameras of the last successful read.
+    last_good: std::sync::Mutex<BTreeMap<String, Camera>>,
 }
 
 enum Kind {
@@ -111,18 +139,27 @@ impl Source {
             targets: config.target_kinds(),
             profiles: config.profiles.clone(),
             shard: config.shard.clone(),
+            last_good: Default::default(),
         }
     }
 
     /// Reads and validates the inventory. An error means "keep the last good one".
-    /// Only this instance's shard is kept (everything when not sharded).
+    /// Only this instance's shard is kept (everything when not sharded). A camera rejected now
+    /// that was valid at the last read keeps that version.
     pub async fn load(&self) -> Result<Inventory, SourceError> {
         let inventory = match &self.kind {
             Kind::File(path) => file::load(path, &self.context())?,
             Kind::Sqlite(db) => validate_records(db.read().await?, &self.context()),
             Kind::Postgres(db) => validate_records(db.read().await?, &self.context()),
         };
-        Ok(crate::shard::select(inventory, self.shard.as_ref()))
+        let mut inventory = crate::shard::select(inventory, self.shard.as_ref());
+        let mut last_good = self
+            .last_good
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inventory.keep_last_good(&last_good);
+        last_good.clone_from(&inventory.cameras);
+        Ok(inventory)
     }
 
     fn context(&self) -> ValidationContext<'_> {
@@ -206,6 +243,7 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
             camera: label.clone(),
             location: record.location.clone(),
             reason,
+            kept: false,
         };
         let result = record
             .spec
