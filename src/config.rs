@@ -440,15 +440,27 @@ fn check_one_writer_per_server(targets: &[TargetConfig]) -> Result<(), String> {
     for (i, a) in targets.iter().enumerate() {
         for b in &targets[i + 1..] {
             let same_api = a.api.is_some() && a.api == b.api;
-            let same_file = a.path.is_some() && a.path == b.path;
-            if same_file || same_api {
-                let what = if same_file {
-                    "the same file"
-                } else {
-                    "the same server API"
-                };
+            let written = |t: &'_ TargetConfig| {
+                t.path
+                    .iter()
+                    .chain(&t.env_file)
+                    .map(|p| p.to_path_buf())
+                    .collect::<Vec<_>>()
+            };
+            let shared = written(a)
+                .into_iter()
+                .find(|p| written(b).iter().any(|q| same_file(p, q)));
+            if let Some(file) = shared {
                 return Err(format!(
-                    "targets {:?} and {:?} both write {what}; keep one source of truth per server: \
+                    "targets {:?} and {:?} both write the same file {}; give each target its own file",
+                    a.name,
+                    b.name,
+                    file.display()
+                ));
+            }
+            if same_api {
+                return Err(format!(
+                    "targets {:?} and {:?} both write the same server API; keep one source of truth per server: \
                      either its API (kind go2rtc/mediamtx) or its file (kind go2rtc-file/mediamtx-file, \
                      with `api:` only to observe it)",
                     a.name, b.name
@@ -457,6 +469,41 @@ fn check_one_writer_per_server(targets: &[TargetConfig]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether two paths name one file however they are spelled (`g.yaml`, `./g.yaml`, `x/../g.yaml`,
+/// a symlink, a hard link): the same device and inode when both exist, else the same place once
+/// the directories are resolved.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return (ma.dev(), ma.ino()) == (mb.dev(), mb.ino());
+    }
+    resolved(a) == resolved(b)
+}
+
+/// `path` with its directory resolved (symlinks, `..`) where it exists, else lexically.
+fn resolved(path: &Path) -> PathBuf {
+    let lexical: PathBuf = path.components().fold(PathBuf::new(), |mut out, c| {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+        out
+    });
+    match (lexical.parent(), lexical.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .map(|d| d.join(name))
+        .unwrap_or(lexical),
+        _ => lexical,
+    }
 }
 
 /// `CAMSYNC_SOURCE_FILE`, `CAMSYNC_STATE`, `CAMSYNC_RESYNC`, `CAMSYNC_ALLOW_MASS_DELETE`.
@@ -761,6 +808,34 @@ resync: 30s
             "  - name: a\n    kind: go2rtc-file\n    path: g.yaml\n  - name: b\n    kind: go2rtc-file\n    path: g.yaml\n",
         );
         assert!(err(&same_file).contains("the same file"));
+        // However it is spelled.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let spelled = |b: &str| {
+            with_targets(&format!(
+                "  - name: a\n    kind: go2rtc-file\n    path: g.yaml\n  - name: b\n    kind: go2rtc-file\n    path: {b}\n"
+            ))
+        };
+        let config = dir.path().join("c.yaml");
+        let absolute = format!("{}/sub/../g.yaml", dir.path().display());
+        for b in ["./g.yaml", "sub/../g.yaml", absolute.as_str()] {
+            let e = parse(&spelled(b), &config, &no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("the same file"), "{b}: {e}");
+        }
+        // The same file by another name (a symlink) once it exists.
+        std::fs::write(dir.path().join("g.yaml"), "streams: {}\n").unwrap();
+        std::os::unix::fs::symlink("g.yaml", dir.path().join("link.yaml")).unwrap();
+        let e = parse(&spelled("link.yaml"), &config, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the same file"), "{e}");
+        // An env file is written too.
+        let env_clash = with_targets(
+            "  - name: a\n    kind: go2rtc-file\n    path: g.yaml\n    env_file: go2rtc.env\n  - name: b\n    kind: go2rtc-file\n    path: h.yaml\n    env_file: ./go2rtc.env\n",
+        );
+        assert!(err(&env_clash).contains("the same file"));
         // A file target that only observes its server's API is fine on its own.
         let observe = with_targets(
             "  - name: file\n    kind: mediamtx-file\n    path: m.yml\n    api: http://127.0.0.1:9997\n",
