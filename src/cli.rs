@@ -3,6 +3,7 @@
 //! Exit codes: 0 everything converged (or would); 1 something failed, was refused or a camera
 //! was rejected; 2 the config or the inventory could not be used at all.
 
+use crate::output::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -172,7 +173,7 @@ async fn status(path: &std::path::Path, args: StatusArgs) -> Result<ExitCode, Ap
         .unwrap_or_else(|| crate::status::base_url(config.api.listen));
     let doc = crate::status::fetch(&base, config.api.token.as_ref(), args.timeout).await?;
     match args.output.output {
-        OutputFormat::Text => print!("{}", crate::status::render_text(&doc)),
+        OutputFormat::Text => out!("{}", crate::status::render_text(&doc)),
         OutputFormat::Json => print_json(&doc),
     }
     Ok(exit_code(crate::status::all_well(&doc)))
@@ -202,7 +203,7 @@ async fn probe(path: &std::path::Path, args: ProbeArgs) -> Result<ExitCode, AppE
     let targets = CheckedTarget::from_config(&config)?;
     let checks = check::check(&targets, &cameras, args.timeout).await;
     match args.output.output {
-        OutputFormat::Text => print!("{}", check::render_text(&checks)),
+        OutputFormat::Text => out!("{}", check::render_text(&checks)),
         OutputFormat::Json => print_json(&checks),
     }
     Ok(exit_code(checks.iter().all(|c| {
@@ -242,7 +243,7 @@ async fn render(path: &std::path::Path, args: RenderArgs) -> Result<ExitCode, Ap
             args.target
         )));
     };
-    print!("{}", preview?.after);
+    out!("{}", preview?.after);
     if let Some(env_file) = &args.env_file {
         let cameras = inventory
             .cameras
@@ -259,14 +260,14 @@ async fn render(path: &std::path::Path, args: RenderArgs) -> Result<ExitCode, Ap
 
 pub fn print_report(report: &SyncReport, format: OutputFormat) {
     match format {
-        OutputFormat::Text => print!("{}", report.render_text()),
+        OutputFormat::Text => out!("{}", report.render_text()),
         OutputFormat::Json => print_json(report),
     }
 }
 
 fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => outln!("{text}"),
         Err(e) => eprintln!("cannot encode the report as JSON: {e}"),
     }
 }
@@ -319,12 +320,12 @@ async fn check(path: &std::path::Path, format: OutputFormat) -> ExitCode {
         OutputFormat::Json => print_json(&report),
         OutputFormat::Text => {
             for e in &report.errors {
-                println!("error: {e}");
+                outln!("error: {e}");
             }
             for r in &report.rejected {
-                println!("rejected {r}");
+                outln!("rejected {r}");
             }
-            println!(
+            outln!(
                 "{}: {} valid camera(s), {} rejected, {} other problem(s)",
                 if report.ok { "ok" } else { "problems found" },
                 report.cameras,

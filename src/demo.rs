@@ -3,6 +3,7 @@
 //! directory, syncs, edits the inventory, restarts both servers, and prints each step's plan
 //! and result.
 
+use crate::output::outln;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
@@ -71,13 +72,13 @@ pub async fn run() -> Result<ExitCode, AppError> {
     .await
     .map_err(io("start the MediaMTX simulator"))?;
 
-    println!("camsync demo: everything below runs on 127.0.0.1 in this process.\n");
-    println!(
+    outln!("camsync demo: everything below runs on 127.0.0.1 in this process.\n");
+    outln!(
         "  simulated go2rtc  API {}  RTSP {}",
         go2rtc.api_url(),
         go2rtc.rtsp_url()
     );
-    println!(
+    outln!(
         "  simulated cameras {}",
         cameras
             .iter()
@@ -85,10 +86,10 @@ pub async fn run() -> Result<ExitCode, AppError> {
             .collect::<Vec<_>>()
             .join("  ")
     );
-    println!(
+    outln!(
         "  go2rtc already has {HAND_MADE:?}, a stream its user made by hand: camsync must leave it alone."
     );
-    println!("  files in {}\n", dir.path().display());
+    outln!("  files in {}\n", dir.path().display());
 
     let config_path = dir.path().join("camsync.yaml");
     let write =
@@ -138,7 +139,7 @@ pub async fn run() -> Result<ExitCode, AppError> {
     )
     .await?;
     if let Some(path) = servers.mediamtx.path_config("front_door") {
-        println!(
+        outln!(
             "   front_door uses the `recording` profile: MediaMTX record={} sourceOnDemand={}; go2rtc preloads {:?}\n",
             path["record"],
             path["sourceOnDemand"],
@@ -167,7 +168,7 @@ pub async fn run() -> Result<ExitCode, AppError> {
 
     servers.go2rtc.restart().await;
     servers.mediamtx.restart().await;
-    println!(
+    outln!(
         "   (both servers restarted: go2rtc has only its file's streams {:?}, MediaMTX only its file's paths {:?})\n",
         servers.go2rtc.stream_names(),
         servers.mediamtx.path_names()
@@ -181,11 +182,11 @@ pub async fn run() -> Result<ExitCode, AppError> {
     .await?;
     ok &= nightly_reboot(&reconciler, &config, &cameras[0]).await?;
 
-    println!(
+    outln!(
         "streams on go2rtc now: {}",
         servers.go2rtc.stream_names().join(", ")
     );
-    println!(
+    outln!(
         "paths on MediaMTX now: {}",
         servers.mediamtx.path_names().join(", ")
     );
@@ -195,7 +196,7 @@ pub async fn run() -> Result<ExitCode, AppError> {
     } else {
         "GONE (a bug)"
     };
-    println!("{HAND_MADE:?} is {verdict}");
+    outln!("{HAND_MADE:?} is {verdict}");
     ok &= hand_made_kept && servers.go2rtc.crashed().is_none();
     Ok(if ok {
         ExitCode::SUCCESS
@@ -210,9 +211,7 @@ async fn nightly_reboot(
     config: &config::Config,
     camera: &SimCamera,
 ) -> Result<bool, AppError> {
-    println!(
-        "── 5. the front_door camera reboots at night; the health monitor watches both servers"
-    );
+    outln!("── 5. the front_door camera reboots at night; the health monitor watches both servers");
     let settings = Settings {
         idle_probe: Duration::ZERO,
         probe_timeout: Duration::from_secs(3),
@@ -239,7 +238,7 @@ async fn nightly_reboot(
     let start = Instant::now();
     watch_round(&mut monitors, &cameras, start).await;
     camera.stop().await;
-    println!(
+    outln!(
         "   t={:>5} ms  the camera goes down",
         start.elapsed().as_millis()
     );
@@ -258,7 +257,7 @@ async fn nightly_reboot(
         source,
     })?;
     let back = Instant::now();
-    println!(
+    outln!(
         "   t={:>5} ms  the camera answers again",
         start.elapsed().as_millis()
     );
@@ -272,7 +271,7 @@ async fn nightly_reboot(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let served = healthy(&monitors);
-    println!(
+    outln!(
         "   {} {} ms after the camera came back (MediaMTX alone retries a down source every 5 s; go2rtc redials up to 60 s apart)\n",
         if served {
             "front_door healthy on both servers"
@@ -296,7 +295,7 @@ async fn watch_round(
             let recovered = t.recovered_after.map_or(String::new(), |d| {
                 format!(", recovered after {} ms", d.as_millis())
             });
-            println!(
+            outln!(
                 "   t={:>5} ms  {:<8} {} → {}: {}{recovered}",
                 start.elapsed().as_millis(),
                 event.target,
@@ -315,15 +314,15 @@ async fn step(
     servers: &Servers,
     title: &str,
 ) -> Result<bool, AppError> {
-    println!("── {title}");
+    outln!("── {title}");
     let inventory = load_inventory(config).await?;
     let plan = reconciler.plan(&inventory).await;
-    println!("plan:\n{}", indent(&plan.render_text()));
+    outln!("plan:\n{}", indent(&plan.render_text()));
     let before = servers.writes();
     let result = reconciler.sync(&inventory).await;
-    println!("result:\n{}", indent(&result.render_text()));
+    outln!("result:\n{}", indent(&result.render_text()));
     let after = servers.writes();
-    println!(
+    outln!(
         "   write calls seen: go2rtc {}, MediaMTX {}\n",
         after.0 - before.0,
         after.1 - before.1

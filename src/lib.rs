@@ -16,6 +16,7 @@ pub mod events;
 pub mod health;
 pub mod ledger;
 pub mod metrics;
+mod output;
 pub mod profile;
 pub mod reconcile;
 mod rtsp_wire;

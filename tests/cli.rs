@@ -213,3 +213,45 @@ async fn the_demo_runs_and_hides_its_password() {
     );
     assert!(all.contains("front_door healthy on both servers"), "{all}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader, Read};
+    let f = Fixture::new().await;
+    let names: Vec<String> = (0..3000).map(|i| format!("cam{i}")).collect();
+    let cameras: Vec<(&str, &str)> = names
+        .iter()
+        .map(|n| (n.as_str(), "rtsp://192.0.2.1/x"))
+        .collect();
+    f.write_cameras(&cameras);
+    let config = f.config_path();
+    // `camsync plan | head -1`: the plan is far larger than a pipe holds.
+    let (status, first, stderr) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .arg("plan")
+            .env("CAMSYNC_CONFIG", config)
+            .env_remove("CAMSYNC_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (child.wait().unwrap(), first, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(first.contains("target go2rtc"), "{first}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
