@@ -340,3 +340,35 @@ async fn plan_shows_the_file_edit_as_a_diff_and_render_prints_the_file() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn go2rtc_file_is_not_rewritten_when_its_env_file_cannot_be_written() {
+    let s = Setup::new("go2rtc-file", "    env_file: go2rtc.env\n", TWO_CAMERAS);
+    std::fs::write(s.path("go2rtc.yaml"), GO2RTC_YAML).unwrap();
+    // A directory where the env file should be: it cannot be replaced.
+    std::fs::create_dir(s.path("go2rtc.env")).unwrap();
+    let report = s.sync().await;
+    assert!(!report.ok(), "{}", report.render_text());
+    assert!(
+        report.render_text().contains("go2rtc.env"),
+        "{}",
+        report.render_text()
+    );
+    assert_eq!(
+        s.read("go2rtc.yaml"),
+        GO2RTC_YAML,
+        "the file may not reference a password the env file does not hold"
+    );
+
+    // Once the env file can be written, both change together.
+    std::fs::remove_dir(s.path("go2rtc.env")).unwrap();
+    assert!(s.sync().await.ok());
+    assert!(
+        s.read("go2rtc.yaml")
+            .contains("CAMSYNC_FRONT_DOOR_PASSWORD")
+    );
+    assert!(
+        s.read("go2rtc.env")
+            .contains("CAMSYNC_FRONT_DOOR_PASSWORD=")
+    );
+}

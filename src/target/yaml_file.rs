@@ -289,6 +289,14 @@ impl YamlFile {
         let old = self.read()?;
         let edited = self.edit(&old, changes)?;
         self.verify(&edited)?;
+        // The file never references a variable the env file does not hold: new and changed
+        // passwords go in before the file that uses them, removed ones after it stops using them.
+        let (set, unset): (BTreeMap<_, _>, BTreeMap<_, _>) = edited
+            .env
+            .clone()
+            .into_iter()
+            .partition(|(_, v)| v.is_some());
+        self.update_env(&set)?;
         if edited.text != old {
             if self.flavor == Flavor::Mediamtx
                 && let Some(at) = *last_write
@@ -304,10 +312,15 @@ impl YamlFile {
                 *last_write = Some(Instant::now());
             }
         }
-        if let Some(env_file) = &self.env_file {
-            update_env_file(env_file, &edited.env).map_err(|e| self.file_error(e))?;
-        }
+        self.update_env(&unset)?;
         Ok(edited.results)
+    }
+
+    fn update_env(&self, updates: &BTreeMap<String, Option<String>>) -> Result<(), TargetError> {
+        match &self.env_file {
+            Some(env_file) => update_env_file(env_file, updates).map_err(|e| self.file_error(e)),
+            None => Ok(()),
+        }
     }
 
     fn names(&self) -> Result<BTreeSet<String>, TargetError> {
