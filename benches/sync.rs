@@ -50,6 +50,8 @@ fn file_target(name: &str, kind: TargetKind, path: Option<std::path::PathBuf>) -
         path,
         inline_credentials: true,
         env_file: None,
+        max_writes_per_minute: None,
+        max_in_flight: 1,
     }
 }
 

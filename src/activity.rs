@@ -3,11 +3,13 @@
 //! made here is also published as an [`Event`] and counted in [`Metrics`], so the three views
 //! never disagree.
 //!
-//! Sync requests (webhooks, `POST /v1/sync`) get increasing ids. A sync that starts serves
-//! every id handed out before it started; a request made while a sync runs is served by the
-//! next one (requesting wakes the daemon, and wake-ups coalesce). So every id resolves to the
-//! result of a sync that started after the request was accepted, and a burst of requests costs
-//! one or two syncs. The results of the last [`KEEP_SYNCS`] syncs are kept.
+//! Sync requests (webhooks, `POST /v1/sync`) get increasing ids and name the cameras they are
+//! about (or everything). A sync that starts serves every id handed out before it started,
+//! with the union of their cameras; a request made later is served by a later sync (requesting
+//! wakes the daemon, and wake-ups coalesce). So every id resolves to the result of a sync that
+//! started after the request was accepted, and a burst of requests costs one or two syncs.
+//! Syncs may overlap (each target's worker takes their items in its own order). The results of
+//! the last [`KEEP_SYNCS`] syncs are kept.
 //!
 //! All state is behind one short-held mutex; nothing here awaits or does I/O.
 
@@ -23,7 +25,7 @@ use crate::events::{ErrorScope, Event, EventBus, Subscription, TargetSummary};
 use crate::health::monitor::{HealthEvent, ProbeSample};
 use crate::health::state::State;
 use crate::metrics::Metrics;
-use crate::reconcile::report::{SyncReport, TargetStatus};
+use crate::reconcile::report::{StepReport, SyncReport, TargetStatus};
 use crate::secret::redact;
 use crate::source::{Inventory, Rejection};
 
@@ -45,11 +47,20 @@ struct Inner {
     started_up_to: u64,
     syncs_started: u64,
     syncs_done: u64,
-    running: Option<Running>,
+    running: Vec<Running>,
+    /// What the requests not yet served by a started sync ask for.
+    asked: Asked,
     log: VecDeque<Arc<SyncRecord>>,
     inventory: Option<Arc<Inventory>>,
     last_source_error: Option<String>,
     pairs: BTreeMap<(String, String), PairView>,
+}
+
+/// What sync requests ask for: named cameras, or everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asked {
+    pub everything: bool,
+    pub cameras: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -110,6 +121,8 @@ pub enum Lookup {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PairView {
     pub last_sync: Option<PairSync>,
+    /// The worker failed to write this stream again and again; it still retries.
+    pub degraded: bool,
     /// The health monitor's current verdict (absent when health monitoring is off).
     pub health: Option<State>,
     pub last_transition: Option<TransitionView>,
@@ -120,7 +133,8 @@ pub struct PairView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PairSync {
-    pub sync: u64,
+    /// The sync that made the step; none for a recovery or a re-apply after a restart.
+    pub sync: Option<u64>,
     pub at: String,
     pub action: &'static str,
     /// `done`, `partial`, `failed`, `unchanged` or `refused`.
@@ -193,11 +207,17 @@ impl Activity {
         self.events.publish(event);
     }
 
-    /// Accepts a sync request: returns its id and wakes the daemon.
-    pub fn request_sync(&self) -> u64 {
+    /// Accepts a sync request for `cameras` (empty: everything): returns its id and wakes the
+    /// daemon.
+    pub fn request_sync(&self, cameras: &[String]) -> u64 {
         let id = {
             let mut inner = self.lock();
             inner.requested += 1;
+            if cameras.is_empty() {
+                inner.asked.everything = true;
+            } else {
+                inner.asked.cameras.extend(cameras.iter().cloned());
+            }
             inner.requested
         };
         self.wake.notify_one();
@@ -217,7 +237,11 @@ impl Activity {
         if id > inner.started_up_to {
             return Lookup::Pending;
         }
-        if let Some(r) = inner.running.filter(|r| (r.first..=r.last).contains(&id)) {
+        if let Some(r) = inner
+            .running
+            .iter()
+            .find(|r| (r.first..=r.last).contains(&id))
+        {
             return Lookup::Running { sync: r.sync };
         }
         inner
@@ -300,9 +324,10 @@ impl Activity {
         }
     }
 
-    /// A sync begins: it serves every request accepted so far.
-    pub fn sync_started(&self) -> SyncTicket {
-        let ticket = {
+    /// A sync begins: it serves every request accepted so far, and does what they asked
+    /// (returned).
+    pub fn sync_started(&self) -> (SyncTicket, Asked) {
+        let (ticket, asked) = {
             let mut inner = self.lock();
             inner.syncs_started += 1;
             let ticket = SyncTicket {
@@ -314,18 +339,67 @@ impl Activity {
                 source_error: inner.last_source_error.clone(),
             };
             inner.started_up_to = inner.requested;
-            inner.running = Some(Running {
+            inner.running.push(Running {
                 sync: ticket.sync,
                 first: ticket.first,
                 last: ticket.last,
             });
-            ticket
+            (ticket, std::mem::take(&mut inner.asked))
         };
         self.publish(Event::SyncStarted {
             sync: ticket.sync,
             requests_up_to: ticket.last,
         });
-        ticket
+        (ticket, asked)
+    }
+
+    /// One step a worker made (a write, or a decision to write nothing), in sync `sync` or on
+    /// its own (a recovery, a re-apply after a restart).
+    pub fn step(&self, target: &str, step: &StepReport, sync: Option<u64>) {
+        self.metrics.step(target, step);
+        let detail = step.detail.as_deref().map(redact);
+        {
+            let mut inner = self.lock();
+            let pair = inner
+                .pairs
+                .entry((step.stream.clone(), target.to_owned()))
+                .or_default();
+            pair.last_sync = Some(PairSync {
+                sync,
+                at: rfc3339(SystemTime::now()),
+                action: step.action.name(),
+                outcome: step.outcome.name(),
+                detail: detail.clone(),
+            });
+        }
+        if step.action == crate::reconcile::plan::Action::Unchanged {
+            return;
+        }
+        self.publish(Event::SyncAction {
+            sync,
+            camera: step.stream.clone(),
+            target: target.to_owned(),
+            action: step.action.name().into(),
+            outcome: step.outcome.name().into(),
+            reason: step.reason.into(),
+            detail,
+        });
+    }
+
+    /// A stream became degraded (or no longer is).
+    pub fn degraded(&self, target: &str, stream: &str, degraded: bool, detail: &str) {
+        self.lock()
+            .pairs
+            .entry((stream.to_owned(), target.to_owned()))
+            .or_default()
+            .degraded = degraded;
+        self.metrics.degraded(target, degraded);
+        self.publish(Event::Degraded {
+            camera: stream.to_owned(),
+            target: target.to_owned(),
+            degraded,
+            detail: redact(detail),
+        });
     }
 
     /// A sync of `inventory` ended with `report`.
@@ -337,31 +411,8 @@ impl Activity {
         {
             let mut inner = self.lock();
             for t in &report.targets {
-                let mut listed = std::collections::BTreeSet::new();
-                for step in &t.steps {
-                    listed.insert(step.stream.as_str());
-                    let detail = step.detail.as_deref().map(redact);
-                    let pair = inner
-                        .pairs
-                        .entry((step.stream.clone(), t.target.clone()))
-                        .or_default();
-                    pair.last_sync = Some(PairSync {
-                        sync: ticket.sync,
-                        at: finished_at.clone(),
-                        action: step.action.name(),
-                        outcome: step.outcome.name(),
-                        detail: detail.clone(),
-                    });
-                    events.push(Event::SyncAction {
-                        sync: ticket.sync,
-                        camera: step.stream.clone(),
-                        target: t.target.clone(),
-                        action: step.action.name().into(),
-                        outcome: step.outcome.name().into(),
-                        reason: step.reason.into(),
-                        detail,
-                    });
-                }
+                let listed: std::collections::BTreeSet<&str> =
+                    t.steps.iter().map(|s| s.stream.as_str()).collect();
                 let error = t.error.as_deref().map(redact);
                 let outcome = match (t.status, &error) {
                     (TargetStatus::Refused, _) => "refused",
@@ -377,7 +428,7 @@ impl Activity {
                         .entry((camera.name.clone(), t.target.clone()))
                         .or_default();
                     pair.last_sync = Some(PairSync {
-                        sync: ticket.sync,
+                        sync: Some(ticket.sync),
                         at: finished_at.clone(),
                         action: "unchanged",
                         outcome,
@@ -408,9 +459,7 @@ impl Activity {
                 inner.log.pop_front();
             }
             inner.syncs_done += 1;
-            if inner.running.is_some_and(|r| r.sync == ticket.sync) {
-                inner.running = None;
-            }
+            inner.running.retain(|r| r.sync != ticket.sync);
         }
         events.push(Event::SyncFinished {
             sync: ticket.sync,
@@ -551,17 +600,17 @@ mod tests {
     fn a_request_resolves_to_the_first_sync_that_started_after_it() {
         let a = activity();
         let inventory = Inventory::default();
-        let first = a.request_sync();
+        let first = a.request_sync(&[]);
         assert!(matches!(a.lookup(first), Lookup::Pending));
-        let ticket = a.sync_started();
+        let (ticket, _) = a.sync_started();
         assert!(matches!(a.lookup(first), Lookup::Running { sync: 1 }));
         // Accepted while sync 1 runs: sync 1 started before it, so it waits for sync 2.
-        let second = a.request_sync();
-        let third = a.request_sync();
+        let second = a.request_sync(&[]);
+        let third = a.request_sync(&[]);
         a.sync_finished(ticket, &inventory, &report());
         assert!(matches!(a.lookup(first), Lookup::Done(ref r) if r.sync == 1));
         assert!(matches!(a.lookup(second), Lookup::Pending));
-        let ticket = a.sync_started();
+        let (ticket, _) = a.sync_started();
         a.sync_finished(ticket, &inventory, &report());
         for id in [second, third] {
             assert!(
@@ -575,21 +624,34 @@ mod tests {
     #[test]
     fn old_results_expire_and_memory_stays_bounded() {
         let a = activity();
-        let first = a.request_sync();
+        let first = a.request_sync(&[]);
         for _ in 0..KEEP_SYNCS + 1 {
-            let ticket = a.sync_started();
+            let (ticket, _) = a.sync_started();
             a.sync_finished(ticket, &Inventory::default(), &report());
-            a.request_sync();
+            a.request_sync(&[]);
         }
         assert!(matches!(a.lookup(first), Lookup::Expired));
         assert_eq!(a.lock().log.len(), KEEP_SYNCS);
+    }
+
+    #[test]
+    fn a_sync_does_what_its_requests_asked() {
+        let a = activity();
+        a.request_sync(&["front".to_string()]);
+        a.request_sync(&["back".to_string()]);
+        let (_, asked) = a.sync_started();
+        assert!(!asked.everything);
+        assert_eq!(asked.cameras, ["back", "front"].map(String::from).into());
+        a.request_sync(&[]);
+        assert!(a.sync_started().1.everything);
+        assert_eq!(a.sync_started().1, Asked::default(), "asked once");
     }
 
     #[tokio::test]
     async fn requests_wake_the_daemon_once_per_burst() {
         let a = activity();
         for _ in 0..100 {
-            a.request_sync();
+            a.request_sync(&[]);
         }
         a.sync_requested().await; // the stored wake-up
         let again = tokio::time::timeout(std::time::Duration::from_millis(20), a.sync_requested());
@@ -619,7 +681,8 @@ mod tests {
             )],
             rejected: Vec::new(),
         };
-        let ticket = a.sync_started();
+        let (ticket, _) = a.sync_started();
+        a.step("go2rtc", &report.targets[0].steps[0], Some(ticket.sync()));
         a.sync_finished(ticket, &Inventory::default(), &report);
         let mut kinds = Vec::new();
         for _ in 0..3 {

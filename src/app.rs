@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::ledger::{Ledger, LedgerError};
 use crate::reconcile::Reconciler;
+use crate::reconcile::worker::WorkerSettings;
 use crate::source::{Inventory, Source, SourceError};
 use crate::target::{self, Target, TargetError};
 
@@ -79,10 +80,24 @@ pub fn reconciler_wrapping(
     let targets = target::from_config(&config.targets)?
         .into_iter()
         .map(wrap)
+        .zip(&config.targets)
+        .map(|(target, c)| (target, worker_settings(config, c)))
         .collect();
-    Ok(Reconciler::new(
+    Ok(Reconciler::with_settings(
         targets,
         Arc::new(ledger),
         config.allow_mass_delete,
     ))
+}
+
+/// How the worker of `target` paces and retries its work.
+pub fn worker_settings(config: &Config, target: &crate::config::TargetConfig) -> WorkerSettings {
+    WorkerSettings {
+        max_in_flight: target.max_in_flight,
+        max_writes_per_minute: target.max_writes_per_minute,
+        backoff: config.retry.backoff,
+        degraded_after: config.retry.degraded_after,
+        allow_mass_delete: config.allow_mass_delete,
+        ..WorkerSettings::default()
+    }
 }

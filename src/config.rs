@@ -53,6 +53,27 @@ pub struct Config {
     pub api: ApiConfig,
     /// This instance's share of the cameras; `None`: not sharded, every camera is its own.
     pub shard: Option<crate::shard::Shard>,
+    /// How failed writes are retried (config `retry:`).
+    pub retry: RetryConfig,
+}
+
+/// Config `retry:`: how a target's worker retries an item that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Exponential from `min` (200ms) to `max` (60s), with jitter.
+    pub backoff: crate::reconcile::queue::Backoff,
+    /// Failures in a row after which a stream is reported degraded (5); it is still retried.
+    pub degraded_after: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let defaults = crate::reconcile::worker::WorkerSettings::default();
+        RetryConfig {
+            backoff: defaults.backoff,
+            degraded_after: defaults.degraded_after,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -103,6 +124,10 @@ pub struct TargetConfig {
     /// `go2rtc-file`: where camsync keeps the values of the `${VAR}` references it writes
     /// (mode 0600), for the server's environment.
     pub env_file: Option<PathBuf>,
+    /// Writes to the server in any minute; `None` (the default): no limit.
+    pub max_writes_per_minute: Option<u32>,
+    /// Work items at once (1; go2rtc: always 1).
+    pub max_in_flight: usize,
 }
 
 impl Config {
@@ -149,6 +174,15 @@ struct RawConfig {
     health: Option<RawHealth>,
     api: Option<api::RawApi>,
     shard: Option<Spanned<shard::RawShard>>,
+    retry: Option<RawRetry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    min: Option<Spanned<String>>,
+    max: Option<Spanned<String>>,
+    degraded_after: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +219,8 @@ struct RawTarget {
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    max_writes_per_minute: Option<Spanned<u32>>,
+    max_in_flight: Option<Spanned<usize>>,
 }
 
 /// Reads and validates a config file, then applies `CAMSYNC_*` overrides from `env`.
@@ -293,6 +329,33 @@ pub fn parse(
             None => DEFAULT_TIMEOUT,
             Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "timeout", r))?,
         };
+        if let Some(n) = t.max_writes_per_minute.as_ref().filter(|n| n.value == 0) {
+            return Err(invalid(
+                n.referenced.line(),
+                "max_writes_per_minute",
+                format!("target {name:?}: must be at least 1 (leave it out for no limit)"),
+            ));
+        }
+        let max_in_flight = match &t.max_in_flight {
+            None => 1,
+            Some(n) if n.value == 0 => {
+                return Err(invalid(
+                    n.referenced.line(),
+                    "max_in_flight",
+                    format!("target {name:?}: must be at least 1"),
+                ));
+            }
+            Some(n) if n.value > 1 && !kind.is_mediamtx() => {
+                return Err(invalid(
+                    n.referenced.line(),
+                    "max_in_flight",
+                    format!(
+                        "target {name:?}: go2rtc takes one call at a time (a list that overlaps a write crashes it); remove the setting"
+                    ),
+                ));
+            }
+            Some(n) => n.value,
+        };
         targets.push(TargetConfig {
             name,
             kind,
@@ -304,6 +367,8 @@ pub fn parse(
             path,
             inline_credentials: t.inline_credentials,
             env_file: t.env_file.map(|f| base.join(f)),
+            max_writes_per_minute: t.max_writes_per_minute.map(|n| n.value),
+            max_in_flight,
         });
     }
     check_one_writer_per_server(&targets).map_err(|reason| invalid(1, "targets", reason))?;
@@ -318,6 +383,8 @@ pub fn parse(
         None => DEFAULT_RESYNC,
         Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "resync", r))?,
     };
+    let retry = parse_retry(raw.retry.as_ref())
+        .map_err(|(line, key, reason)| invalid(line, key, reason))?;
     let restart_check = match &raw.restart_check {
         None => DEFAULT_RESTART_CHECK,
         Some(s) => {
@@ -427,6 +494,7 @@ pub fn parse(
         health,
         api,
         shard,
+        retry,
     };
     apply_env(&mut config, env)?;
     Ok(config)
@@ -573,6 +641,48 @@ pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
         return Err(format!("{} is empty", path.display()));
     }
     Ok(Secret::new(value))
+}
+
+/// Config `retry:`, or its defaults.
+fn parse_retry(raw: Option<&RawRetry>) -> Result<RetryConfig, (u64, &'static str, String)> {
+    let mut retry = RetryConfig::default();
+    let Some(raw) = raw else {
+        return Ok(retry);
+    };
+    if let Some(min) = &raw.min {
+        retry.backoff.min =
+            parse_duration(min).map_err(|r| (min.referenced.line(), "retry.min", r))?;
+    }
+    if let Some(max) = &raw.max {
+        retry.backoff.max =
+            parse_duration(max).map_err(|r| (max.referenced.line(), "retry.max", r))?;
+    }
+    if retry.backoff.max < retry.backoff.min || retry.backoff.min.is_zero() {
+        let line = raw
+            .max
+            .as_ref()
+            .or(raw.min.as_ref())
+            .map_or(1, |s| s.referenced.line());
+        return Err((
+            line,
+            "retry",
+            format!(
+                "`min` ({:?}) must be above zero and at most `max` ({:?})",
+                retry.backoff.min, retry.backoff.max
+            ),
+        ));
+    }
+    if let Some(n) = &raw.degraded_after {
+        if n.value == 0 {
+            return Err((
+                n.referenced.line(),
+                "retry.degraded_after",
+                "must be at least 1".into(),
+            ));
+        }
+        retry.degraded_after = n.value;
+    }
+    Ok(retry)
 }
 
 fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {

@@ -1,36 +1,38 @@
-//! `camsync run`: watch the source, resync periodically, apply changes, serve the HTTP API.
+//! `camsync run`: the workers, the triggers that feed them, the health monitor and the API.
 //!
-//! One task owns the reconciler, so two syncs never run at once. Start-up, a source change, the
-//! resync timer, a sync requested through the API (webhook, `POST /v1/sync`) and a server seen
-//! to have lost camsync's streams (checked every `restart_check`: a new run identifier, or a
-//! stream camsync owns gone) only mark a sync due; the loop then converges everything
-//! (level-triggered). An inventory that cannot be read keeps the last good one in force and
-//! deletes nothing. What the loop and the health monitor do is recorded in [`Activity`]
+//! One worker per target is the only writer to its server ([`crate::reconcile::worker`]).
+//! Everything here only enqueues: start-up and `POST /v1/sync` converge every target; a
+//! source change or a webhook converges the cameras that changed (or were named); the resync
+//! timer converges everything at low priority; the workers' restart checks and the health
+//! monitor's verdicts go to the workers directly. An inventory that cannot be read keeps the
+//! last good one in force and deletes nothing. What happens is recorded in [`Activity`]
 //! (events, metrics, per-camera status) for the API.
 //!
-//! Shutdown: the loop stops between syncs (a sync in progress finishes its current write
-//! first), the API stops accepting and ends event streams, and the tasks get
-//! [`SHUTDOWN_GRACE`] to finish.
+//! Shutdown: the loop stops enqueueing, each worker finishes the write in flight, the API
+//! stops accepting and ends event streams, and the tasks get [`SHUTDOWN_GRACE`] to finish.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::activity::Activity;
+use crate::activity::{Activity, Asked};
 use crate::api::{self, ApiParts, ApiState};
 use crate::app::{AppError, LedgerMode, reconciler_wrapping};
-use crate::camera::Camera;
 use crate::config::Config;
-use crate::health::monitor::{ActGuard, Settings, TargetMonitor};
+use crate::health::monitor::{RoundOutcome, TargetMonitor};
+use crate::health::runner::{HealthLoop, HealthObserver};
 use crate::health::state::State;
 use crate::metrics::Metrics;
-use crate::reconcile::Reconciler;
+use crate::reconcile::queue::Priority;
+use crate::reconcile::report::StepReport;
+use crate::reconcile::worker::{Observer, QueueStats};
+use crate::reconcile::{Workers, changed};
 use crate::source::{Changes, Inventory, Source};
 
 /// How long the daemon's tasks get to finish after shutdown is requested.
@@ -56,37 +58,8 @@ pub struct Status {
     pub recoveries: u64,
     /// Servers restarted by the opt-in escalation (`health.restart_server`).
     pub server_restarts: u64,
-}
-
-/// The last run identifier each server reported ([`crate::target::Target::run_check`]).
-#[derive(Default)]
-struct Epochs(BTreeMap<String, String>);
-
-impl Epochs {
-    /// The targets that lost what camsync wrote since the last call: a new run identifier, or a
-    /// canary stream gone. A server that does not answer keeps its last known identifier:
-    /// being down is not a restart (yet).
-    async fn lost(&mut self, reconciler: &Reconciler) -> Vec<String> {
-        let mut lost = Vec::new();
-        for target in reconciler.targets() {
-            let name = target.name().to_owned();
-            let canary = reconciler.canary(&name);
-            let Ok(check) = target.run_check(canary.as_deref()).await else {
-                continue;
-            };
-            let restarted = match check.epoch {
-                Some(epoch) => self
-                    .0
-                    .insert(name.clone(), epoch.clone())
-                    .is_some_and(|p| p != epoch),
-                None => false,
-            };
-            if restarted || check.canary_missing {
-                lost.push(name);
-            }
-        }
-        lost
-    }
+    /// Streams written by a recovery or a reconnect.
+    pub recovery_writes: u64,
 }
 
 /// How [`run_with`] is wired.
@@ -97,8 +70,7 @@ pub struct Wiring {
     pub api: Option<TcpListener>,
 }
 
-/// Runs until `shutdown` is cancelled, serving the HTTP API on `api.listen`. A sync in
-/// progress finishes its current step first.
+/// Runs until `shutdown` is cancelled, serving the HTTP API on `api.listen`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
     let addr = config.api.listen;
     let listener = TcpListener::bind(addr)
@@ -132,6 +104,55 @@ pub async fn run_with(
         .await
 }
 
+/// Where the workers and the health monitor report: the activity and the daemon's status.
+struct Report {
+    activity: Arc<Activity>,
+    status: watch::Sender<Status>,
+}
+
+impl Observer for Report {
+    fn step(&self, target: &str, step: &StepReport, sync: Option<u64>) {
+        if step.action == crate::reconcile::plan::Action::Recover {
+            self.status.send_modify(|s| s.recovery_writes += 1);
+        }
+        self.activity.step(target, step, sync);
+    }
+
+    fn degraded(&self, target: &str, stream: &str, degraded: bool, detail: &str) {
+        self.activity.degraded(target, stream, degraded, detail);
+    }
+
+    fn server_lost(&self, target: &str) {
+        self.status.send_modify(|s| s.restarts_seen += 1);
+        self.activity.server_restarted(target);
+    }
+
+    fn server_restarted(&self, target: &str) {
+        self.status.send_modify(|s| s.server_restarts += 1);
+        self.activity.server_restarted(target);
+    }
+
+    fn queue(&self, target: &str, stats: &QueueStats, waited: Option<(Priority, Duration)>) {
+        self.activity.metrics().queue(target, stats, waited);
+    }
+}
+
+impl HealthObserver for Report {
+    fn round(&self, target: &str, outcome: &RoundOutcome, states: &[(String, State)]) {
+        let recoveries = outcome
+            .events
+            .iter()
+            .filter(|e| e.transition.recovered_after.is_some())
+            .count();
+        self.status.send_modify(|s| {
+            s.health_events += outcome.events.len() as u64;
+            s.recoveries += recoveries as u64;
+        });
+        self.activity
+            .health_round(target, &outcome.events, states, &outcome.probes);
+    }
+}
+
 async fn run_loop(
     config: Config,
     shutdown: CancellationToken,
@@ -140,138 +161,104 @@ async fn run_loop(
     let Wiring { status, api } = wiring;
     let metrics = Arc::new(Metrics::new());
     let activity = Arc::new(Activity::new(metrics.clone()));
-    let reconciler = Arc::new(
-        reconciler_wrapping(&config, LedgerMode::ReadWrite, |t| metrics.timed(t))?
-            .with_shutdown(shutdown.clone()),
-    );
-    let (cameras_tx, cameras_rx) = watch::channel(Arc::new(BTreeMap::new()));
-    let (resync_tx, mut resync_rx) = mpsc::channel(1);
-    let health = config.health.map(|settings| {
+    let report = Arc::new(Report {
+        activity: activity.clone(),
+        status: status.clone(),
+    });
+    let reconciler = reconciler_wrapping(&config, LedgerMode::ReadWrite, |t| metrics.timed(t))?
+        .watching_restarts(config.restart_check);
+    let tasks = TaskTracker::new();
+    let workers = Arc::new(reconciler.start(report.clone(), &shutdown, &tasks)?);
+    if let Some(settings) = config.health {
         let monitors = reconciler
             .targets()
-            .iter()
+            .into_iter()
             .zip(&config.targets)
+            .zip(workers.handles())
             // A file target without `api:` has nothing to observe or recover through.
-            .filter(|(_, c)| !c.kind.is_file() || c.api.is_some())
-            .map(|(target, c)| TargetMonitor::new(target.clone(), c.rtsp.clone(), settings))
+            .filter(|((_, c), _)| !c.kind.is_file() || c.api.is_some())
+            .map(|((target, c), worker)| {
+                (
+                    TargetMonitor::new(target, c.rtsp.clone(), settings),
+                    worker.clone(),
+                )
+            })
             .collect();
-        let work = HealthLoop {
+        let health = HealthLoop {
             monitors,
-            reconciler: reconciler.clone(),
-            cameras: cameras_rx,
-            resync: resync_tx,
-            status: status.clone(),
-            activity: activity.clone(),
+            inventory: workers.inventory_watch(),
+            observer: report.clone(),
         };
-        tokio::spawn(
-            work.run(settings, shutdown.clone())
+        let mut synced = status.subscribe();
+        let first_sync = async move {
+            let _ = synced.wait_for(|s| s.syncs > 0).await;
+        };
+        tasks.spawn(
+            health
+                .run(settings, first_sync, shutdown.clone())
                 .instrument(tracing::info_span!("health")),
-        )
-    });
+        );
+    }
     let source = Arc::new(Source::new(&config));
-    let server = api.map(|listener| {
+    if let Some(listener) = api {
         let state = ApiState::new(ApiParts {
             config: config.api.clone(),
             activity: activity.clone(),
-            reconciler: reconciler.clone(),
+            workers: workers.clone(),
+            plan: Arc::new(reconciler),
             source: source.clone(),
             shutdown: shutdown.clone(),
         });
-        tokio::spawn(
-            api::serve(listener, state, shutdown.clone())
-                .instrument(tracing::info_span!("api_server")),
-        )
-    });
-    let changes = source.changes()?;
-    let mut inventory: Option<Inventory> = None;
+        let server = api::serve(listener, state, shutdown.clone());
+        tasks.spawn(
+            async move {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "the HTTP API failed");
+                }
+            }
+            .instrument(tracing::info_span!("api_server")),
+        );
+    }
+    let mut changes = Some(source.changes()?);
     let mut resync = tokio::time::interval(config.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    resync.tick().await; // the first tick is immediate; start-up syncs anyway
-    let mut changes = Some(changes);
-    let mut restart_check = tokio::time::interval(config.restart_check);
-    restart_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut epochs = Epochs::default();
-    let (mut reload, mut sync_due) = (true, true);
+    resync.tick().await; // the first tick is immediate; start-up converges anyway
+    let mut daemon = Daemon {
+        source,
+        workers,
+        activity,
+        status,
+        loaded: None,
+    };
     tracing::info!(config = %config.path.display(), targets = config.targets.len(), resync = ?config.resync, "camsync running");
+    daemon
+        .reload_and_sync(
+            Asked {
+                everything: true,
+                ..Asked::default()
+            },
+            Priority::Change,
+        )
+        .await;
     loop {
-        if std::mem::take(&mut reload) {
-            match source.load().await {
-                Ok(fresh) => {
-                    for r in &fresh.rejected {
-                        tracing::error!(camera = %r.camera, location = %r.location, "rejected camera: {}", r.reason);
-                    }
-                    tracing::info!(
-                        cameras = fresh.cameras.len(),
-                        rejected = fresh.rejected.len(),
-                        "inventory loaded"
-                    );
-                    cameras_tx.send_replace(Arc::new(fresh.cameras.clone()));
-                    activity.inventory_loaded(&fresh);
-                    inventory = Some(fresh);
-                    status.send_modify(|s| s.inventory_loads += 1);
-                }
-                Err(e) => {
-                    tracing::error!("{e}");
-                    activity.source_error(&e.to_string());
-                    status.send_modify(|s| {
-                        s.source_errors += 1;
-                        s.last_source_error = Some(e.to_string());
-                    });
-                }
-            }
-        }
-        match (std::mem::take(&mut sync_due), &inventory) {
-            (false, _) => {}
-            (true, None) => tracing::warn!("no valid inventory yet; nothing synced"),
-            (true, Some(current)) => {
-                let ticket = activity.sync_started();
-                let span = tracing::info_span!("sync", sync = ticket.sync());
-                let report = reconciler.sync(current).instrument(span).await;
-                activity.sync_finished(ticket, current, &report);
-                status.send_modify(|s| {
-                    s.syncs += 1;
-                    s.last_sync_ok = report.ok();
-                });
-                for t in &report.targets {
-                    let c = &t.counts;
-                    tracing::info!(target_name = %t.target, status = ?t.status, created = c.create + c.adopt, updated = c.update,
-                    deleted = c.delete, failed = c.failed, unchanged = c.unchanged, "sync done");
-                }
-            }
-        }
         tokio::select! {
             // A shutdown wins over work that became due at the same time.
             biased;
             _ = shutdown.cancelled() => break,
-            changed = next_change(&mut changes) => (reload, sync_due) = (changed, changed),
-            _ = resync.tick() => (reload, sync_due) = (true, true),
-            Some(()) = resync_rx.recv() => sync_due = true,
-            _ = activity.sync_requested() => (reload, sync_due) = (true, true),
-            _ = restart_check.tick() => {
-                let lost = epochs.lost(&reconciler).await;
-                if !lost.is_empty() {
-                    tracing::warn!(targets = ?lost, "server restarted or reloaded; re-applying what camsync owns there");
-                    status.send_modify(|s| s.restarts_seen += lost.len() as u64);
-                    for target in &lost {
-                        activity.server_restarted(target);
-                    }
-                    sync_due = true;
-                }
+            changed = next_change(&mut changes) => if changed {
+                daemon.reload_and_sync(Asked::default(), Priority::Change).await;
+            },
+            _ = daemon.activity.sync_requested() => {
+                daemon.reload_and_sync(Asked::default(), Priority::Change).await;
+            }
+            _ = resync.tick() => {
+                let everything = Asked { everything: true, ..Asked::default() };
+                daemon.reload_and_sync(everything, Priority::Resync).await;
             }
         }
     }
-    let stopping = async {
-        if let Some(health) = health {
-            let _ = health.await;
-        }
-        if let Some(Ok(Err(e))) = match server {
-            Some(server) => Some(server.await),
-            None => None,
-        } {
-            tracing::error!(error = %e, "the HTTP API failed");
-        }
-    };
-    if tokio::time::timeout(SHUTDOWN_GRACE, stopping)
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
         .await
         .is_err()
     {
@@ -281,101 +268,83 @@ async fn run_loop(
     Ok(())
 }
 
-/// The health monitor's task: a round over every target each `interval`, judging only the
-/// streams the ledger confirms camsync owns.
-struct HealthLoop {
-    monitors: Vec<TargetMonitor>,
-    reconciler: Arc<Reconciler>,
-    cameras: watch::Receiver<Arc<BTreeMap<String, Camera>>>,
-    resync: mpsc::Sender<()>,
-    status: watch::Sender<Status>,
+/// The daemon loop's state: the last good inventory, and where work goes.
+struct Daemon {
+    source: Arc<Source>,
+    workers: Arc<Workers>,
     activity: Arc<Activity>,
+    status: watch::Sender<Status>,
+    /// The last inventory read successfully.
+    loaded: Option<Arc<Inventory>>,
 }
 
-impl HealthLoop {
-    async fn run(mut self, settings: Settings, shutdown: CancellationToken) {
-        // Judge nothing before the first sync: until then the ledger may be behind the servers.
-        let mut synced = self.status.subscribe();
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = synced.wait_for(|s| s.syncs > 0) => {}
+impl Daemon {
+    /// Reads the inventory again and enqueues a sync: of everything when `asked` (or a pending
+    /// request) says so, else of the cameras that changed or were named.
+    async fn reload_and_sync(&mut self, asked: Asked, priority: Priority) {
+        let before = self.loaded.clone();
+        self.reload().await;
+        let Some(current) = self.loaded.clone() else {
+            tracing::warn!("no valid inventory yet; nothing synced");
+            return;
+        };
+        let (ticket, requested) = self.activity.sync_started();
+        let everything = asked.everything || requested.everything || before.is_none();
+        let mut names: BTreeSet<String> = asked.cameras;
+        names.extend(requested.cameras);
+        if let Some(before) = &before {
+            names.extend(changed(before, &current));
         }
-        let mut tick = tokio::time::interval(settings.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watch = tokio::time::interval(settings.camera_watch);
-        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => self.round(&vec![true; self.monitors.len()]).await,
-                _ = watch.tick() => {
-                    let back = self.offline_cameras_back().await;
-                    if back.contains(&true) {
-                        self.round(&back).await;
-                    }
-                }
+        let work = if everything {
+            self.workers.converge_all(priority, Some(ticket.sync()))
+        } else {
+            self.workers.converge(&names, priority, Some(ticket.sync()))
+        };
+        let (activity, status, workers) = (
+            self.activity.clone(),
+            self.status.clone(),
+            self.workers.clone(),
+        );
+        tokio::spawn(async move {
+            work.wait().await;
+            let report = workers.report(&work, current.rejected.clone());
+            for t in &report.targets {
+                let c = &t.counts;
+                tracing::info!(target_name = %t.target, status = ?t.status, created = c.create + c.adopt, updated = c.update,
+                    deleted = c.delete, held = c.hold, failed = c.failed, unchanged = c.unchanged, "sync done");
             }
-        }
-    }
-
-    /// Per monitor: whether the camera of one of its `camera-offline` streams answers now.
-    async fn offline_cameras_back(&self) -> Vec<bool> {
-        let cameras = self.cameras.borrow().clone();
-        let mut back = Vec::with_capacity(self.monitors.len());
-        for monitor in &self.monitors {
-            back.push(monitor.offline_camera_answers(&cameras).await);
-        }
-        back
-    }
-
-    /// A round over each monitor whose entry in `selected` is true.
-    async fn round(&mut self, selected: &[bool]) {
-        let cameras = self.cameras.borrow().clone();
-        let monitors = self.monitors.iter_mut().zip(selected).filter(|(_, s)| **s);
-        for (monitor, _) in monitors {
-            let confirmed = self.reconciler.confirmed(monitor.target_name());
-            let judged: BTreeMap<String, Camera> = cameras
-                .iter()
-                .filter(|(name, _)| confirmed.contains(*name))
-                .map(|(name, camera)| (name.clone(), camera.clone()))
-                .collect();
-            let target = monitor.target_name().to_owned();
-            let reconciler = &self.reconciler;
-            let gate = reconciler.write_gate(&target);
-            let owned = move |camera: &str| reconciler.confirmed(&target).contains(camera);
-            let guard = ActGuard {
-                gate: &gate,
-                owned: &owned,
-            };
-            let outcome = monitor
-                .round_guarded(&judged, Instant::now(), Some(&guard))
-                .await;
-            let recoveries = outcome
-                .events
-                .iter()
-                .filter(|e| e.transition.recovered_after.is_some())
-                .count();
-            self.status.send_modify(|s| {
-                s.health_events += outcome.events.len() as u64;
-                s.recoveries += recoveries as u64;
-                s.server_restarts += u64::from(outcome.restarted_server);
+            activity.sync_finished(ticket, &current, &report);
+            status.send_modify(|s| {
+                s.syncs += 1;
+                s.last_sync_ok = report.ok();
             });
-            let states: Vec<(String, State)> = judged
-                .keys()
-                .filter_map(|c| monitor.state(c).map(|s| (c.clone(), s)))
-                .collect();
-            self.activity.health_round(
-                monitor.target_name(),
-                &outcome.events,
-                &states,
-                &outcome.probes,
-            );
-            if outcome.restarted_server {
-                self.activity.server_restarted(monitor.target_name());
+        });
+    }
+
+    async fn reload(&mut self) {
+        match self.source.load().await {
+            Ok(fresh) => {
+                for r in &fresh.rejected {
+                    tracing::error!(camera = %r.camera, location = %r.location, "rejected camera: {}", r.reason);
+                }
+                tracing::info!(
+                    cameras = fresh.cameras.len(),
+                    rejected = fresh.rejected.len(),
+                    "inventory loaded"
+                );
+                self.activity.inventory_loaded(&fresh);
+                let fresh = Arc::new(fresh);
+                self.workers.publish(fresh.clone());
+                self.loaded = Some(fresh);
+                self.status.send_modify(|s| s.inventory_loads += 1);
             }
-            if outcome.resync {
-                let _ = self.resync.try_send(());
+            Err(e) => {
+                tracing::error!("{e}");
+                self.activity.source_error(&e.to_string());
+                self.status.send_modify(|s| {
+                    s.source_errors += 1;
+                    s.last_source_error = Some(e.to_string());
+                });
             }
         }
     }

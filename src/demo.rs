@@ -12,8 +12,11 @@ use crate::app::{AppError, LedgerMode, load_inventory, process_env, reconciler};
 use crate::camera::Camera;
 use crate::config;
 use crate::health::monitor::{Settings, TargetMonitor};
+use crate::health::runner::apply;
 use crate::health::state::{Policy, State};
 use crate::reconcile::Reconciler;
+use crate::reconcile::ticket::Ticket;
+use crate::reconcile::worker::{Quiet, WorkerHandle};
 use crate::sim::camera::SimCamera;
 use crate::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use crate::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
@@ -223,13 +226,24 @@ async fn nightly_reboot(
         },
         ..Settings::default()
     };
-    let mut monitors: Vec<TargetMonitor> = reconciler
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop_workers = stop.clone().drop_guard();
+    let tasks = tokio_util::task::TaskTracker::new();
+    let workers = reconciler.start(std::sync::Arc::new(Quiet), &stop, &tasks)?;
+    let mut monitors: Vec<(TargetMonitor, WorkerHandle)> = reconciler
         .targets()
-        .iter()
+        .into_iter()
         .zip(&config.targets)
-        .map(|(target, c)| TargetMonitor::new(target.clone(), c.rtsp.clone(), settings))
+        .zip(workers.handles())
+        .map(|((target, c), worker)| {
+            (
+                TargetMonitor::new(target, c.rtsp.clone(), settings),
+                worker.clone(),
+            )
+        })
         .collect();
     let inventory = load_inventory(config).await?;
+    workers.publish(std::sync::Arc::new(inventory.clone()));
     let cameras: BTreeMap<String, Camera> = inventory
         .cameras
         .into_iter()
@@ -242,10 +256,10 @@ async fn nightly_reboot(
         "   t={:>5} ms  the camera goes down",
         start.elapsed().as_millis()
     );
-    let offline = |monitors: &[TargetMonitor]| {
+    let offline = |monitors: &[(TargetMonitor, WorkerHandle)]| {
         monitors
             .iter()
-            .all(|m| m.state("front_door") == Some(State::CameraOffline))
+            .all(|(m, _)| m.state("front_door") == Some(State::CameraOffline))
     };
     while !offline(&monitors) && start.elapsed() < Duration::from_secs(10) {
         watch_round(&mut monitors, &cameras, start).await;
@@ -261,10 +275,10 @@ async fn nightly_reboot(
         "   t={:>5} ms  the camera answers again",
         start.elapsed().as_millis()
     );
-    let healthy = |monitors: &[TargetMonitor]| {
+    let healthy = |monitors: &[(TargetMonitor, WorkerHandle)]| {
         monitors
             .iter()
-            .all(|m| m.state("front_door") == Some(State::Healthy))
+            .all(|(m, _)| m.state("front_door") == Some(State::Healthy))
     };
     while !healthy(&monitors) && back.elapsed() < Duration::from_secs(15) {
         watch_round(&mut monitors, &cameras, start).await;
@@ -283,14 +297,20 @@ async fn nightly_reboot(
     Ok(served)
 }
 
-/// One monitor round over each target, printing every transition with its time.
+/// One monitor round over each target, printing every transition with its time; what the
+/// monitor decides is carried out by the target's worker before the next round.
 async fn watch_round(
-    monitors: &mut [TargetMonitor],
+    monitors: &mut [(TargetMonitor, WorkerHandle)],
     cameras: &BTreeMap<String, Camera>,
     start: Instant,
 ) {
-    for monitor in monitors.iter_mut() {
-        for event in monitor.round(cameras, Instant::now()).await.events {
+    for (monitor, worker) in monitors.iter_mut() {
+        let outcome = monitor.round(cameras, Instant::now()).await;
+        let done = Ticket::new();
+        apply(worker, &outcome.intents, std::slice::from_ref(&done));
+        done.release();
+        done.wait().await;
+        for event in outcome.events {
             let t = &event.transition;
             let recovered = t.recovered_after.map_or(String::new(), |d| {
                 format!(", recovered after {} ms", d.as_millis())

@@ -25,9 +25,10 @@ pub const CAPACITY: usize = 1024;
 pub enum Event {
     /// A sync began; it serves every request (webhook, `POST /v1/sync`) up to `requests_up_to`.
     SyncStarted { sync: u64, requests_up_to: u64 },
-    /// One write (or forget) a sync made for a camera on a target.
+    /// One write (or forget, or held deletion) for a camera on a target: part of sync `sync`,
+    /// or on its own (`sync` null: a recovery, a re-apply after a server restart).
     SyncAction {
-        sync: u64,
+        sync: Option<u64>,
         camera: String,
         target: String,
         action: String,
@@ -67,6 +68,14 @@ pub enum Event {
         target: String,
         outcome: String,
         detail: Option<String>,
+    },
+    /// A stream failed to be written again and again (`degraded: true`; camsync keeps
+    /// retrying at its longest backoff), or was written again (`false`).
+    Degraded {
+        camera: String,
+        target: String,
+        degraded: bool,
+        detail: String,
     },
     /// The inventory was read.
     InventoryLoaded { cameras: usize, rejected: usize },

@@ -79,6 +79,18 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PriorityLabels {
+    target: String,
+    priority: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ItemLabels {
+    target: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
     status: u16,
@@ -124,6 +136,10 @@ pub struct Metrics {
     rejected: Gauge,
     requests: Family<RequestLabels, Counter>,
     lagged_events: Counter,
+    queue_depth: Family<PriorityLabels, Gauge>,
+    queue_wait: HistogramFamily<PriorityLabels>,
+    queue_items: Family<ItemLabels, Gauge>,
+    degraded: Family<TargetLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -155,6 +171,10 @@ impl Metrics {
             rejected: Gauge::default(),
             requests: Family::default(),
             lagged_events: Counter::default(),
+            queue_depth: Family::default(),
+            queue_wait: Family::new_with_constructor(call_buckets),
+            queue_items: Family::default(),
+            degraded: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -253,6 +273,27 @@ impl Metrics {
             m.requests.clone(),
         );
         r.register(
+            "camsync_queue_depth",
+            "Work items waiting in a target's queue, by priority (recover, change, resync)",
+            m.queue_depth.clone(),
+        );
+        r.register_with_unit(
+            "camsync_queue_wait",
+            "Time a work item waited in its target's queue before it ran, by priority",
+            Unit::Seconds,
+            m.queue_wait.clone(),
+        );
+        r.register(
+            "camsync_queue_items",
+            "Work items of a target's queue since start, by result: done, failed (each failed try), merged (into one already waiting)",
+            m.queue_items.clone(),
+        );
+        r.register(
+            "camsync_degraded_streams",
+            "Streams a target's worker failed to write again and again (still retried)",
+            m.degraded.clone(),
+        );
+        r.register(
             "camsync_events_missed",
             "Events an event-stream client missed because it read too slowly",
             m.lagged_events.clone(),
@@ -294,15 +335,69 @@ impl Metrics {
                     })
                     .set(unix_seconds(SystemTime::now()));
             }
-            for step in t.steps.iter().filter(|s| s.action.writes()) {
-                self.writes
-                    .get_or_create(&WriteLabels {
-                        target: t.target.clone(),
-                        action: step.action.name(),
-                        outcome: step.outcome.name(),
-                    })
-                    .inc();
-            }
+        }
+    }
+
+    /// One step of a target's worker.
+    pub fn step(&self, target: &str, step: &crate::reconcile::report::StepReport) {
+        if step.action.writes() {
+            self.writes
+                .get_or_create(&WriteLabels {
+                    target: target.to_owned(),
+                    action: step.action.name(),
+                    outcome: step.outcome.name(),
+                })
+                .inc();
+        }
+    }
+
+    /// A target's queue now; `waited`: an item left it after waiting that long.
+    pub fn queue(
+        &self,
+        target: &str,
+        stats: &crate::reconcile::worker::QueueStats,
+        waited: Option<(crate::reconcile::queue::Priority, Duration)>,
+    ) {
+        use crate::reconcile::queue::Priority;
+        for (priority, depth) in Priority::ALL.into_iter().zip(stats.waiting) {
+            self.queue_depth
+                .get_or_create(&PriorityLabels {
+                    target: target.to_owned(),
+                    priority: priority.name(),
+                })
+                .set(depth as i64);
+        }
+        for (result, count) in [
+            ("done", stats.done),
+            ("failed", stats.failed),
+            ("merged", stats.merged),
+        ] {
+            self.queue_items
+                .get_or_create(&ItemLabels {
+                    target: target.to_owned(),
+                    result,
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        if let Some((priority, waited)) = waited {
+            self.queue_wait
+                .get_or_create(&PriorityLabels {
+                    target: target.to_owned(),
+                    priority: priority.name(),
+                })
+                .observe(waited.as_secs_f64());
+        }
+    }
+
+    /// A stream of `target` became degraded (or no longer is).
+    pub fn degraded(&self, target: &str, degraded: bool) {
+        let gauge = self.degraded.get_or_create(&TargetLabels {
+            target: target.to_owned(),
+        });
+        if degraded {
+            gauge.inc();
+        } else {
+            gauge.dec();
         }
     }
 

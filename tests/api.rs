@@ -1029,10 +1029,20 @@ async fn a_client_that_falls_behind_is_told_how_many_events_it_missed() {
     ));
     let ledger = Arc::new(Ledger::in_memory().unwrap());
     let shutdown = CancellationToken::new();
+    let plan = Reconciler::new(Vec::new(), ledger, false);
+    let tasks = tokio_util::task::TaskTracker::new();
+    let workers = plan
+        .start(
+            Arc::new(camsync::reconcile::worker::Quiet),
+            &shutdown,
+            &tasks,
+        )
+        .unwrap();
     let state = ApiState::new(ApiParts {
         config: ApiConfig::default(),
         activity: activity.clone(),
-        reconciler: Arc::new(Reconciler::new(Vec::new(), ledger, false)),
+        workers: Arc::new(workers),
+        plan: Arc::new(plan),
         source: Arc::new(camsync::source::Source::new(&unused_config())),
         shutdown: shutdown.clone(),
     });

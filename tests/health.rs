@@ -7,8 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use camsync::camera::Camera;
-use camsync::health::monitor::{Settings, TargetMonitor};
+use camsync::config::Config;
+use camsync::health::monitor::{Intent, RoundOutcome, Settings, TargetMonitor};
+use camsync::health::runner::apply;
 use camsync::health::state::{Policy, State};
+use camsync::reconcile::Workers;
+use camsync::reconcile::ticket::Ticket;
+use camsync::reconcile::worker::{Quiet, WorkerHandle};
 use camsync::sim::camera::SimCamera;
 use camsync::sim::mediamtx::MediamtxSimOptions;
 use common::*;
@@ -28,9 +33,57 @@ fn eager() -> Settings {
     }
 }
 
+/// The workers of a config, running until dropped.
+struct Running {
+    workers: Workers,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Running {
+    fn start(config: &Config, inventory: camsync::source::Inventory) -> Running {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let tasks = tokio_util::task::TaskTracker::new();
+        let workers = camsync::app::reconciler(config, camsync::app::LedgerMode::ReadWrite)
+            .unwrap()
+            .start(std::sync::Arc::new(Quiet), &stop, &tasks)
+            .unwrap();
+        workers.publish(std::sync::Arc::new(inventory));
+        Running {
+            workers,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    fn worker(&self, target: &str) -> WorkerHandle {
+        self.workers.get(target).unwrap().clone()
+    }
+}
+
+/// A monitor with its target's worker: each round's intents are carried out before it returns.
+struct Watched {
+    monitor: TargetMonitor,
+    worker: WorkerHandle,
+}
+
+impl Watched {
+    async fn round(&mut self, cameras: &BTreeMap<String, Camera>) -> RoundOutcome {
+        let outcome = self.monitor.round(cameras, Instant::now()).await;
+        let done = Ticket::new();
+        apply(&self.worker, &outcome.intents, std::slice::from_ref(&done));
+        done.release();
+        done.wait().await;
+        outcome
+    }
+
+    fn state(&self, camera: &str) -> Option<State> {
+        self.monitor.state(camera)
+    }
+}
+
 struct Setup {
     f: Fixture,
     cameras: BTreeMap<String, Camera>,
+    running: Running,
 }
 
 impl Setup {
@@ -48,31 +101,48 @@ impl Setup {
             .collect();
         std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{text}")).unwrap();
         assert!(f.sync().await.ok());
-        let cameras = camsync::app::load_inventory(&f.config())
-            .await
-            .unwrap()
-            .cameras;
-        Setup { f, cameras }
+        let inventory = camsync::app::load_inventory(&f.config()).await.unwrap();
+        let cameras = inventory.cameras.clone();
+        let running = Running::start(&f.config(), inventory);
+        Setup {
+            f,
+            cameras,
+            running,
+        }
     }
 
-    fn monitor(&self, target: &str) -> TargetMonitor {
+    fn monitor(&self, target: &str) -> Watched {
         self.monitor_with(target, eager())
     }
 
-    fn monitor_with(&self, target: &str, settings: Settings) -> TargetMonitor {
-        let config = self.f.config();
-        let index = config
-            .targets
-            .iter()
-            .position(|t| t.name == target)
-            .unwrap();
-        let targets = camsync::target::from_config(&config.targets).unwrap();
-        TargetMonitor::new(
+    fn monitor_with(&self, target: &str, settings: Settings) -> Watched {
+        watched(&self.f.config(), &self.running, target, settings)
+    }
+}
+
+/// The monitor of `target` in `config`, acting through its running worker.
+fn watched(config: &Config, running: &Running, target: &str, settings: Settings) -> Watched {
+    let index = config
+        .targets
+        .iter()
+        .position(|t| t.name == target)
+        .unwrap();
+    let targets = camsync::target::from_config(&config.targets).unwrap();
+    Watched {
+        monitor: TargetMonitor::new(
             targets[index].clone(),
             config.targets[index].rtsp.clone(),
             settings,
-        )
+        ),
+        worker: running.worker(target),
     }
+}
+
+/// Whether `outcome` asks to recover `camera` (by delete + add when `restart`).
+fn asks_recovery(outcome: &RoundOutcome, camera: &str, restart: bool) -> bool {
+    outcome.intents.iter().any(|i| {
+        matches!(i, Intent::Recover { camera: c, restart: r, .. } if c == camera && *r == restart)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,12 +150,13 @@ async fn a_path_deleted_behind_camsyncs_back_is_re_added_in_one_round() {
     let camera = SimCamera::start().await.unwrap();
     let s = Setup::new(&[("door", camera.url("s"))]).await;
     let mut monitor = s.monitor("mediamtx");
-    monitor.round(&s.cameras, Instant::now()).await;
+    monitor.round(&s.cameras).await;
     delete_by_hand(s.f.mtx(), "door").await;
     assert!(s.f.mtx().path_names().is_empty());
 
-    let outcome = monitor.round(&s.cameras, Instant::now()).await;
-    assert_eq!(outcome.writes, 1);
+    let outcome = monitor.round(&s.cameras).await;
+    assert_eq!(outcome.intents.len(), 1);
+    assert!(asks_recovery(&outcome, "door", false), "{outcome:?}");
     assert_eq!(
         outcome.events[0].transition.reason,
         "the server no longer lists the stream"
@@ -99,12 +170,12 @@ async fn a_down_camera_is_waited_for_without_churn_and_served_again_when_back() 
     let camera = SimCamera::start().await.unwrap();
     let s = Setup::new(&[("door", camera.url("s"))]).await;
     let mut monitor = s.monitor("go2rtc");
-    monitor.round(&s.cameras, Instant::now()).await;
+    monitor.round(&s.cameras).await;
     camera.stop().await;
     let writes = s.f.go2rtc.write_count();
     for _ in 0..3 {
-        let outcome = monitor.round(&s.cameras, Instant::now()).await;
-        assert_eq!(outcome.writes, 0);
+        let outcome = monitor.round(&s.cameras).await;
+        assert!(outcome.intents.is_empty(), "{outcome:?}");
     }
     assert_eq!(monitor.state("door"), Some(State::CameraOffline));
     assert_eq!(
@@ -122,16 +193,21 @@ async fn a_down_server_api_is_left_alone_and_its_return_asks_for_a_resync() {
     let camera = SimCamera::start().await.unwrap();
     let s = Setup::new(&[("door", camera.url("s"))]).await;
     let mut monitor = s.monitor("go2rtc");
-    monitor.round(&s.cameras, Instant::now()).await;
+    monitor.round(&s.cameras).await;
     s.f.go2rtc.shutdown().await;
-    let outcome = monitor.round(&s.cameras, Instant::now()).await;
+    let outcome = monitor.round(&s.cameras).await;
     assert_eq!(
-        (outcome.writes, monitor.state("door")),
-        (0, Some(State::TargetDown))
+        (outcome.intents.as_slice(), monitor.state("door")),
+        ([].as_slice(), Some(State::TargetDown))
     );
     s.f.go2rtc.restart().await;
-    let outcome = monitor.round(&s.cameras, Instant::now()).await;
-    assert!(outcome.resync, "{outcome:?}");
+    let outcome = monitor.round(&s.cameras).await;
+    assert_eq!(outcome.intents, [Intent::Resync]);
+    assert_eq!(
+        s.f.go2rtc.stream_names(),
+        ["door"],
+        "the resync put it back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,17 +215,20 @@ async fn a_stream_whose_camera_answers_but_is_not_served_is_restarted() {
     let camera = SimCamera::start().await.unwrap();
     let s = Setup::new(&[("door", camera.url("s"))]).await;
     let mut monitor = s.monitor("go2rtc");
-    monitor.round(&s.cameras, Instant::now()).await;
+    monitor.round(&s.cameras).await;
     // The camera accepts connections but answers nothing: go2rtc cannot serve the stream,
     // yet the camera is there. That is a stuck stream to restart, not a camera to wait for.
     camera.hang();
     let writes = s.f.go2rtc.write_count();
-    let outcome = monitor.round(&s.cameras, Instant::now()).await;
+    let outcome = monitor.round(&s.cameras).await;
     assert_eq!(
         outcome.events.last().map(|e| e.transition.reason),
         Some("the camera answers but the server does not serve the stream")
     );
-    assert!(outcome.writes >= 2, "delete + add: {outcome:?}");
+    assert!(
+        asks_recovery(&outcome, "door", true),
+        "delete + add: {outcome:?}"
+    );
     assert!(s.f.go2rtc.write_count() >= writes + 2);
     assert_eq!(s.f.go2rtc.stream_names(), ["door"]);
 }
@@ -162,11 +241,7 @@ async fn delete_by_hand(mtx: &camsync::sim::mediamtx::MediamtxSim, name: &str) {
 }
 
 /// Rounds until `camera` is healthy; fails the test after the deadline.
-async fn assert_heals(
-    monitor: &mut TargetMonitor,
-    cameras: &BTreeMap<String, Camera>,
-    camera: &str,
-) {
+async fn assert_heals(monitor: &mut Watched, cameras: &BTreeMap<String, Camera>, camera: &str) {
     let healed = eventually_round(monitor, cameras, |m| {
         m.state(camera) == Some(State::Healthy)
     })
@@ -175,13 +250,13 @@ async fn assert_heals(
 }
 
 async fn eventually_round(
-    monitor: &mut TargetMonitor,
+    monitor: &mut Watched,
     cameras: &BTreeMap<String, Camera>,
-    done: impl Fn(&TargetMonitor) -> bool,
+    done: impl Fn(&Watched) -> bool,
 ) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        monitor.round(cameras, Instant::now()).await;
+        monitor.round(cameras).await;
         if done(monitor) {
             return true;
         }
@@ -268,11 +343,10 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
     delete_by_hand(&mtx, "door").await;
     assert!(mtx.path_names().is_empty());
 
-    let targets = camsync::target::from_config(&config.targets).unwrap();
-    let mut monitor =
-        TargetMonitor::new(targets[0].clone(), config.targets[0].rtsp.clone(), eager());
-    let outcome = monitor.round(&inventory.cameras, Instant::now()).await;
-    assert_eq!(outcome.writes, 1, "{outcome:?}");
+    let running = Running::start(&config, inventory.clone());
+    let mut monitor = watched(&config, &running, "mtx", eager());
+    let outcome = monitor.round(&inventory.cameras).await;
+    assert!(asks_recovery(&outcome, "door", false), "{outcome:?}");
     assert_eq!(mtx.path_names(), ["door"], "re-created through the API");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
@@ -303,25 +377,26 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_no_longer_owned_when_the_round_acts_is_not_re_added() {
-    use camsync::health::monitor::ActGuard;
     let camera = SimCamera::start().await.unwrap();
-    let s = Setup::new(&[("door", camera.url("s"))]).await;
+    let s = Setup::new(&[("door", camera.url("s")), ("yard", camera.url("y"))]).await;
     let mut monitor = s.monitor("mediamtx");
-    monitor.round(&s.cameras, Instant::now()).await;
-    // A sync deletes the path (the camera left the inventory) while a round still has the
+    monitor.round(&s.cameras).await;
+    // The camera leaves the inventory and its path is deleted, while the monitor still has the
     // camera in its snapshot.
-    delete_by_hand(s.f.mtx(), "door").await;
-    let gate = tokio::sync::RwLock::new(());
-    let owned = |_: &str| false;
-    let guard = ActGuard {
-        gate: &gate,
-        owned: &owned,
-    };
-    let outcome = monitor
-        .round_guarded(&s.cameras, Instant::now(), Some(&guard))
-        .await;
-    assert_eq!(outcome.writes, 0);
-    assert!(s.f.mtx().path_names().is_empty(), "no orphan re-created");
+    let mut without = camsync::app::load_inventory(&s.f.config()).await.unwrap();
+    without.cameras.remove("door");
+    s.running.workers.publish(std::sync::Arc::new(without));
+    let gone = s.running.workers.converge(
+        &["door".to_string()].into(),
+        camsync::reconcile::queue::Priority::Change,
+        None,
+    );
+    gone.wait().await;
+    assert_eq!(s.f.mtx().path_names(), ["yard"]);
+
+    let outcome = monitor.round(&s.cameras).await;
+    assert!(asks_recovery(&outcome, "door", false), "{outcome:?}");
+    assert_eq!(s.f.mtx().path_names(), ["yard"], "no orphan re-created");
 }
 
 /// The status of one `DESCRIBE` of `name` through the go2rtc simulator's RTSP proxy.
@@ -340,7 +415,7 @@ async fn a_go2rtc_stream_stuck_after_a_camera_reboot_is_replaced_and_serves_agai
     let s = Setup::new(&[("door", camera.url("s"))]).await;
     s.f.go2rtc.set_stuck_after_reboot(true);
     let mut monitor = s.monitor("go2rtc");
-    monitor.round(&s.cameras, Instant::now()).await;
+    monitor.round(&s.cameras).await;
     assert_eq!(monitor.state("door"), Some(State::Healthy));
 
     // The camera reboots between two rounds; a viewer's request meets it down (go2rtc issue
@@ -351,12 +426,15 @@ async fn a_go2rtc_stream_stuck_after_a_camera_reboot_is_replaced_and_serves_agai
     assert_eq!(describe(&s.f, "door").await, 404);
     assert!(s.f.go2rtc.is_stuck("door"));
 
-    let outcome = monitor.round(&s.cameras, Instant::now()).await;
+    let outcome = monitor.round(&s.cameras).await;
     assert_eq!(
         outcome.events.first().map(|e| e.transition.reason),
         Some("the camera answers but the server does not serve the stream")
     );
-    assert_eq!(outcome.writes, 2, "delete + add: {outcome:?}");
+    assert!(
+        asks_recovery(&outcome, "door", true),
+        "delete + add: {outcome:?}"
+    );
     assert!(!s.f.go2rtc.is_stuck("door"));
     assert_eq!(describe(&s.f, "door").await, 200);
     assert_heals(&mut monitor, &s.cameras, "door").await;
@@ -384,10 +462,10 @@ async fn a_preloaded_go2rtc_stream_is_judged_by_its_counters_and_restarted_when_
     assert_eq!(describe(&s.f, "door").await, 200);
     let writes = s.f.go2rtc.write_count();
     for _ in 0..3 {
-        let outcome = monitor.round(&s.cameras, Instant::now()).await;
-        assert_eq!(
-            outcome.writes, 0,
-            "nothing churned while the camera is down"
+        let outcome = monitor.round(&s.cameras).await;
+        assert!(
+            outcome.intents.is_empty(),
+            "nothing churned while the camera is down: {outcome:?}"
         );
     }
     assert_eq!(monitor.state("door"), Some(State::CameraOffline));
@@ -399,7 +477,7 @@ async fn a_preloaded_go2rtc_stream_is_judged_by_its_counters_and_restarted_when_
     let mut events = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && monitor.state("door") != Some(State::Healthy) {
-        events.extend(monitor.round(&s.cameras, Instant::now()).await.events);
+        events.extend(monitor.round(&s.cameras).await.events);
     }
     assert_eq!(monitor.state("door"), Some(State::Healthy), "{events:?}");
     assert!(!s.f.go2rtc.is_stuck("door"));
@@ -431,7 +509,7 @@ async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_
     let mut events = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && events.is_empty() {
-        events.extend(monitor.round(&s.cameras, Instant::now()).await.events);
+        events.extend(monitor.round(&s.cameras).await.events);
     }
     assert_eq!(
         events.first().map(|e| e.transition.reason),
@@ -444,9 +522,8 @@ async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
-    use camsync::app::{LedgerMode, load_inventory, reconciler};
-    use camsync::health::monitor::ActGuard;
-    use std::sync::Arc;
+    use camsync::app::load_inventory;
+    use camsync::reconcile::queue::Priority;
     let camera = SimCamera::start().await.unwrap();
     // Each MediaMTX write costs more as paths accumulate, as in the real server.
     let f = Fixture::with_mediamtx(MediamtxSimOptions {
@@ -457,9 +534,13 @@ async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
     let door = format!("  - name: door\n    url: {}\n", camera.url("s"));
     std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{door}")).unwrap();
     let config = f.config();
-    let reconciler = Arc::new(reconciler(&config, LedgerMode::ReadWrite).unwrap());
     let first = load_inventory(&config).await.unwrap();
-    assert!(reconciler.sync(&first).await.ok());
+    let running = Running::start(&config, first.clone());
+    running
+        .workers
+        .converge_all(Priority::Change, None)
+        .wait()
+        .await;
 
     // 400 cameras arrive: a resync of MediaMTX that takes seconds.
     let bulk: String = (0..400)
@@ -468,51 +549,37 @@ async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
         })
         .collect();
     std::fs::write(f.path("cameras.yaml"), format!("cameras:\n{door}{bulk}")).unwrap();
-    let grown = load_inventory(&config).await.unwrap();
-    let sync = tokio::spawn({
-        let reconciler = reconciler.clone();
-        async move { reconciler.sync(&grown).await }
-    });
+    running
+        .workers
+        .publish(std::sync::Arc::new(load_inventory(&config).await.unwrap()));
+    let resync = running.workers.converge_all(Priority::Resync, None);
     assert!(eventually(Duration::from_secs(10), || f.mtx().path_names().len() > 20).await);
     delete_by_hand(f.mtx(), "door").await;
 
-    let index = config
-        .targets
-        .iter()
-        .position(|t| t.name == "mediamtx")
-        .unwrap();
-    let target = reconciler.targets()[index].clone();
-    let mut monitor = TargetMonitor::new(target, config.targets[index].rtsp.clone(), eager());
-    let gate = reconciler.write_gate("mediamtx");
-    let owned = |camera: &str| reconciler.confirmed("mediamtx").contains(camera);
-    let guard = ActGuard {
-        gate: &gate,
-        owned: &owned,
-    };
-    let outcome = monitor
-        .round_guarded(&first.cameras, Instant::now(), Some(&guard))
-        .await;
-    assert_eq!(outcome.writes, 1, "{outcome:?}");
+    let mut monitor = watched(&config, &running, "mediamtx", eager());
+    let outcome = monitor.round(&first.cameras).await;
+    assert!(asks_recovery(&outcome, "door", false), "{outcome:?}");
     assert!(f.mtx().path_names().contains(&"door".to_string()));
     assert!(
-        !sync.is_finished(),
+        !resync.is_done(),
         "the stream came back while the resync was still running"
     );
-    let report = sync.await.unwrap();
-    assert!(report.ok());
+    resync.wait().await;
+    let report = running.workers.report(&resync, Vec::new());
+    assert!(report.ok(), "{}", report.render_text());
     assert_eq!(f.mtx().path_names().len(), 401);
 }
 
 /// Rounds until `rounds` have passed; the server restarts they made.
 async fn server_restarts(
-    monitor: &mut TargetMonitor,
+    monitor: &mut Watched,
     cameras: &BTreeMap<String, Camera>,
     rounds: usize,
 ) -> usize {
     let mut restarts = 0;
     for _ in 0..rounds {
-        let outcome = monitor.round(cameras, Instant::now()).await;
-        restarts += usize::from(outcome.restarted_server);
+        let outcome = monitor.round(cameras).await;
+        restarts += usize::from(outcome.intents.contains(&Intent::RestartServer));
     }
     restarts
 }
@@ -550,10 +617,17 @@ async fn opted_in_a_wedged_go2rtc_is_restarted_once_per_window_after_stream_rest
     s.f.go2rtc.set_wedged(true);
     // First each stream is restarted on its own; only when that fails twice for most of them
     // while their cameras answer is the server restarted.
-    let first = monitor.round(&s.cameras, Instant::now()).await;
-    assert!(!first.restarted_server && first.writes == 4, "{first:?}");
-    let second = monitor.round(&s.cameras, Instant::now()).await;
-    assert!(second.restarted_server && second.resync, "{second:?}");
+    let first = monitor.round(&s.cameras).await;
+    assert!(
+        asks_recovery(&first, "a", true) && asks_recovery(&first, "b", true),
+        "{first:?}"
+    );
+    assert!(!first.intents.contains(&Intent::RestartServer));
+    let second = monitor.round(&s.cameras).await;
+    assert!(
+        second.intents.contains(&Intent::RestartServer),
+        "{second:?}"
+    );
     assert_eq!(s.f.go2rtc.restart_calls(), 1);
     let healed = eventually_round(&mut monitor, &s.cameras, |m| {
         m.state("a") == Some(State::Healthy) && m.state("b") == Some(State::Healthy)

@@ -1,6 +1,10 @@
 //! `GET /v1/cameras`, `GET /v1/cameras/{name}` and `POST /v1/cameras/{name}/reconnect`.
+//!
+//! A reconnect asks each target's worker to delete and add the stream (ahead of other work)
+//! and answers once every worker is done with it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -12,12 +16,16 @@ use super::{ApiError, ApiState};
 use crate::activity::{PairView, Summary};
 use crate::camera::Camera;
 use crate::ledger::Owned;
-use crate::target::Applied;
+use crate::reconcile::report::OutcomeKind;
+use crate::reconcile::ticket::Ticket;
+use crate::reconcile::worker::QueueStats;
 
 /// `GET /v1/cameras`.
 #[derive(Debug, Serialize)]
 pub struct CamerasView {
     pub daemon: Summary,
+    /// Each target's work queue.
+    pub queues: BTreeMap<String, QueueStats>,
     pub cameras: Vec<CameraView>,
 }
 
@@ -45,10 +53,10 @@ pub struct TargetView {
     pub pair: PairView,
 }
 
-fn view(state: &ApiState, camera: &Camera, owned: &BTreeMap<String, Owned>) -> CameraView {
+fn view(state: &ApiState, camera: &Camera, owned: &BTreeMap<String, Arc<Owned>>) -> CameraView {
     let targets = state
-        .reconciler
-        .targets()
+        .workers
+        .handles()
         .iter()
         .map(|t| {
             let entry = owned.get(t.name()).and_then(|o| o.get(&camera.name));
@@ -73,12 +81,12 @@ fn view(state: &ApiState, camera: &Camera, owned: &BTreeMap<String, Owned>) -> C
     }
 }
 
-fn owned_everywhere(state: &ApiState) -> BTreeMap<String, Owned> {
+fn owned_everywhere(state: &ApiState) -> BTreeMap<String, Arc<Owned>> {
     state
-        .reconciler
-        .targets()
+        .workers
+        .handles()
         .iter()
-        .map(|t| (t.name().to_owned(), state.reconciler.owned(t.name())))
+        .map(|w| (w.name().to_owned(), w.owned()))
         .collect()
 }
 
@@ -96,6 +104,12 @@ pub async fn list(State(state): State<ApiState>) -> Json<CamerasView> {
         .unwrap_or_default();
     Json(CamerasView {
         daemon: state.activity.summary(),
+        queues: state
+            .workers
+            .handles()
+            .iter()
+            .map(|w| (w.name().to_owned(), w.stats()))
+            .collect(),
         cameras,
     })
 }
@@ -138,7 +152,8 @@ pub struct ReconnectResult {
 }
 
 /// Deletes and re-adds the camera's stream on every target (or `?target=`) where camsync owns
-/// it, under each target's write gate. 200 when nothing failed, 502 otherwise; the body says per target.
+/// it, through each target's worker. 200 when nothing failed, 502 otherwise; the body says per
+/// target.
 pub async fn reconnect(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -146,46 +161,75 @@ pub async fn reconnect(
 ) -> Result<(StatusCode, Json<Reconnected>), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let camera = camera(&state, &name)?;
-    let targets = state.reconciler.targets();
+    let workers = state.workers.handles();
     if let Some(wanted) = &query.target
-        && !targets.iter().any(|t| t.name() == wanted)
+        && !workers.iter().any(|w| w.name() == wanted)
     {
-        let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
+        let names: Vec<&str> = workers.iter().map(|w| w.name()).collect();
         return Err(ApiError::BadRequest(format!(
             "unknown target {wanted:?} (targets: {})",
             names.join(", ")
         )));
     }
-    let mut results = Vec::new();
-    for target in targets
+    let chosen = workers
         .iter()
-        .filter(|t| query.target.as_ref().is_none_or(|w| w == t.name()))
-    {
-        // No sync step on this target meanwhile, and ownership checked under that.
-        let gate = state.reconciler.write_gate(target.name());
-        let _no_sync_step_meanwhile = gate.read().await;
-        let skipped = |why: &str| ("skipped", Some(why.to_owned()));
-        let (outcome, detail) = if !camera.wants_target(target.name()) {
-            skipped("the camera is not meant for this target")
-        } else if !state.reconciler.confirmed(target.name()).contains(&name) {
-            skipped("camsync does not own this stream here (yet); a sync will create it")
+        .filter(|w| query.target.as_ref().is_none_or(|t| t == w.name()));
+    let ticket = Ticket::new();
+    let mut results = Vec::new();
+    for worker in chosen {
+        let skipped = if !camera.wants_target(worker.name()) {
+            Some("the camera is not meant for this target")
+        } else if !state.workers.can_recover(worker.name()) {
+            Some(
+                "camsync cannot re-register streams on this target (a file target needs the server's `api:`)",
+            )
+        } else if !worker.confirmed().contains(&name) {
+            Some("camsync does not own this stream here (yet); a sync will create it")
         } else {
-            match target.recover(&camera, true).await {
-                Ok(Applied::Done) => ("done", None),
-                Ok(Applied::Partial { detail }) => ("partial", Some(detail)),
-                Err(e) => ("failed", Some(e.to_string())),
-            }
+            None
         };
-        let detail = detail.map(|d| crate::secret::redact(&d));
-        tracing::info!(camera = %name, target_name = target.name(), outcome, "reconnect");
+        match skipped {
+            Some(why) => results.push(ReconnectResult {
+                target: worker.name().to_owned(),
+                outcome: "skipped",
+                detail: Some(why.to_owned()),
+            }),
+            None => worker.recover(
+                &name,
+                true,
+                "a reconnect was asked for",
+                std::slice::from_ref(&ticket),
+            ),
+        }
+    }
+    ticket.release();
+    ticket.wait().await;
+    let report = state.workers.report(&ticket, Vec::new());
+    for target in report.targets {
+        let step = target.steps.iter().find(|s| s.stream == name);
+        let (outcome, detail) = match step {
+            Some(s) => (s.outcome, s.detail.clone()),
+            None => (OutcomeKind::Failed, target.error.clone()),
+        };
+        let outcome = match outcome {
+            OutcomeKind::Done => "done",
+            OutcomeKind::Partial => "partial",
+            OutcomeKind::Skipped => "skipped",
+            _ => "failed",
+        };
+        results.push(ReconnectResult {
+            target: target.target,
+            outcome,
+            detail: detail.map(|d| crate::secret::redact(&d)),
+        });
+    }
+    let order = state.workers.names();
+    results.sort_by_key(|r| order.iter().position(|n| *n == r.target));
+    for r in &results {
+        tracing::info!(camera = %name, target_name = %r.target, outcome = r.outcome, "reconnect");
         state
             .activity
-            .reconnected(&name, target.name(), outcome, detail.as_deref());
-        results.push(ReconnectResult {
-            target: target.name().to_owned(),
-            outcome,
-            detail,
-        });
+            .reconnected(&name, &r.target, r.outcome, r.detail.as_deref());
     }
     let status = if results.iter().any(|r| r.outcome == "failed") {
         StatusCode::BAD_GATEWAY

@@ -2,10 +2,11 @@
 //! health probes. [`routes`] is the one list of routes: the router is built from it and the
 //! OpenAPI document is checked against it.
 //!
-//! The API never writes to a server on its own: the webhook and `POST /v1/sync` only request
-//! a sync from the daemon's loop ([`Activity::request_sync`]); a reconnect re-registers one
-//! camera under each target's write gate, so it never overlaps a sync's step there. No answer, log line or
-//! metric label holds a credential: cameras are shown with redacted sources.
+//! The API never writes to a server: the webhook and `POST /v1/sync` only request a sync from
+//! the daemon's loop ([`Activity::request_sync`]); a reconnect asks each target's worker to
+//! re-register the camera, ahead of other work, and answers when the workers are done. No
+//! answer, log line or metric label holds a credential: cameras are shown with redacted
+//! sources.
 
 mod auth;
 mod cameras;
@@ -30,7 +31,7 @@ pub use auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 use crate::activity::Activity;
 use crate::config::ApiConfig;
-use crate::reconcile::Reconciler;
+use crate::reconcile::{Reconciler, Workers};
 use crate::source::Source;
 
 /// The largest request body accepted (a webhook naming many cameras fits easily); larger
@@ -126,7 +127,10 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub struct Shared {
     auth: auth::Auth,
     activity: Arc<Activity>,
-    reconciler: Arc<Reconciler>,
+    /// The targets' workers: where reconnects go, and what camsync owns.
+    workers: Arc<Workers>,
+    /// Read-only plans (`GET /v1/plan`).
+    plan: Arc<Reconciler>,
     /// The camera inventory, read again by a webhook.
     source: Arc<Source>,
     shutdown: CancellationToken,
@@ -147,7 +151,8 @@ impl std::ops::Deref for ApiState {
 pub struct ApiParts {
     pub config: ApiConfig,
     pub activity: Arc<Activity>,
-    pub reconciler: Arc<Reconciler>,
+    pub workers: Arc<Workers>,
+    pub plan: Arc<Reconciler>,
     pub source: Arc<Source>,
     /// Ends event streams, so that a graceful shutdown is not held up by them.
     pub shutdown: CancellationToken,
@@ -158,7 +163,8 @@ impl ApiState {
         ApiState(Arc::new(Shared {
             auth: auth::Auth::new(&parts.config),
             activity: parts.activity,
-            reconciler: parts.reconciler,
+            workers: parts.workers,
+            plan: parts.plan,
             source: parts.source,
             shutdown: parts.shutdown,
         }))

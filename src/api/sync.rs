@@ -37,7 +37,7 @@ pub struct Accepted {
 }
 
 fn accepted(state: &ApiState, cameras: Vec<String>) -> (StatusCode, Json<Accepted>) {
-    let id = state.activity.request_sync();
+    let id = state.activity.request_sync(&cameras);
     tracing::debug!(id, cameras = cameras.len(), "sync requested");
     (
         StatusCode::ACCEPTED,
@@ -94,10 +94,10 @@ async fn check_known(state: &ApiState, names: &[String]) -> Result<(), ApiError>
         return Ok(());
     }
     let owned: BTreeSet<String> = state
-        .reconciler
-        .targets()
+        .workers
+        .handles()
         .iter()
-        .flat_map(|t| state.reconciler.owned(t.name()).into_keys())
+        .flat_map(|w| w.owned().keys().cloned().collect::<Vec<_>>())
         .collect();
     unknown.retain(|n| !owned.contains(*n));
     if unknown.is_empty() {
@@ -174,5 +174,5 @@ pub async fn result(
 /// `GET /v1/plan`: what a sync would do now, from a fresh read of the source.
 pub async fn plan(State(state): State<ApiState>) -> Result<Json<SyncReport>, ApiError> {
     let inventory = read_source(&state).await?;
-    Ok(Json(state.reconciler.plan(&inventory).await))
+    Ok(Json(state.plan.plan(&inventory).await))
 }

@@ -11,4 +11,5 @@
 pub mod check;
 pub mod monitor;
 pub mod probe;
+pub mod runner;
 pub mod state;

@@ -1,5 +1,6 @@
 //! The health monitor: rounds over each target that judge every (camera, target) pair with
-//! [`PairHealth`] and carry out its decisions, restart-free.
+//! [`PairHealth`] and return what should be done about it. It observes and decides; it never
+//! writes to a server: its [`Intent`]s go to the target's worker.
 //!
 //! One round over a target:
 //! 1. reads the server's stream list once ([`Target::status`]): passive signals first; a stream
@@ -11,11 +12,11 @@
 //! 3. asks the camera itself (a plain TCP connect, which a down camera refuses at no cost) only
 //!    when the proxy fails or the stream is frozen (no data moves although consumers are
 //!    attached or the stream is kept connected), to tell a dead camera from a stuck stream;
-//! 4. acts: re-add a lost stream, delete + add a stuck one or one whose camera came back (the
-//!    target's upsert re-arms a go2rtc preload), or ask for a resync of a target whose API is
-//!    back. The target's client serializes these with every other call to the server.
+//! 4. decides: re-add a lost stream, delete + add a stuck one or one whose camera came back
+//!    (the target's upsert re-arms a go2rtc preload), or resync a target whose API is back.
 //!
-//! Only streams camsync owns are judged. A server is restarted only with the opt-in
+//! Probes go through a [`Prober`], so rounds run against fakes under tokio's paused clock.
+//! Only streams camsync owns are judged. A server restart is asked for only with the opt-in
 //! escalation ([`Settings::restart_server`]): when most of its streams stay broken after
 //! camsync restarted them while their cameras answer, at most once per window.
 
@@ -25,16 +26,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{RwLock, RwLockReadGuard, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::probe::Probe;
+use super::probe::{Answer, Probe, ProbeError};
 use super::state::{
     Action, CameraReach, Listing, Observation, PairHealth, Policy, ProxyAnswer, State, Transition,
 };
 use crate::camera::Camera;
-use crate::target::{StreamStatus, Target};
+use crate::target::{BoxFuture, StreamStatus, Target};
 
 pub const PROBES_IN_FLIGHT: usize = 8;
 
@@ -81,35 +82,70 @@ pub struct HealthEvent {
     pub transition: Transition,
 }
 
-/// Keeps the monitor's writes from racing a sync: they wait for the sync's step in flight on
-/// the target (it holds `gate`, the target's [`crate::reconcile::Reconciler::write_gate`], for
-/// writing), and skip a stream that is no longer `owned` by then (the sync may just have
-/// deleted it; re-adding it would leave an orphan nobody owns).
-pub struct ActGuard<'a> {
-    pub gate: &'a RwLock<()>,
-    pub owned: &'a (dyn Fn(&str) -> bool + Sync),
+/// What a round asks the target's worker to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// Add the stream again (`restart: false`) or delete and add it (`restart: true`).
+    Recover {
+        camera: String,
+        restart: bool,
+        reason: &'static str,
+    },
+    /// The server's API answers again: converge the whole target first.
+    Resync,
+    /// The opt-in escalation: restart the whole server.
+    RestartServer,
 }
 
-/// Waits for the sync step in flight on the target, and keeps the next one out while held.
-async fn exclude_syncs<'a>(guard: Option<&'a ActGuard<'_>>) -> Option<RwLockReadGuard<'a, ()>> {
-    match guard {
-        Some(g) => Some(g.gate.read().await),
-        None => None,
-    }
-}
-
-/// What a round asks of the daemon.
+/// What a round saw and decided.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RoundOutcome {
     pub events: Vec<HealthEvent>,
-    /// The target's API answers again: resync it before anything else.
-    pub resync: bool,
-    /// Writes the round made (re-adds and restarts).
-    pub writes: usize,
-    /// The round restarted the whole server (the opt-in escalation).
-    pub restarted_server: bool,
+    pub intents: Vec<Intent>,
     /// The proxy probes the round made.
     pub probes: Vec<ProbeSample>,
+}
+
+/// The monitor's view of the network: a `DESCRIBE` through a server's proxy, and whether a
+/// camera accepts a connection.
+pub trait Prober: Send + Sync {
+    fn describe(
+        &self,
+        url: url::Url,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Answer, ProbeError>>;
+    fn reach(&self, addr: String, timeout: Duration) -> BoxFuture<'_, CameraReach>;
+}
+
+/// The real network: RTSP `DESCRIBE` and a plain TCP connect.
+pub struct NetProber;
+
+impl Prober for NetProber {
+    fn describe(
+        &self,
+        url: url::Url,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Answer, ProbeError>> {
+        Box::pin(async move {
+            Probe {
+                url,
+                credentials: None,
+                timeout,
+            }
+            .describe()
+            .await
+        })
+    }
+
+    /// A TCP connect: a down camera refuses it (or lets it time out) without any session cost.
+    fn reach(&self, addr: String, timeout: Duration) -> BoxFuture<'_, CameraReach> {
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => CameraReach::Answers,
+                _ => CameraReach::Down,
+            }
+        })
+    }
 }
 
 /// One proxy probe: how long it took and whether the stream was served.
@@ -129,9 +165,12 @@ struct Pair {
 
 /// The monitor of one target.
 pub struct TargetMonitor {
+    /// Read only: its stream list.
     target: Arc<dyn Target>,
     rtsp: Option<url::Url>,
     settings: Settings,
+    prober: Arc<dyn Prober>,
+    jitter: fn() -> f64,
     pairs: BTreeMap<String, Pair>,
     last_server_restart: Option<Instant>,
 }
@@ -142,13 +181,31 @@ impl TargetMonitor {
         rtsp: Option<url::Url>,
         settings: Settings,
     ) -> TargetMonitor {
+        TargetMonitor::with_prober(target, rtsp, settings, Arc::new(NetProber))
+    }
+
+    /// A monitor that probes through `prober` (tests pass fakes).
+    pub fn with_prober(
+        target: Arc<dyn Target>,
+        rtsp: Option<url::Url>,
+        settings: Settings,
+        prober: Arc<dyn Prober>,
+    ) -> TargetMonitor {
         TargetMonitor {
             target,
             rtsp,
             settings,
+            prober,
+            jitter: crate::reconcile::worker::random_jitter,
             pairs: BTreeMap::new(),
             last_server_restart: None,
         }
+    }
+
+    /// Uses `jitter` (in [0, 1)) to spread restarts; tests pass a constant.
+    pub fn with_jitter(mut self, jitter: fn() -> f64) -> TargetMonitor {
+        self.jitter = jitter;
+        self
     }
 
     pub fn target_name(&self) -> &str {
@@ -172,9 +229,10 @@ impl TargetMonitor {
         for addr in offline {
             let permits = permits.clone();
             let timeout = self.settings.camera_timeout;
+            let prober = self.prober.clone();
             checks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                reach(&addr, timeout).await
+                prober.reach(addr, timeout).await
             });
         }
         while let Some(done) = checks.join_next().await {
@@ -185,21 +243,12 @@ impl TargetMonitor {
         false
     }
 
-    /// One round over the target for `cameras` (those camsync owns there).
+    /// One round over the target for `cameras` (those camsync owns there): what changed, and
+    /// what the worker should do.
     pub async fn round(
         &mut self,
         cameras: &BTreeMap<String, Camera>,
         now: Instant,
-    ) -> RoundOutcome {
-        self.round_guarded(cameras, now, None).await
-    }
-
-    /// [`TargetMonitor::round`], with writes made under `guard`.
-    pub async fn round_guarded(
-        &mut self,
-        cameras: &BTreeMap<String, Camera>,
-        now: Instant,
-        guard: Option<&ActGuard<'_>>,
     ) -> RoundOutcome {
         let name = self.target.name().to_owned();
         let wanted: BTreeSet<&String> = cameras
@@ -229,9 +278,10 @@ impl TargetMonitor {
             };
             let (transition, action) =
                 pair.health
-                    .observe(now, seen, &self.settings.policy, jitter());
+                    .observe(now, seen, &self.settings.policy, (self.jitter)());
             pair.hopeless = seen.camera == CameraReach::Answers
                 && matches!(pair.health.state(), State::Recovering { attempt, .. } if attempt >= 2);
+            let reason = transition.as_ref().map_or("still failing", |t| t.reason);
             if let Some(transition) = transition {
                 tracing::info!(camera = %camera, target_name = %name, from = transition.from.name(), to = transition.to.name(),
                     reason = transition.reason, recovered_after = ?transition.recovered_after, "health");
@@ -241,26 +291,33 @@ impl TargetMonitor {
                     transition,
                 });
             }
-            let restart = match (action, cameras.get(&camera)) {
-                (Action::None, _) | (_, None) => continue,
-                (Action::ResyncTarget, _) => {
-                    outcome.resync = true;
-                    continue;
-                }
-                (Action::ReAdd, Some(c)) => (c, false),
-                (Action::Restart, Some(c)) => (c, true),
+            let intent = match action {
+                Action::None => continue,
+                Action::ResyncTarget => Intent::Resync,
+                Action::ReAdd => Intent::Recover {
+                    camera,
+                    restart: false,
+                    reason,
+                },
+                Action::Restart => Intent::Recover {
+                    camera,
+                    restart: true,
+                    reason,
+                },
             };
-            let _sync_excluded = exclude_syncs(guard).await;
-            if guard.is_some_and(|g| !(g.owned)(&camera)) {
-                tracing::debug!(camera = %camera, target_name = %name, "no longer owned: not recovered");
-                continue;
+            if !outcome.intents.contains(&intent) {
+                outcome.intents.push(intent);
             }
-            outcome.writes += self.recover(restart.0, restart.1).await;
         }
         if self.escalation_due(now) {
-            let _sync_excluded = exclude_syncs(guard).await;
-            outcome.restarted_server = self.restart_server(now).await;
-            outcome.resync |= outcome.restarted_server;
+            self.last_server_restart = Some(now);
+            tracing::warn!(
+                target_name = %name,
+                hopeless = self.hopeless(),
+                streams = self.pairs.len(),
+                "most streams stay broken while their cameras answer: restarting the server (health.restart_server)"
+            );
+            outcome.intents.push(Intent::RestartServer);
         }
         outcome
     }
@@ -277,28 +334,6 @@ impl TargetMonitor {
 
     fn hopeless(&self) -> usize {
         self.pairs.values().filter(|p| p.hopeless).count()
-    }
-
-    /// Restarts the whole server, if it can be asked to; whether it was.
-    async fn restart_server(&mut self, now: Instant) -> bool {
-        let Some(restart) = self.target.restart_server() else {
-            return false;
-        };
-        let hopeless = self.hopeless();
-        tracing::warn!(
-            target_name = self.target.name(),
-            hopeless,
-            streams = self.pairs.len(),
-            "most streams stay broken while their cameras answer: restarting the server (health.restart_server)"
-        );
-        self.last_server_restart = Some(now);
-        match restart.await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(target_name = self.target.name(), error = %e, "server restart failed");
-                false
-            }
-        }
     }
 
     /// Builds one observation per pair: passive signals, then probes where needed (timed).
@@ -352,25 +387,19 @@ impl TargetMonitor {
             if idle_turn {
                 pair.next_idle_probe = now + self.settings.idle_probe;
             }
-            let probe = self
-                .rtsp
-                .as_ref()
-                .and_then(|base| base.join(camera).ok())
-                .map(|url| Probe {
-                    url,
-                    credentials: None,
-                    timeout: self.settings.probe_timeout,
-                });
+            let probe_url = self.rtsp.as_ref().and_then(|base| base.join(camera).ok());
+            let probe_timeout = self.settings.probe_timeout;
             let camera_addr = camera_address(source);
             let camera_timeout = self.settings.camera_timeout;
             let permits = permits.clone();
+            let prober = self.prober.clone();
             let name = camera.clone();
             probes.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let started = std::time::Instant::now();
-                let proxy = match probe {
+                let started = Instant::now();
+                let proxy = match probe_url {
                     None => ProxyAnswer::NotProbed,
-                    Some(probe) => match probe.describe().await {
+                    Some(url) => match prober.describe(url, probe_timeout).await {
                         Ok(answer) if answer.status == 200 => ProxyAnswer::Ok,
                         _ => ProxyAnswer::Failed,
                     },
@@ -384,7 +413,7 @@ impl TargetMonitor {
                 // a frozen stream asks the camera too.
                 let camera = match camera_addr {
                     Some(addr) if proxy == ProxyAnswer::Failed || frozen => {
-                        reach(&addr, camera_timeout).await
+                        prober.reach(addr, camera_timeout).await
                     }
                     _ => CameraReach::Unknown,
                 };
@@ -405,17 +434,6 @@ impl TargetMonitor {
         }
         (seen, samples)
     }
-
-    /// Re-adds (or deletes and re-adds) the stream; the number of writes it took.
-    async fn recover(&self, camera: &Camera, restart: bool) -> usize {
-        match self.target.recover(camera, restart).await {
-            Ok(_) => 1 + usize::from(restart),
-            Err(e) => {
-                tracing::warn!(camera = %camera.name, target_name = self.target.name(), restart, error = %e, "recovery failed");
-                0
-            }
-        }
-    }
 }
 
 /// `host:port` of a camera's first source, when it is a URL camsync can connect to.
@@ -434,24 +452,10 @@ fn camera_address(camera: &Camera) -> Option<String> {
     })
 }
 
-/// A TCP connect: a down camera refuses it (or lets it time out) without any session cost.
-async fn reach(addr: &str, timeout: Duration) -> CameraReach {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => CameraReach::Answers,
-        _ => CameraReach::Down,
-    }
-}
-
 /// A stable offset in `[0, period)` for `name`, so idle probes of many streams are spread evenly.
 fn spread(name: &str, period: Duration) -> Duration {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut hasher);
     let fraction = (hasher.finish() % 10_000) as f64 / 10_000.0;
     period.mul_f64(fraction)
-}
-
-fn jitter() -> f64 {
-    let mut byte = [0u8; 2];
-    let _ = getrandom::fill(&mut byte);
-    f64::from(u16::from_le_bytes(byte)) / 65_536.0
 }

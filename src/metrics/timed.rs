@@ -81,6 +81,15 @@ impl Target for TimedTarget {
         self.time(operation, self.inner.recover(camera, restart))
     }
 
+    fn can_recover(&self) -> bool {
+        self.inner.can_recover()
+    }
+
+    fn restart_server(&self) -> Option<BoxFuture<'_, Result<(), TargetError>>> {
+        let restart = self.inner.restart_server()?;
+        Some(self.time("restart_server", restart))
+    }
+
     fn as_batch(&self) -> Option<&dyn BatchTarget> {
         self.inner.as_batch().map(|_| self as &dyn BatchTarget)
     }

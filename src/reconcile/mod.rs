@@ -1,60 +1,179 @@
-//! The reconciler: desired + ledger + observed ⇒ plan ⇒ apply, per target.
+//! The reconciler: desired + ledger + observed ⇒ plan ⇒ applied, by one worker per target.
 //!
-//! Level-triggered: it is never told why it runs; every run compares the whole inventory with
-//! what the ledger owns and what the server lists. Targets are reconciled concurrently, the
-//! steps of one target one after another (a target's client also serializes its own calls).
-//! A second run with nothing changed makes no write call.
+//! - [`plan`]: the pure decision, for a whole target or one stream.
+//! - [`queue`]: a target's work queue (keys, priorities, rate limit, backoff), pure.
+//! - [`worker`]: the only code that writes to a server; it runs the queue's items.
+//! - [`ticket`]: how a request learns that every item it caused is over, and what they did.
+//! - [`Workers`]: the running workers of a daemon; triggers only enqueue through it.
+//! - [`Reconciler`]: the same machinery for one-shot commands: `sync` (start the workers,
+//!   converge everything, stop), `plan` and `render` (read-only).
 //!
-//! Each target has a write gate ([`Reconciler::write_gate`]): a sync holds it for writing
-//! during one step (intent, server call, record), never across the whole run, so a health
-//! recovery that takes it for reading waits for at most the step in flight, not for a
-//! 1,000-camera resync, and still never interleaves with a step on the same target.
+//! Level-triggered: an item is never told why it runs; it compares the latest inventory with
+//! what the ledger owns and what the server lists. A second run with nothing changed makes no
+//! write call. Targets never wait for each other.
 
 pub mod plan;
 mod preview;
+pub mod queue;
 pub mod report;
+pub mod ticket;
+pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
-use tokio::sync::RwLock;
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::camera::Camera;
-use crate::ledger::{Fingerprint, Ledger, Owned};
+use crate::ledger::{Fingerprint, Ledger, LedgerError, Owned};
 use crate::source::Inventory;
-use crate::target::{Applied, BatchTarget, Change, Preview, Target, TargetError};
+use crate::target::{BatchTarget, Change, Preview, Target, TargetError};
 use plan::{Action, DeletePolicy, Step, TargetPlan, plan_target};
-use report::{Outcome, StepReport, SyncReport, TargetReport, TargetStatus};
+use queue::Priority;
+use report::{SyncReport, TargetReport, TargetStatus};
+use ticket::Ticket;
+use worker::{Observer, Quiet, WorkerHandle, WorkerParts, WorkerSettings};
 
-/// Retries for one server call: exponential with jitter, only for retryable errors.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub attempts: usize,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
+/// The running workers, one per target, and the inventory they work from.
+pub struct Workers {
+    handles: Vec<WorkerHandle>,
+    /// Whether each target can re-register a stream (in `handles`' order).
+    recovers: Vec<bool>,
+    inventory: watch::Sender<Arc<Inventory>>,
 }
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 3,
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
+/// What [`Workers::start`] needs.
+pub struct WorkersParts {
+    pub targets: Vec<(Arc<dyn Target>, WorkerSettings)>,
+    pub ledger: Arc<Ledger>,
+    pub observer: Arc<dyn Observer>,
+    pub jitter: fn() -> f64,
+}
+
+impl Workers {
+    /// Starts a worker per target; each stops at `shutdown`, in `tasks`.
+    pub fn start(
+        parts: WorkersParts,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Result<Workers, LedgerError> {
+        let (inventory, inventory_rx) = watch::channel(Arc::new(Inventory::default()));
+        let recovers = parts.targets.iter().map(|(t, _)| t.can_recover()).collect();
+        let handles = parts
+            .targets
+            .into_iter()
+            .map(|(target, settings)| {
+                let parts = WorkerParts {
+                    target,
+                    ledger: parts.ledger.clone(),
+                    inventory: inventory_rx.clone(),
+                    settings,
+                    observer: parts.observer.clone(),
+                    jitter: parts.jitter,
+                };
+                worker::spawn(parts, shutdown.clone(), tasks)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Workers {
+            handles,
+            recovers,
+            inventory,
+        })
+    }
+
+    /// The inventory every later item works from.
+    pub fn publish(&self, inventory: Arc<Inventory>) {
+        self.inventory.send_replace(inventory);
+    }
+
+    pub fn inventory(&self) -> Arc<Inventory> {
+        self.inventory.borrow().clone()
+    }
+
+    pub fn handles(&self) -> &[WorkerHandle] {
+        &self.handles
+    }
+
+    pub fn get(&self, target: &str) -> Option<&WorkerHandle> {
+        self.handles.iter().find(|h| h.name() == target)
+    }
+
+    /// Whether the worker of `target` can re-register a stream there.
+    pub fn can_recover(&self, target: &str) -> bool {
+        self.handles
+            .iter()
+            .zip(&self.recovers)
+            .any(|(h, r)| *r && h.name() == target)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.handles.iter().map(|h| h.name().to_owned()).collect()
+    }
+
+    /// The inventory as the workers see it, to follow its changes.
+    pub fn inventory_watch(&self) -> watch::Receiver<Arc<Inventory>> {
+        self.inventory.subscribe()
+    }
+
+    /// Converges every target as a whole; the ticket (numbered `sync`) resolves when all of it
+    /// is over.
+    pub fn converge_all(&self, priority: Priority, sync: Option<u64>) -> Ticket {
+        let ticket = Ticket::numbered(sync);
+        for handle in &self.handles {
+            handle.converge_all(priority, std::slice::from_ref(&ticket));
         }
+        ticket.release();
+        ticket
+    }
+
+    /// Converges the streams `names` on every target that wants or holds them.
+    pub fn converge(
+        &self,
+        names: &BTreeSet<String>,
+        priority: Priority,
+        sync: Option<u64>,
+    ) -> Ticket {
+        let ticket = Ticket::numbered(sync);
+        let inventory = self.inventory();
+        for handle in &self.handles {
+            let owned = handle.owned();
+            let concerned = names.iter().filter(|name| {
+                owned.contains_key(*name)
+                    || inventory
+                        .cameras
+                        .get(*name)
+                        .is_some_and(|c| c.wants_target(handle.name()))
+            });
+            for name in concerned {
+                handle.converge(name, priority, std::slice::from_ref(&ticket));
+            }
+        }
+        ticket.release();
+        ticket
+    }
+
+    /// The report of a resolved ticket, targets in config order.
+    pub fn report(&self, ticket: &Ticket, rejected: Vec<crate::source::Rejection>) -> SyncReport {
+        ticket.report(&self.names(), rejected)
     }
 }
 
+/// The names whose cameras differ between two inventories (added, removed or changed).
+pub fn changed(before: &Inventory, after: &Inventory) -> BTreeSet<String> {
+    let names: BTreeSet<&String> = before.cameras.keys().chain(after.cameras.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| before.cameras.get(*n) != after.cameras.get(*n))
+        .cloned()
+        .collect()
+}
+
+/// The reconciler of a one-shot command.
 pub struct Reconciler {
-    targets: Vec<Arc<dyn Target>>,
-    gates: BTreeMap<String, Arc<RwLock<()>>>,
+    targets: Vec<(Arc<dyn Target>, WorkerSettings)>,
     ledger: Arc<Ledger>,
     allow_mass_delete: bool,
-    retry: RetryPolicy,
-    shutdown: CancellationToken,
 }
 
 impl Reconciler {
@@ -63,75 +182,125 @@ impl Reconciler {
         ledger: Arc<Ledger>,
         allow_mass_delete: bool,
     ) -> Self {
-        let gates = targets
-            .iter()
-            .map(|t| (t.name().to_owned(), Arc::default()))
-            .collect();
+        let settings = WorkerSettings {
+            allow_mass_delete,
+            ..WorkerSettings::default()
+        };
         Reconciler {
-            targets,
-            gates,
+            targets: targets.into_iter().map(|t| (t, settings)).collect(),
             ledger,
             allow_mass_delete,
-            retry: RetryPolicy::default(),
-            shutdown: CancellationToken::new(),
         }
     }
 
-    /// Stops applying further steps once `shutdown` is cancelled; the step in flight finishes.
-    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
-        self.shutdown = shutdown;
+    /// Each target with its own worker settings (config `targets[]`).
+    pub fn with_settings(
+        targets: Vec<(Arc<dyn Target>, WorkerSettings)>,
+        ledger: Arc<Ledger>,
+        allow_mass_delete: bool,
+    ) -> Self {
+        Reconciler {
+            targets,
+            ledger,
+            allow_mass_delete,
+        }
+    }
+
+    /// Each worker checks every `every` whether its server lost what camsync wrote.
+    pub fn watching_restarts(mut self, every: std::time::Duration) -> Self {
+        for (_, settings) in &mut self.targets {
+            settings.restart_check = Some(every);
+        }
         self
     }
 
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
+    pub fn targets(&self) -> Vec<Arc<dyn Target>> {
+        self.targets.iter().map(|(t, _)| t.clone()).collect()
     }
 
-    pub fn targets(&self) -> &[Arc<dyn Target>] {
-        &self.targets
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
-    /// `target`'s write gate: held for writing by a sync during each of its steps there. A
-    /// write outside a sync (a health recovery) holds it for reading, after checking the
-    /// stream is still [`Reconciler::confirmed`].
-    pub fn write_gate(&self, target: &str) -> Arc<RwLock<()>> {
-        self.gates.get(target).cloned().unwrap_or_default()
+    /// Starts the workers for a daemon.
+    pub fn start(
+        &self,
+        observer: Arc<dyn Observer>,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Result<Workers, LedgerError> {
+        let parts = WorkersParts {
+            targets: self.targets.clone(),
+            ledger: self.ledger.clone(),
+            observer,
+            jitter: worker::random_jitter,
+        };
+        Workers::start(parts, shutdown, tasks)
     }
 
-    /// The streams camsync owns on `target`, each with the fingerprint of its last confirmed
-    /// write (`None`: written, not yet confirmed). Empty if the ledger cannot be read.
-    pub fn owned(&self, target: &str) -> Owned {
-        self.ledger.owned(target).unwrap_or_default()
+    /// Converges every target once: the daemon's machinery, started and stopped around it.
+    pub async fn sync(&self, inventory: &Inventory) -> SyncReport {
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let workers = match self.start(Arc::new(Quiet), &shutdown, &tasks) {
+            Ok(workers) => workers,
+            Err(e) => return self.failed_everywhere(&e.to_string(), inventory),
+        };
+        workers.publish(Arc::new(inventory.clone()));
+        let ticket = workers.converge_all(Priority::Change, None);
+        ticket.wait().await;
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        workers.report(&ticket, inventory.rejected.clone())
     }
 
-    /// The streams camsync wrote on `target` and confirmed: what the health monitor judges.
-    pub fn confirmed(&self, target: &str) -> BTreeSet<String> {
-        self.owned(target)
-            .into_iter()
-            .filter(|(_, fp)| fp.is_some())
-            .map(|(name, _)| name)
-            .collect()
-    }
-
-    /// A stream camsync wrote on `target` and confirmed: if the server no longer has it, the
-    /// server lost what camsync put there.
-    pub fn canary(&self, target: &str) -> Option<String> {
-        let owned = self.ledger.owned(target).ok()?;
-        owned
-            .into_iter()
-            .find(|(_, fp)| fp.is_some())
-            .map(|(name, _)| name)
+    fn failed_everywhere(&self, error: &str, inventory: &Inventory) -> SyncReport {
+        SyncReport {
+            applied: true,
+            targets: self
+                .targets
+                .iter()
+                .map(|(t, _)| TargetReport::failed(t.name().to_owned(), error.to_owned()))
+                .collect(),
+            rejected: inventory.rejected.clone(),
+        }
     }
 
     /// What a sync would do, per target, without writing anything.
     pub async fn plan(&self, inventory: &Inventory) -> SyncReport {
-        self.run(inventory, false).await
+        let mut targets = Vec::with_capacity(self.targets.len());
+        for (target, _) in &self.targets {
+            targets.push(self.plan_one(target, inventory).await);
+        }
+        SyncReport {
+            applied: false,
+            targets,
+            rejected: inventory.rejected.clone(),
+        }
     }
 
-    /// Converges every target once.
-    pub async fn sync(&self, inventory: &Inventory) -> SyncReport {
-        self.run(inventory, true).await
+    async fn plan_one(&self, target: &Arc<dyn Target>, inventory: &Inventory) -> TargetReport {
+        let name = target.name().to_owned();
+        let plan = match self.make_plan(target, inventory).await {
+            Ok(plan) => plan,
+            Err(e) => return TargetReport::failed(name, e.to_string()),
+        };
+        if let Some(refusal) = plan.refused {
+            let explanation = refusal.explain(&name);
+            return TargetReport::from_plan(&plan, TargetStatus::Refused, Some(explanation));
+        }
+        let mut report = TargetReport::from_plan(&plan, TargetStatus::Planned, None);
+        if let Some(batch) = target.as_batch() {
+            match preview(batch, inventory, &plan.steps).await {
+                Ok(preview) => report.diff = Some(preview::unified_diff(&preview)),
+                Err(e) => {
+                    report.status = TargetStatus::Failed;
+                    report.error = Some(e.to_string());
+                }
+            }
+        }
+        report
     }
 
     /// The file target `target` would hold after a sync of `inventory` (`None`: no such file
@@ -141,293 +310,56 @@ impl Reconciler {
         target: &str,
         inventory: &Inventory,
     ) -> Option<Result<Preview, TargetError>> {
-        let target = self.targets.iter().find(|t| t.name() == target)?;
+        let (target, _) = self.targets.iter().find(|(t, _)| t.name() == target)?;
         let batch = target.as_batch()?;
-        let work = self.work(
-            target.clone(),
-            Arc::new(inventory.cameras.clone()),
-            inventory,
-        );
-        Some(match work.make_plan().await {
-            Ok(plan) => work.preview(batch, &plan.steps).await,
+        Some(match self.make_plan(target, inventory).await {
+            Ok(plan) => preview(batch, inventory, &plan.steps).await,
             Err(e) => Err(e),
         })
     }
 
-    /// `cameras` is `inventory`'s, shared by the targets of one run.
-    fn work(
+    async fn make_plan(
         &self,
-        target: Arc<dyn Target>,
-        cameras: Arc<BTreeMap<String, Camera>>,
+        target: &Arc<dyn Target>,
         inventory: &Inventory,
-    ) -> TargetWork {
-        TargetWork {
-            gate: self.write_gate(target.name()),
-            target,
-            ledger: self.ledger.clone(),
-            cameras,
-            deletes: DeletePolicy {
-                allow_mass_delete: self.allow_mass_delete,
-                hold: !inventory.rejected.is_empty(),
-            },
-            retry: self.retry,
-            shutdown: self.shutdown.clone(),
-        }
-    }
-
-    async fn run(&self, inventory: &Inventory, apply: bool) -> SyncReport {
-        let cameras = Arc::new(inventory.cameras.clone());
-        let mut tasks = JoinSet::new();
-        for (index, target) in self.targets.iter().enumerate() {
-            let work = self.work(target.clone(), cameras.clone(), inventory);
-            tasks.spawn(async move { (index, work.run(apply).await) });
-        }
-        let mut targets: Vec<Option<TargetReport>> = vec![None; self.targets.len()];
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((index, report)) => targets[index] = Some(report),
-                Err(e) => tracing::error!(error = %e, "a target task failed"),
-            }
-        }
-        SyncReport {
-            applied: apply,
-            targets: targets.into_iter().flatten().collect(),
-            rejected: inventory.rejected.clone(),
-        }
-    }
-}
-
-struct TargetWork {
-    target: Arc<dyn Target>,
-    gate: Arc<RwLock<()>>,
-    ledger: Arc<Ledger>,
-    cameras: Arc<BTreeMap<String, Camera>>,
-    deletes: DeletePolicy,
-    retry: RetryPolicy,
-    shutdown: CancellationToken,
-}
-
-impl TargetWork {
-    async fn run(self, apply: bool) -> TargetReport {
-        let name = self.target.name().to_owned();
-        let plan = match self.make_plan().await {
-            Ok(plan) => plan,
-            Err(e) => return TargetReport::failed(name, e.to_string()),
-        };
-        if let Some(refusal) = plan.refused {
-            let explanation = refusal.explain(&name);
-            tracing::error!(target_name = %name, "{explanation}");
-            return TargetReport::from_plan(&plan, TargetStatus::Refused, Some(explanation));
-        }
-        if !apply {
-            let mut report = TargetReport::from_plan(&plan, TargetStatus::Planned, None);
-            if let Some(batch) = self.target.as_batch() {
-                match self.preview(batch, &plan.steps).await {
-                    Ok(preview) => report.diff = Some(preview::unified_diff(&preview)),
-                    Err(e) => {
-                        report.status = TargetStatus::Failed;
-                        report.error = Some(e.to_string());
-                    }
-                }
-            }
-            return report;
-        }
-        let steps = match self.target.as_batch() {
-            Some(batch) => self.apply_batch(batch, &plan.steps).await,
-            None => self.apply_steps(&plan.steps).await,
-        };
-        TargetReport::applied(name, steps)
-    }
-
-    async fn apply_steps(&self, steps: &[Step]) -> Vec<StepReport> {
-        let mut reports = Vec::with_capacity(steps.len());
-        for step in steps {
-            if self.shutdown.is_cancelled() {
-                break;
-            }
-            let outcome = self.apply_step(step).await;
-            reports.push(StepReport::new(step, outcome));
-        }
-        reports
-    }
-
-    /// The file a batch target would write for `steps`.
-    async fn preview(
-        &self,
-        batch: &dyn BatchTarget,
-        steps: &[Step],
-    ) -> Result<Preview, TargetError> {
-        let changes: Vec<Change<'_>> = steps.iter().filter_map(|s| self.change(s)).collect();
-        batch.preview(&changes).await
-    }
-
-    /// The write a step makes, if any.
-    fn change<'a>(&'a self, step: &'a Step) -> Option<Change<'a>> {
-        match step.action {
-            Action::Unchanged | Action::Hold | Action::Forget => None,
-            Action::Delete => Some(Change::Delete(&step.name)),
-            Action::Create | Action::Adopt | Action::Update => {
-                self.cameras.get(&step.name).map(Change::Upsert)
-            }
-        }
-    }
-
-    /// All writes in one call: intents first, then the batch, then each result is recorded.
-    async fn apply_batch(&self, batch: &dyn BatchTarget, steps: &[Step]) -> Vec<StepReport> {
-        let target = self.target.name();
-        let mut reports = Vec::with_capacity(steps.len());
-        let mut writes: Vec<(&Step, Change<'_>)> = Vec::new();
-        for step in steps {
-            let change = match step.action {
-                Action::Unchanged | Action::Hold | Action::Forget => {
-                    reports.push(StepReport::new(step, self.apply_step(step).await));
-                    continue;
-                }
-                Action::Delete => Change::Delete(&step.name),
-                Action::Create | Action::Adopt | Action::Update => {
-                    match self.cameras.get(&step.name) {
-                        Some(camera) => Change::Upsert(camera),
-                        None => {
-                            reports.push(StepReport::new(step, Outcome::Failed(VANISHED.into())));
-                            continue;
-                        }
-                    }
-                }
-            };
-            if matches!(change, Change::Upsert(_))
-                && let Err(e) = self.ledger.intend(target, &step.name)
-            {
-                reports.push(StepReport::new(step, Outcome::Failed(e.to_string())));
-                continue;
-            }
-            writes.push((step, change));
-        }
-        if writes.is_empty() {
-            return reports;
-        }
-        let changes: Vec<Change<'_>> = writes.iter().map(|(_, c)| *c).collect();
-        let _exclusive = self.gate.write().await;
-        match self.with_retry(|| batch.write_batch(&changes)).await {
-            Err(e) => {
-                let error = e.to_string();
-                tracing::error!(target_name = target, error = %error, "batch write failed");
-                reports.extend(
-                    writes
-                        .iter()
-                        .map(|(step, _)| StepReport::new(step, Outcome::Failed(error.clone()))),
-                );
-            }
-            Ok(results) => {
-                for ((step, _), result) in writes.iter().zip(results) {
-                    reports.push(StepReport::new(step, self.record(step, result)));
-                }
-            }
-        }
-        reports
-    }
-
-    /// Records the result of one write in the ledger.
-    fn record(&self, step: &Step, result: Result<Applied, TargetError>) -> Outcome {
-        let target = self.target.name();
-        let applied = match result {
-            Ok(applied) => applied,
-            Err(e) => return log_failed(target, step, e),
-        };
-        let recorded = match (&step.action, &step.fingerprint) {
-            (Action::Delete, _) => self.ledger.forget(target, &step.name),
-            (_, Some(fingerprint)) => self.ledger.record(target, &step.name, fingerprint),
-            (_, None) => return Outcome::Failed(VANISHED.into()),
-        };
-        match recorded {
-            Ok(()) => log_applied(target, step, applied),
-            Err(e) => Outcome::Failed(e.to_string()),
-        }
-    }
-
-    async fn make_plan(&self) -> Result<TargetPlan, TargetError> {
-        let name = self.target.name();
-        let desired: BTreeMap<String, Fingerprint> = self
+    ) -> Result<TargetPlan, TargetError> {
+        let name = target.name();
+        let desired: BTreeMap<String, Fingerprint> = inventory
             .cameras
             .values()
             .filter(|c| c.wants_target(name))
-            .map(|c| {
-                (
-                    c.name.clone(),
-                    self.ledger.fingerprint(&self.target.render(c)),
-                )
-            })
+            .map(|c| (c.name.clone(), self.ledger.fingerprint(&target.render(c))))
             .collect();
-        let owned = self.ledger.owned(name).map_err(|e| TargetError::Client {
+        let owned: Owned = self.ledger.owned(name).map_err(|e| TargetError::Client {
             target: name.to_owned(),
             detail: e.to_string(),
         })?;
-        let observed = self.with_retry(|| self.target.list()).await?;
-        Ok(plan_target(name, &desired, &owned, &observed, self.deletes))
-    }
-
-    async fn with_retry<T, F, Fut>(&self, call: F) -> Result<T, TargetError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, TargetError>>,
-    {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_delay)
-            .with_max_delay(self.retry.max_delay)
-            .with_max_times(self.retry.attempts.saturating_sub(1))
-            .with_jitter();
-        call.retry(backoff)
-            .when(TargetError::is_retryable)
-            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "retrying"))
-            .await
-    }
-
-    async fn apply_step(&self, step: &Step) -> Outcome {
-        let target = self.target.name();
-        match step.action {
-            Action::Unchanged | Action::Hold => Outcome::Unchanged,
-            Action::Forget => match self.ledger.forget(target, &step.name) {
-                Ok(()) => Outcome::Done,
-                Err(e) => Outcome::Failed(e.to_string()),
-            },
-            Action::Delete => {
-                let _exclusive = self.gate.write().await;
-                let result = self.with_retry(|| self.target.delete(&step.name)).await;
-                self.record(step, result)
-            }
-            Action::Create | Action::Adopt | Action::Update => {
-                let Some(camera) = self.cameras.get(&step.name) else {
-                    return Outcome::Failed(VANISHED.into());
-                };
-                let _exclusive = self.gate.write().await;
-                if let Err(e) = self.ledger.intend(target, &step.name) {
-                    return Outcome::Failed(e.to_string());
-                }
-                let result = self.with_retry(|| self.target.upsert(camera)).await;
-                self.record(step, result)
-            }
-        }
+        let observed = target.list().await?;
+        let policy = DeletePolicy {
+            allow_mass_delete: self.allow_mass_delete,
+            hold: !inventory.rejected.is_empty(),
+        };
+        Ok(plan_target(name, &desired, &owned, &observed, policy))
     }
 }
 
-const VANISHED: &str = "camera vanished from the inventory mid-sync";
-
-fn log_applied(target: &str, step: &Step, applied: Applied) -> Outcome {
-    match applied {
-        Applied::Done => {
-            tracing::info!(target_name = target, stream = %step.name, action = ?step.action, reason = step.reason, "applied");
-            Outcome::Done
-        }
-        Applied::Partial { detail } => {
-            tracing::info!(target_name = target, stream = %step.name, action = ?step.action, %detail,
-                "applied in memory, but the server could not save its config file; camsync restores it after a restart");
-            Outcome::Partial(detail)
-        }
-    }
-}
-
-fn log_failed(target: &str, step: &Step, error: TargetError) -> Outcome {
-    tracing::error!(target_name = target, stream = %step.name, action = ?step.action, error = %error, "failed");
-    Outcome::Failed(error.to_string())
+/// The file a batch target would write for `steps`.
+async fn preview(
+    batch: &dyn BatchTarget,
+    inventory: &Inventory,
+    steps: &[Step],
+) -> Result<Preview, TargetError> {
+    let changes: Vec<Change<'_>> = steps
+        .iter()
+        .filter_map(|step| match step.action {
+            Action::Delete => Some(Change::Delete(&step.name)),
+            Action::Create | Action::Adopt | Action::Update | Action::Recover => {
+                inventory.cameras.get(&step.name).map(Change::Upsert)
+            }
+            Action::Unchanged | Action::Hold | Action::Forget => None,
+        })
+        .collect();
+    batch.preview(&changes).await
 }
 
 #[cfg(test)]
@@ -437,8 +369,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::camera::SourceUrl;
-    use crate::target::BoxFuture;
+    use crate::camera::{Camera, SourceUrl};
+    use crate::target::{Applied, BoxFuture};
 
     /// A target in memory whose upserts fail with `failure` the first `failures` times.
     struct FakeTarget {
@@ -549,7 +481,7 @@ mod tests {
         assert!(report.ok(), "{}", report.render_text());
         assert_eq!(target.upserts.load(Ordering::SeqCst), 3);
         assert!(
-            started.elapsed() >= RetryPolicy::default().min_delay,
+            started.elapsed() >= WorkerSettings::default().backoff.min,
             "it waited between tries"
         );
         assert!(
@@ -566,7 +498,7 @@ mod tests {
         assert!(!report.ok());
         assert_eq!(
             target.upserts.load(Ordering::SeqCst),
-            RetryPolicy::default().attempts
+            WorkerSettings::default().attempts as usize
         );
         assert_eq!(
             ledger.owned("fake").unwrap()["cam"],

@@ -27,6 +27,8 @@ pub enum Action {
     Adopt,
     Update,
     Delete,
+    /// A stream re-registered to recover it (a health verdict or a forced reconnect).
+    Recover,
     /// A deletion held back because the inventory has rejected entries.
     Hold,
     Forget,
@@ -41,6 +43,7 @@ impl Action {
             Action::Adopt => "adopt",
             Action::Update => "update",
             Action::Delete => "delete",
+            Action::Recover => "recover",
             Action::Hold => "hold",
             Action::Forget => "forget",
             Action::Unchanged => "unchanged",
@@ -51,7 +54,7 @@ impl Action {
     pub fn writes(self) -> bool {
         matches!(
             self,
-            Action::Create | Action::Adopt | Action::Update | Action::Delete
+            Action::Create | Action::Adopt | Action::Update | Action::Delete | Action::Recover
         )
     }
 }
@@ -118,50 +121,65 @@ pub fn plan_target(
     let mut steps: Vec<Step> = names
         .into_iter()
         .map(|name| {
-            let on_server = observed.contains(name);
-            let (action, reason) = match (desired.get(name), owned.get(name)) {
-                (Some(_), None) if on_server => {
-                    (Action::Adopt, "already on the server; taking it over")
-                }
-                (Some(_), None) => (Action::Create, "new camera"),
-                (Some(_), Some(_)) if !on_server => (Action::Create, "missing on the server"),
-                (Some(_), Some(None)) => (Action::Update, "last write was not confirmed"),
-                (Some(want), Some(Some(have))) if want != have => {
-                    (Action::Update, "camera changed")
-                }
-                (Some(_), Some(Some(_))) => (Action::Unchanged, "up to date"),
-                (None, _) if on_server && deletes.hold => (
-                    Action::Hold,
-                    "not deleted: the inventory has rejected entries; deletions wait until they are fixed",
-                ),
-                (None, _) if on_server => (Action::Delete, "no longer in the inventory"),
-                (None, _) => (Action::Forget, "already gone from the server"),
-            };
-            Step {
-                name: name.clone(),
-                action,
-                reason,
-                fingerprint: desired.get(name).cloned(),
-            }
+            step_for(
+                name,
+                desired.get(name),
+                owned.get(name),
+                observed.contains(name),
+                deletes.hold,
+            )
         })
         .collect();
     steps.sort_by_key(|s| match s.action {
-        Action::Create | Action::Adopt | Action::Update => 0,
+        Action::Create | Action::Adopt | Action::Update | Action::Recover => 0,
         Action::Delete => 1,
         Action::Hold | Action::Forget | Action::Unchanged => 2,
     });
-
     let deleting = steps.iter().filter(|s| s.action == Action::Delete).count();
     let owned_on_server = owned.keys().filter(|n| observed.contains(*n)).count();
-    let too_many = deleting > 0 && (deleting * 2 > owned_on_server || deleting == owned_on_server);
     TargetPlan {
         target: target.to_owned(),
         steps,
-        refused: (too_many && !deletes.allow_mass_delete).then_some(MassDelete {
-            deletes: deleting,
-            owned: owned_on_server,
-        }),
+        refused: mass_delete(deleting, owned_on_server, deletes.allow_mass_delete),
     }
+}
+
+/// The one stream `name`: what it should be (`desired`), what the ledger says camsync owns
+/// (`owned`: `Some(None)` for an unconfirmed write) and whether the server has it.
+pub fn step_for(
+    name: &str,
+    desired: Option<&Fingerprint>,
+    owned: Option<&Option<Fingerprint>>,
+    on_server: bool,
+    hold: bool,
+) -> Step {
+    let (action, reason) = match (desired, owned) {
+        (Some(_), None) if on_server => (Action::Adopt, "already on the server; taking it over"),
+        (Some(_), None) => (Action::Create, "new camera"),
+        (Some(_), Some(_)) if !on_server => (Action::Create, "missing on the server"),
+        (Some(_), Some(None)) => (Action::Update, "last write was not confirmed"),
+        (Some(want), Some(Some(have))) if want != have => (Action::Update, "camera changed"),
+        (Some(_), Some(Some(_))) => (Action::Unchanged, "up to date"),
+        (None, _) if on_server && hold => (
+            Action::Hold,
+            "not deleted: the inventory has rejected entries; deletions wait until they are fixed",
+        ),
+        (None, _) if on_server => (Action::Delete, "no longer in the inventory"),
+        (None, _) => (Action::Forget, "already gone from the server"),
+    };
+    Step {
+        name: name.to_owned(),
+        action,
+        reason,
+        fingerprint: desired.cloned(),
+    }
+}
+
+/// The guard: deleting more than half of the `owned` streams on a server, or all of them, is
+/// refused unless allowed.
+pub fn mass_delete(deletes: usize, owned: usize, allowed: bool) -> Option<MassDelete> {
+    let too_many = deletes > 0 && (deletes * 2 > owned || deletes == owned);
+    (too_many && !allowed).then_some(MassDelete { deletes, owned })
 }
 
 #[cfg(test)]
@@ -350,6 +368,7 @@ mod tests {
             Action::Adopt,
             Action::Update,
             Action::Delete,
+            Action::Recover,
             Action::Hold,
             Action::Forget,
             Action::Unchanged,

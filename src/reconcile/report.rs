@@ -61,6 +61,8 @@ pub struct Counts {
     pub adopt: usize,
     pub update: usize,
     pub delete: usize,
+    /// Streams re-registered to recover them.
+    pub recover: usize,
     /// Deletions held back because the inventory has rejected entries.
     pub hold: usize,
     pub forget: usize,
@@ -85,6 +87,8 @@ pub enum OutcomeKind {
     Done,
     Partial,
     Failed,
+    /// Nothing to do there (the detail says why).
+    Skipped,
 }
 
 impl OutcomeKind {
@@ -96,6 +100,7 @@ impl OutcomeKind {
             OutcomeKind::Done => "done",
             OutcomeKind::Partial => "partial",
             OutcomeKind::Failed => "failed",
+            OutcomeKind::Skipped => "skipped",
         }
     }
 }
@@ -108,6 +113,7 @@ pub enum Outcome {
     Done,
     Partial(String),
     Failed(String),
+    Skipped(String),
 }
 
 impl StepReport {
@@ -118,6 +124,7 @@ impl StepReport {
             Outcome::Done => (OutcomeKind::Done, None),
             Outcome::Partial(d) => (OutcomeKind::Partial, Some(d)),
             Outcome::Failed(d) => (OutcomeKind::Failed, Some(d)),
+            Outcome::Skipped(d) => (OutcomeKind::Skipped, Some(d)),
         };
         StepReport {
             stream: step.name.clone(),
@@ -164,7 +171,7 @@ impl TargetReport {
         TargetReport::build(target, status, None, steps)
     }
 
-    fn build(
+    pub(crate) fn build(
         target: String,
         status: TargetStatus,
         error: Option<String>,
@@ -172,15 +179,20 @@ impl TargetReport {
     ) -> TargetReport {
         let mut counts = Counts::default();
         for s in &steps {
-            if s.outcome == OutcomeKind::Failed {
-                counts.failed += 1;
-                continue;
+            match s.outcome {
+                OutcomeKind::Failed => {
+                    counts.failed += 1;
+                    continue;
+                }
+                OutcomeKind::Skipped => continue,
+                _ => {}
             }
             *match s.action {
                 Action::Create => &mut counts.create,
                 Action::Adopt => &mut counts.adopt,
                 Action::Update => &mut counts.update,
                 Action::Delete => &mut counts.delete,
+                Action::Recover => &mut counts.recover,
                 Action::Hold => &mut counts.hold,
                 Action::Forget => &mut counts.forget,
                 Action::Unchanged => &mut counts.unchanged,
@@ -248,7 +260,7 @@ impl SyncReport {
             for s in &t.steps {
                 let mark = match s.action {
                     Action::Create | Action::Adopt => '+',
-                    Action::Update => '~',
+                    Action::Update | Action::Recover => '~',
                     Action::Delete => '-',
                     Action::Hold => '!',
                     Action::Forget | Action::Unchanged => ' ',
@@ -264,7 +276,7 @@ impl SyncReport {
                     (OutcomeKind::Failed, Some(d)) => {
                         let _ = write!(out, "  FAILED: {d}");
                     }
-                    (OutcomeKind::Partial, Some(d)) => {
+                    (OutcomeKind::Partial | OutcomeKind::Skipped, Some(d)) => {
                         let _ = write!(out, "  ({d})");
                     }
                     _ => {}
@@ -308,6 +320,7 @@ mod tests {
             OutcomeKind::Done,
             OutcomeKind::Partial,
             OutcomeKind::Failed,
+            OutcomeKind::Skipped,
         ] {
             assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.name());
         }

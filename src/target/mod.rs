@@ -63,6 +63,11 @@ pub trait Target: Send + Sync {
         })
     }
 
+    /// Whether [`Target::recover`] can act here (a file target needs the server's `api:`).
+    fn can_recover(&self) -> bool {
+        true
+    }
+
     /// Restarts the whole server, when the server can be asked to (go2rtc's
     /// `POST /api/restart`). Only the health monitor's opt-in escalation calls it.
     fn restart_server(&self) -> Option<BoxFuture<'_, Result<(), TargetError>>> {

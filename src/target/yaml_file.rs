@@ -441,6 +441,10 @@ impl Target for YamlFile {
         })
     }
 
+    fn can_recover(&self) -> bool {
+        self.observer.is_some() && self.flavor == Flavor::Mediamtx
+    }
+
     /// Through the server's API, never the file: rewriting the file would make MediaMTX reload
     /// every path. Only MediaMTX, and only when `api:` is configured.
     fn recover<'a>(

@@ -1,0 +1,1099 @@
+//! A target's worker: the only code that writes to its server.
+//!
+//! It owns the target's client, the target's rows of the ledger (mirrored in memory) and a
+//! [`WorkQueue`]. Everything else only asks it for work through a [`WorkerHandle`]: converge a
+//! stream, converge everything, recover a stream, restart the server. Invariants:
+//! - every write is bracketed by the ledger: intend before, record (or forget) after, so a
+//!   crash at any point converges at the next run with no orphan and no duplicate;
+//! - a stream is never worked on by two tasks at once (the queue's keys), and at most
+//!   `max_in_flight` items run at once (go2rtc: always 1; its client also serializes calls);
+//! - a recovery waits for at most the items in flight;
+//! - at most `max_writes_per_minute` server writes in any minute;
+//! - a failed item is requeued on its own with backoff and jitter; after `degraded_after`
+//!   failures in a row its stream is degraded (still retried at the longest backoff), until it
+//!   succeeds or the camera changes.
+//!
+//! The worker is never told why it runs: each item reads the latest inventory when it starts
+//! (level-triggered). What it does is reported to an [`Observer`] and to the [`Ticket`]s of the
+//! requests that caused it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{Action, DeletePolicy, Step, mass_delete, plan_target, step_for};
+use super::queue::{Backoff, Key, Merge, Priority, RateLimit, WorkQueue};
+use super::report::{Outcome, StepReport};
+use super::ticket::{Ticket, Tickets};
+use crate::camera::Camera;
+use crate::ledger::{Fingerprint, Ledger, Owned};
+use crate::source::Inventory;
+use crate::target::{Applied, BatchTarget, Change, Target, TargetError};
+
+/// How a worker paces and retries its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// Items at once (go2rtc: always 1).
+    pub max_in_flight: usize,
+    /// Server writes in any minute; `None`: no limit.
+    pub max_writes_per_minute: Option<u32>,
+    /// Requeue schedule of a failed item.
+    pub backoff: Backoff,
+    /// Tries a request waits for before it is answered with the failure; the item is still
+    /// retried on its own after that.
+    pub attempts: u32,
+    /// Failures in a row after which a stream is degraded.
+    pub degraded_after: u32,
+    pub allow_mass_delete: bool,
+    /// How often to ask the server whether it lost what camsync wrote (a restart, a file
+    /// reload); `None` for never (one-shot commands).
+    pub restart_check: Option<Duration>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            max_in_flight: 1,
+            max_writes_per_minute: None,
+            backoff: Backoff {
+                min: Duration::from_millis(200),
+                max: Duration::from_secs(60),
+            },
+            attempts: 3,
+            degraded_after: 5,
+            allow_mass_delete: false,
+            restart_check: None,
+        }
+    }
+}
+
+/// Where a worker reports what it does (the daemon's activity, or nothing for a one-shot sync).
+pub trait Observer: Send + Sync {
+    /// A step is over (a write, or a decision to write nothing).
+    /// `sync`: the daemon's sync the step is part of (none for a recovery).
+    fn step(&self, _target: &str, _step: &StepReport, _sync: Option<u64>) {}
+    /// A stream became degraded (`true`) or recovered from it.
+    fn degraded(&self, _target: &str, _stream: &str, _degraded: bool, _detail: &str) {}
+    /// The server lost what camsync wrote (restart or reload); everything is re-applied.
+    fn server_lost(&self, _target: &str) {}
+    /// The opt-in escalation restarted the server.
+    fn server_restarted(&self, _target: &str) {}
+    /// The queue changed; `waited` is set when an item left it to run.
+    fn queue(&self, _target: &str, _stats: &QueueStats, _waited: Option<(Priority, Duration)>) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// A worker's queue at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    /// Waiting items: recover, change, resync.
+    pub waiting: [usize; 3],
+    pub in_flight: usize,
+    pub done: u64,
+    pub failed: u64,
+    /// Items that merged into one already waiting.
+    pub merged: u64,
+    /// Streams failing `degraded_after` times or more in a row.
+    pub degraded: BTreeSet<String>,
+}
+
+/// What an item does; merging two takes the union.
+#[derive(Default)]
+struct Work {
+    /// Write the stream even if the ledger says it is up to date (the server lost it).
+    force: bool,
+    /// Delete and add the stream (it is stuck, or a reconnect was asked for).
+    restart: bool,
+    /// Why a recovery was asked for, for the report.
+    reason: Option<&'static str>,
+    /// Tries so far.
+    failures: u32,
+    tickets: Tickets,
+}
+
+impl Merge for Work {
+    fn merge(&mut self, other: Work) {
+        self.force |= other.force;
+        self.restart |= other.restart;
+        self.reason = self.reason.or(other.reason);
+        self.failures = self.failures.max(other.failures);
+        self.tickets.absorb(other.tickets);
+    }
+}
+
+struct Request {
+    key: Key,
+    priority: Priority,
+    due: Option<Instant>,
+    work: Work,
+}
+
+/// How to ask a worker for work, and see what it owns; cheap to clone.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    name: Arc<str>,
+    batch: bool,
+    requests: mpsc::UnboundedSender<Request>,
+    owned: watch::Receiver<Arc<Owned>>,
+    stats: watch::Receiver<QueueStats>,
+}
+
+impl WorkerHandle {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send(&self, key: Key, priority: Priority, work: Work) {
+        let request = Request {
+            key,
+            priority,
+            due: None,
+            work,
+        };
+        if let Err(refused) = self.requests.send(request) {
+            // The worker has stopped (shutdown): the request is over.
+            refused.0.work.tickets.release();
+        }
+    }
+
+    /// Converges one stream (on a file target: the whole file, which costs the same).
+    pub fn converge(&self, stream: &str, priority: Priority, tickets: &[Ticket]) {
+        let key = if self.batch {
+            Key::All
+        } else {
+            Key::Stream(stream.to_owned())
+        };
+        self.send(
+            key,
+            priority,
+            Work {
+                tickets: Tickets::carrying(tickets),
+                ..Work::default()
+            },
+        );
+    }
+
+    /// Lists the server once, plans, and converges every stream that needs it.
+    pub fn converge_all(&self, priority: Priority, tickets: &[Ticket]) {
+        self.send(
+            Key::All,
+            priority,
+            Work {
+                tickets: Tickets::carrying(tickets),
+                ..Work::default()
+            },
+        );
+    }
+
+    /// Re-adds a stream camsync owns (`restart`: deletes it first), ahead of other work.
+    pub fn recover(&self, stream: &str, restart: bool, reason: &'static str, tickets: &[Ticket]) {
+        let work = Work {
+            force: true,
+            restart,
+            reason: Some(reason),
+            tickets: Tickets::carrying(tickets),
+            ..Work::default()
+        };
+        self.send(Key::Stream(stream.to_owned()), Priority::Recover, work);
+    }
+
+    /// Restarts the whole server (the opt-in escalation), then re-applies everything.
+    pub fn restart_server(&self, tickets: &[Ticket]) {
+        self.send(
+            Key::Server,
+            Priority::Recover,
+            Work {
+                tickets: Tickets::carrying(tickets),
+                ..Work::default()
+            },
+        );
+    }
+
+    /// The streams camsync owns there: `Some(fingerprint)` once the last write is confirmed.
+    pub fn owned(&self) -> Arc<Owned> {
+        self.owned.borrow().clone()
+    }
+
+    /// The owned streams whose last write was confirmed: what the health monitor judges.
+    pub fn confirmed(&self) -> BTreeSet<String> {
+        self.owned()
+            .iter()
+            .filter(|(_, fp)| fp.is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        self.stats.borrow().clone()
+    }
+
+    /// Waits until the owned streams change.
+    pub async fn owned_changed(&mut self) -> bool {
+        self.owned.changed().await.is_ok()
+    }
+}
+
+/// What a worker is built from.
+pub struct WorkerParts {
+    pub target: Arc<dyn Target>,
+    pub ledger: Arc<Ledger>,
+    pub inventory: watch::Receiver<Arc<Inventory>>,
+    pub settings: WorkerSettings,
+    pub observer: Arc<dyn Observer>,
+    /// In [0, 1); injected so tests are repeatable.
+    pub jitter: fn() -> f64,
+}
+
+/// Starts the worker of `parts.target`; it runs until `shutdown`, finishing the items in
+/// flight first. The ledger's rows for the target are read once, here.
+pub fn spawn(
+    parts: WorkerParts,
+    shutdown: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+) -> Result<WorkerHandle, crate::ledger::LedgerError> {
+    let name: Arc<str> = parts.target.name().into();
+    let owned = parts.ledger.owned(&name)?;
+    let (owned_tx, owned_rx) = watch::channel(Arc::new(owned.clone()));
+    let (stats_tx, stats_rx) = watch::channel(QueueStats::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut settings = parts.settings;
+    settings.max_in_flight = settings.max_in_flight.max(1);
+    let batch = parts.target.as_batch().is_some();
+    let shared = Arc::new(Shared {
+        target: parts.target,
+        ledger: parts.ledger,
+        owned: Mutex::new(owned),
+        owned_tx,
+        observed: Mutex::new(None),
+        limiter: Mutex::new(RateLimit::new(settings.max_writes_per_minute)),
+        inventory: parts.inventory,
+        allow_mass_delete: settings.allow_mass_delete,
+        observer: parts.observer,
+    });
+    let worker = Worker {
+        shared,
+        settings,
+        jitter: parts.jitter,
+        queue: WorkQueue::default(),
+        requests: rx,
+        running: JoinSet::new(),
+        failures: HashMap::new(),
+        stats: QueueStats::default(),
+        stats_tx,
+    };
+    let span = tracing::info_span!("worker", target_name = %name);
+    let handle = WorkerHandle {
+        name,
+        batch,
+        requests: tx,
+        owned: owned_rx,
+        stats: stats_rx,
+    };
+    if let Some(every) = settings.restart_check {
+        let watch = watch_restarts(
+            worker.shared.clone(),
+            handle.clone(),
+            every,
+            shutdown.clone(),
+        );
+        tasks.spawn(tracing::Instrument::instrument(watch, span.clone()));
+    }
+    tasks.spawn(tracing::Instrument::instrument(worker.run(shutdown), span));
+    Ok(handle)
+}
+
+/// Asks the server every `every` whether it lost what camsync wrote: a new run identifier
+/// (MediaMTX's start time), or a stream camsync owns there gone. Then everything is converged
+/// again at once, long before the periodic resync. A server that does not answer keeps its
+/// last identifier: being down is not a restart (yet).
+async fn watch_restarts(
+    shared: Arc<Shared>,
+    worker: WorkerHandle,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut epoch: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let canary = worker.confirmed().into_iter().next();
+        let Ok(check) = shared.target.run_check(canary.as_deref()).await else {
+            continue;
+        };
+        let restarted = match check.epoch {
+            Some(now) => epoch
+                .replace(now.clone())
+                .is_some_and(|before| before != now),
+            None => false,
+        };
+        if restarted || check.canary_missing {
+            tracing::warn!("server restarted or reloaded; re-applying what camsync owns there");
+            shared.observer.server_lost(shared.name());
+            worker.converge_all(Priority::Change, &[]);
+        }
+    }
+}
+
+/// What the worker's items share.
+struct Shared {
+    target: Arc<dyn Target>,
+    ledger: Arc<Ledger>,
+    /// This target's ledger rows; every change goes to the ledger first.
+    owned: Mutex<Owned>,
+    owned_tx: watch::Sender<Arc<Owned>>,
+    /// What the server listed last, kept current by the worker's own writes; `None` before the
+    /// first list.
+    observed: Mutex<Option<BTreeSet<String>>>,
+    limiter: Mutex<RateLimit>,
+    inventory: watch::Receiver<Arc<Inventory>>,
+    allow_mass_delete: bool,
+    observer: Arc<dyn Observer>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How one run of an item ended.
+enum Ended {
+    /// Over, successfully or with a failure not worth retrying on its own.
+    Done,
+    /// A whole-target item planned these stream items.
+    Expand(Vec<String>),
+    /// The server was restarted: everything is to be applied again.
+    Restarted,
+    /// Failed; retried on its own if `retryable`.
+    Failed {
+        retryable: bool,
+        /// The stream's desired fingerprint when it failed (a change resets the count).
+        fingerprint: Option<Fingerprint>,
+        detail: String,
+        /// What the requests are told once they get their answer.
+        reports: Vec<StepReport>,
+        /// The whole target failed (it could not be listed or restarted).
+        target_error: bool,
+    },
+}
+
+struct Finished {
+    key: Key,
+    priority: Priority,
+    work: Work,
+    ended: Ended,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    settings: WorkerSettings,
+    jitter: fn() -> f64,
+    queue: WorkQueue<Work>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    running: JoinSet<Finished>,
+    failures: HashMap<String, Failures>,
+    stats: QueueStats,
+    stats_tx: watch::Sender<QueueStats>,
+}
+
+struct Failures {
+    count: u32,
+    fingerprint: Option<Fingerprint>,
+}
+
+impl Worker {
+    fn name(&self) -> &str {
+        self.shared.target.name()
+    }
+
+    async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            self.start_due();
+            let wake = self.next_wake();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(finished) = self.running.join_next() => match finished {
+                    Ok(finished) => self.finish(finished),
+                    Err(e) => tracing::error!(error = %e, "a work item failed to run"),
+                },
+                request = self.requests.recv() => match request {
+                    Some(request) => self.enqueue(request),
+                    None => break,
+                },
+                _ = sleep_until(wake) => {}
+            }
+        }
+        // The items in flight finish their write; nothing new starts.
+        while let Some(finished) = self.running.join_next().await {
+            if let Ok(finished) = finished {
+                finished.work.tickets.release();
+            }
+        }
+        for work in self.queue.drain() {
+            work.tickets.release();
+        }
+        while let Ok(request) = self.requests.try_recv() {
+            request.work.tickets.release();
+        }
+    }
+
+    fn enqueue(&mut self, request: Request) {
+        let now = Instant::now();
+        let due = request.due.unwrap_or(now);
+        if self
+            .queue
+            .push(request.key, request.priority, due, now, request.work)
+            == super::queue::Pushed::Merged
+        {
+            self.stats.merged += 1;
+        }
+        self.publish(None);
+    }
+
+    /// When to look at the queue again: the next item falls due, or the rate limit frees up.
+    fn next_wake(&self) -> Option<Instant> {
+        let due = self.queue.next_due()?;
+        let limited = lock(&self.shared.limiter).ready_at(Instant::now(), self.queue.in_flight());
+        Some(limited.map_or(due, |at| at.max(due)))
+    }
+
+    fn start_due(&mut self) {
+        loop {
+            let now = Instant::now();
+            if lock(&self.shared.limiter)
+                .ready_at(now, self.queue.in_flight())
+                .is_some()
+            {
+                return;
+            }
+            let Some(popped) = self.queue.pop(now, self.settings.max_in_flight) else {
+                return;
+            };
+            self.publish(Some((popped.priority, popped.waited)));
+            let shared = self.shared.clone();
+            self.running.spawn(async move {
+                let ended = shared.run(&popped.key, &popped.work).await;
+                Finished {
+                    key: popped.key,
+                    priority: popped.priority,
+                    work: popped.work,
+                    ended,
+                }
+            });
+        }
+    }
+
+    fn finish(&mut self, finished: Finished) {
+        let Finished {
+            key,
+            priority,
+            mut work,
+            ended,
+        } = finished;
+        self.queue.done(&key);
+        match ended {
+            Ended::Done => {
+                self.stats.done += 1;
+                self.succeeded(&key);
+                work.tickets.release();
+            }
+            Ended::Expand(streams) => {
+                self.stats.done += 1;
+                let tickets: Vec<Ticket> = work.tickets.iter().cloned().collect();
+                let now = Instant::now();
+                for stream in streams {
+                    let child = Work {
+                        tickets: Tickets::carrying(&tickets),
+                        ..Work::default()
+                    };
+                    if self
+                        .queue
+                        .push(Key::Stream(stream), priority, now, now, child)
+                        == super::queue::Pushed::Merged
+                    {
+                        self.stats.merged += 1;
+                    }
+                }
+                work.tickets.release();
+            }
+            Ended::Restarted => {
+                self.stats.done += 1;
+                let now = Instant::now();
+                let again = Work {
+                    tickets: std::mem::take(&mut work.tickets),
+                    ..Work::default()
+                };
+                self.queue.push(Key::All, Priority::Change, now, now, again);
+            }
+            Ended::Failed {
+                retryable,
+                fingerprint,
+                detail,
+                reports,
+                target_error,
+            } => {
+                self.stats.failed += 1;
+                work.failures += 1;
+                let failures = self.failed(&key, fingerprint, &detail);
+                if !retryable || work.failures >= self.settings.attempts {
+                    // The requests get their answer; a retryable item goes on alone.
+                    let tickets = std::mem::take(&mut work.tickets);
+                    for ticket in tickets.iter() {
+                        for report in &reports {
+                            ticket.step(self.shared.name(), report.clone());
+                        }
+                        if target_error {
+                            ticket.target_failed(self.shared.name(), detail.clone());
+                        }
+                    }
+                    tickets.release();
+                }
+                if retryable {
+                    let delay = self
+                        .settings
+                        .backoff
+                        .delay(failures.max(work.failures), (self.jitter)());
+                    let now = Instant::now();
+                    self.queue.push(key, priority, now + delay, now, work);
+                }
+            }
+        }
+        self.publish(None);
+    }
+
+    /// Counts a failure of `key` in a row; returns the count.
+    fn failed(&mut self, key: &Key, fingerprint: Option<Fingerprint>, detail: &str) -> u32 {
+        let Key::Stream(stream) = key else {
+            return 0;
+        };
+        let entry = self.failures.entry(stream.clone()).or_insert(Failures {
+            count: 0,
+            fingerprint: fingerprint.clone(),
+        });
+        if entry.fingerprint != fingerprint {
+            // The camera changed: its failures start over.
+            entry.count = 0;
+            entry.fingerprint = fingerprint;
+            if self.stats.degraded.remove(stream) {
+                self.shared.observer.degraded(
+                    self.shared.target.name(),
+                    stream,
+                    false,
+                    "the camera changed",
+                );
+            }
+        }
+        entry.count += 1;
+        let count = entry.count;
+        if count >= self.settings.degraded_after && self.stats.degraded.insert(stream.clone()) {
+            tracing::warn!(stream = %stream, failures = count, error = %detail, "stream degraded: failing again and again; still retried");
+            let name = self.shared.target.name().to_owned();
+            self.shared.observer.degraded(&name, stream, true, detail);
+        }
+        count
+    }
+
+    fn succeeded(&mut self, key: &Key) {
+        let Key::Stream(stream) = key else {
+            return;
+        };
+        self.failures.remove(stream);
+        if self.stats.degraded.remove(stream) {
+            tracing::info!(stream = %stream, "stream no longer degraded");
+            let name = self.name().to_owned();
+            self.shared
+                .observer
+                .degraded(&name, stream, false, "written again");
+        }
+    }
+
+    fn publish(&mut self, waited: Option<(Priority, Duration)>) {
+        self.stats.waiting = self.queue.depth();
+        self.stats.in_flight = self.queue.in_flight();
+        self.shared
+            .observer
+            .queue(self.shared.target.name(), &self.stats, waited);
+        self.stats_tx.send_replace(self.stats.clone());
+    }
+}
+
+/// A random value in [0, 1), for backoff jitter.
+pub fn random_jitter() -> f64 {
+    let mut bytes = [0u8; 2];
+    let _ = getrandom::fill(&mut bytes);
+    f64::from(u16::from_le_bytes(bytes)) / 65_536.0
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why a write did not happen.
+struct Failure {
+    detail: String,
+    retryable: bool,
+}
+
+impl From<TargetError> for Failure {
+    fn from(e: TargetError) -> Failure {
+        Failure {
+            retryable: e.is_retryable(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::ledger::LedgerError> for Failure {
+    fn from(e: crate::ledger::LedgerError) -> Failure {
+        // A full disk or a locked file may pass.
+        Failure {
+            detail: e.to_string(),
+            retryable: true,
+        }
+    }
+}
+
+type Attempt = Result<Outcome, Failure>;
+
+impl Shared {
+    fn name(&self) -> &str {
+        self.target.name()
+    }
+
+    fn inventory(&self) -> Arc<Inventory> {
+        self.inventory.borrow().clone()
+    }
+
+    async fn run(&self, key: &Key, work: &Work) -> Ended {
+        match key {
+            Key::Stream(stream) => self.run_stream(stream, work).await,
+            Key::All => self.run_all(work).await,
+            Key::Server => self.run_restart().await,
+        }
+    }
+
+    /// The fingerprint of what the target would send for `camera`.
+    fn fingerprint(&self, camera: &Camera) -> Fingerprint {
+        self.ledger.fingerprint(&self.target.render(camera))
+    }
+
+    fn owned_entry(&self, stream: &str) -> Option<Option<Fingerprint>> {
+        lock(&self.owned).get(stream).cloned()
+    }
+
+    /// Whether the server had `stream` at the last list (before any list, an owned stream
+    /// counts as there: deleting a missing one is harmless).
+    fn on_server(&self, stream: &str, owned: bool) -> bool {
+        lock(&self.observed)
+            .as_ref()
+            .map_or(owned, |o| o.contains(stream))
+    }
+
+    fn set_observed(&self, stream: &str, present: bool) {
+        if let Some(observed) = lock(&self.observed).as_mut() {
+            if present {
+                observed.insert(stream.to_owned());
+            } else {
+                observed.remove(stream);
+            }
+        }
+    }
+
+    /// Changes this target's ledger rows: the file first, then the mirror.
+    fn own(&self, stream: &str, entry: Option<Option<&Fingerprint>>) -> Result<(), Failure> {
+        let name = self.name();
+        match entry {
+            None => self.ledger.forget(name, stream)?,
+            Some(None) => self.ledger.intend(name, stream)?,
+            Some(Some(fp)) => self.ledger.record(name, stream, fp)?,
+        }
+        let mut owned = lock(&self.owned);
+        match entry {
+            None => owned.remove(stream),
+            Some(fp) => owned.insert(stream.to_owned(), fp.cloned()),
+        };
+        self.owned_tx.send_replace(Arc::new(owned.clone()));
+        Ok(())
+    }
+
+    /// Waits until the rate limit lets one more write through, and counts it.
+    async fn write_slot(&self) {
+        loop {
+            let now = Instant::now();
+            let ready = {
+                let mut limiter = lock(&self.limiter);
+                let ready = limiter.ready_at(now, 0);
+                if ready.is_none() {
+                    limiter.record(now);
+                }
+                ready
+            };
+            match ready {
+                None => return,
+                Some(at) => tokio::time::sleep_until(at).await,
+            }
+        }
+    }
+
+    /// Reports a step that is over to the observer and the item's tickets.
+    fn report(&self, work: &Work, step: &Step, outcome: Outcome) {
+        let report = StepReport::new(step, outcome);
+        self.observer
+            .step(self.name(), &report, work.tickets.sync());
+        work.tickets.step(self.name(), &report);
+    }
+
+    /// How the item ended after `step` had `attempt`.
+    fn ended(&self, work: &Work, step: &Step, attempt: Attempt) -> Ended {
+        match attempt {
+            Ok(outcome) => {
+                self.report(work, step, outcome);
+                Ended::Done
+            }
+            Err(failure) => {
+                let report = StepReport::new(step, Outcome::Failed(failure.detail.clone()));
+                self.observer
+                    .step(self.name(), &report, work.tickets.sync());
+                Ended::Failed {
+                    retryable: failure.retryable,
+                    fingerprint: step.fingerprint.clone(),
+                    detail: failure.detail,
+                    reports: vec![report],
+                    target_error: false,
+                }
+            }
+        }
+    }
+
+    async fn run_stream(&self, stream: &str, work: &Work) -> Ended {
+        let inventory = self.inventory();
+        let camera = inventory
+            .cameras
+            .get(stream)
+            .filter(|c| c.wants_target(self.name()));
+        let owned = self.owned_entry(stream);
+        let fingerprint = camera.map(|c| self.fingerprint(c));
+        // An owned stream whose last write is unconfirmed (a recovery that failed half-way) is
+        // still camsync's to recover.
+        if let (Some(camera), Some(_), true) = (camera, &owned, work.force) {
+            let step = recover_step(stream, work, fingerprint);
+            let attempt = self.recover(camera, &step, work.restart).await;
+            return self.ended(work, &step, attempt);
+        }
+        if work.restart {
+            let step = recover_step(stream, work, fingerprint);
+            let why = "camsync does not own this stream here (yet); a sync will create it";
+            self.report(work, &step, Outcome::Skipped(why.into()));
+            return Ended::Done;
+        }
+        let on_server = self.on_server(stream, owned.is_some());
+        let hold = !inventory.rejected.is_empty();
+        let step = step_for(
+            stream,
+            fingerprint.as_ref(),
+            owned.as_ref(),
+            on_server,
+            hold,
+        );
+        let attempt = match (step.action, camera) {
+            (Action::Unchanged | Action::Hold, _) => Ok(Outcome::Unchanged),
+            (Action::Forget, _) => self.own(stream, None).map(|()| Outcome::Done),
+            (Action::Delete, _) => match self.delete_guard(&inventory) {
+                Some(refusal) => Err(Failure {
+                    detail: refusal,
+                    retryable: false,
+                }),
+                None => self.delete(stream).await,
+            },
+            (_, Some(camera)) => self.upsert(camera, &step).await,
+            (_, None) => Err(vanished()),
+        };
+        self.ended(work, &step, attempt)
+    }
+
+    async fn upsert(&self, camera: &Camera, step: &Step) -> Attempt {
+        let fingerprint = step.fingerprint.as_ref().ok_or_else(vanished)?;
+        self.own(&camera.name, Some(None))?;
+        self.write_slot().await;
+        let applied = self
+            .target
+            .upsert(camera)
+            .await
+            .map_err(|e| write_failed(step, e))?;
+        self.set_observed(&camera.name, true);
+        self.confirm(&camera.name, fingerprint, step, applied)
+    }
+
+    async fn delete(&self, stream: &str) -> Attempt {
+        self.write_slot().await;
+        let applied = self.target.delete(stream).await.map_err(Failure::from)?;
+        self.set_observed(stream, false);
+        self.own(stream, None)?;
+        tracing::info!(stream, action = "delete", "applied");
+        Ok(applied_outcome(applied))
+    }
+
+    async fn recover(&self, camera: &Camera, step: &Step, restart: bool) -> Attempt {
+        let fingerprint = step.fingerprint.as_ref().ok_or_else(vanished)?;
+        self.own(&camera.name, Some(None))?;
+        self.write_slot().await;
+        if restart {
+            self.write_slot().await;
+        }
+        let applied = self
+            .target
+            .recover(camera, restart)
+            .await
+            .map_err(|e| write_failed(step, e))?;
+        self.set_observed(&camera.name, true);
+        self.confirm(&camera.name, fingerprint, step, applied)
+    }
+
+    fn confirm(
+        &self,
+        stream: &str,
+        fingerprint: &Fingerprint,
+        step: &Step,
+        applied: Applied,
+    ) -> Attempt {
+        self.own(stream, Some(Some(fingerprint)))?;
+        tracing::info!(
+            stream,
+            action = step.action.name(),
+            reason = step.reason,
+            "applied"
+        );
+        Ok(applied_outcome(applied))
+    }
+
+    /// Refuses a deletion that would take more than half of what camsync owns here.
+    fn delete_guard(&self, inventory: &Inventory) -> Option<String> {
+        let owned = lock(&self.owned);
+        let observed = lock(&self.observed);
+        let on_server = |name: &String| observed.as_ref().is_none_or(|o| o.contains(name));
+        let desired = |name: &String| {
+            inventory
+                .cameras
+                .get(name)
+                .is_some_and(|c| c.wants_target(self.name()))
+        };
+        let owned_here = owned.keys().filter(|n| on_server(n)).count();
+        let deletes = owned.keys().filter(|n| on_server(n) && !desired(n)).count();
+        mass_delete(deletes, owned_here, self.allow_mass_delete).map(|m| m.explain(self.name()))
+    }
+
+    async fn run_all(&self, work: &Work) -> Ended {
+        for ticket in work.tickets.iter() {
+            ticket.touch(self.name());
+        }
+        let inventory = self.inventory();
+        let desired: BTreeMap<String, Fingerprint> = inventory
+            .cameras
+            .values()
+            .filter(|c| c.wants_target(self.name()))
+            .map(|c| (c.name.clone(), self.fingerprint(c)))
+            .collect();
+        let observed = match self.target.list().await {
+            Ok(observed) => observed,
+            Err(e) => {
+                let failure = Failure::from(e);
+                tracing::warn!(error = %failure.detail, "cannot list the server");
+                return Ended::Failed {
+                    retryable: failure.retryable,
+                    fingerprint: None,
+                    detail: failure.detail,
+                    reports: Vec::new(),
+                    target_error: true,
+                };
+            }
+        };
+        *lock(&self.observed) = Some(observed.clone());
+        let owned = lock(&self.owned).clone();
+        let policy = DeletePolicy {
+            allow_mass_delete: self.allow_mass_delete,
+            hold: !inventory.rejected.is_empty(),
+        };
+        let plan = plan_target(self.name(), &desired, &owned, &observed, policy);
+        if let Some(refusal) = plan.refused {
+            let explanation = refusal.explain(self.name());
+            tracing::error!("{explanation}");
+            let steps: Vec<StepReport> = plan
+                .steps
+                .iter()
+                .map(|s| StepReport::new(s, Outcome::Planned))
+                .collect();
+            for ticket in work.tickets.iter() {
+                ticket.target_refused(self.name(), explanation.clone(), steps.clone());
+            }
+            return Ended::Done;
+        }
+        if let Some(batch) = self.target.as_batch() {
+            return self.apply_batch(batch, &inventory, &plan.steps, work).await;
+        }
+        let mut streams = Vec::new();
+        for step in &plan.steps {
+            match step.action {
+                Action::Unchanged | Action::Hold => self.report(work, step, Outcome::Unchanged),
+                Action::Forget => {
+                    let outcome = match self.own(&step.name, None) {
+                        Ok(()) => Outcome::Done,
+                        Err(f) => Outcome::Failed(f.detail),
+                    };
+                    self.report(work, step, outcome);
+                }
+                _ => streams.push(step.name.clone()),
+            }
+        }
+        Ended::Expand(streams)
+    }
+
+    /// Every write of a file target in one go: intents first, then the file, then each result.
+    async fn apply_batch(
+        &self,
+        batch: &dyn BatchTarget,
+        inventory: &Inventory,
+        steps: &[Step],
+        work: &Work,
+    ) -> Ended {
+        let mut writes: Vec<(&Step, Change<'_>)> = Vec::new();
+        for step in steps {
+            let change = match (step.action, inventory.cameras.get(&step.name)) {
+                (Action::Unchanged | Action::Hold, _) => {
+                    self.report(work, step, Outcome::Unchanged);
+                    continue;
+                }
+                (Action::Forget, _) => {
+                    let outcome = match self.own(&step.name, None) {
+                        Ok(()) => Outcome::Done,
+                        Err(f) => Outcome::Failed(f.detail),
+                    };
+                    self.report(work, step, outcome);
+                    continue;
+                }
+                (Action::Delete, _) => Change::Delete(&step.name),
+                (_, Some(camera)) => Change::Upsert(camera),
+                (_, None) => {
+                    self.report(work, step, Outcome::Failed(VANISHED.into()));
+                    continue;
+                }
+            };
+            if matches!(change, Change::Upsert(_))
+                && let Err(f) = self.own(&step.name, Some(None))
+            {
+                self.report(work, step, Outcome::Failed(f.detail));
+                continue;
+            }
+            writes.push((step, change));
+        }
+        if writes.is_empty() {
+            return Ended::Done;
+        }
+        let changes: Vec<Change<'_>> = writes.iter().map(|(_, c)| *c).collect();
+        self.write_slot().await;
+        let results = match batch.write_batch(&changes).await {
+            Ok(results) => results,
+            Err(e) => {
+                let failure = Failure::from(e);
+                tracing::error!(error = %failure.detail, "file write failed");
+                let reports = writes
+                    .iter()
+                    .map(|(step, _)| StepReport::new(step, Outcome::Failed(failure.detail.clone())))
+                    .collect();
+                return Ended::Failed {
+                    retryable: failure.retryable,
+                    fingerprint: None,
+                    detail: failure.detail,
+                    reports,
+                    target_error: false,
+                };
+            }
+        };
+        for ((step, _), result) in writes.iter().zip(results) {
+            let attempt = match (result, step.action, &step.fingerprint) {
+                (Err(e), ..) => Err(Failure::from(e)),
+                (Ok(applied), Action::Delete, _) => self
+                    .own(&step.name, None)
+                    .map(|()| applied_outcome(applied)),
+                (Ok(applied), _, Some(fp)) => self.confirm(&step.name, fp, step, applied),
+                (Ok(_), _, None) => Err(vanished()),
+            };
+            let outcome = attempt.unwrap_or_else(|f| Outcome::Failed(f.detail));
+            self.report(work, step, outcome);
+        }
+        Ended::Done
+    }
+
+    async fn run_restart(&self) -> Ended {
+        let Some(restart) = self.target.restart_server() else {
+            return Ended::Done;
+        };
+        self.write_slot().await;
+        match restart.await {
+            Ok(()) => {
+                self.observer.server_restarted(self.name());
+                // What the server holds now is known at the next list.
+                *lock(&self.observed) = None;
+                Ended::Restarted
+            }
+            Err(e) => {
+                let failure = Failure::from(e);
+                tracing::error!(error = %failure.detail, "server restart failed");
+                Ended::Failed {
+                    retryable: false,
+                    fingerprint: None,
+                    detail: failure.detail,
+                    reports: Vec::new(),
+                    target_error: true,
+                }
+            }
+        }
+    }
+}
+
+fn write_failed(step: &Step, error: TargetError) -> Failure {
+    tracing::warn!(stream = %step.name, action = step.action.name(), error = %error, "write failed");
+    Failure::from(error)
+}
+
+fn vanished() -> Failure {
+    Failure {
+        detail: VANISHED.into(),
+        retryable: false,
+    }
+}
+
+fn recover_step(stream: &str, work: &Work, fingerprint: Option<Fingerprint>) -> Step {
+    Step {
+        name: stream.to_owned(),
+        action: Action::Recover,
+        reason: work.reason.unwrap_or(if work.restart {
+            "deleted and added again"
+        } else {
+            "added again"
+        }),
+        fingerprint,
+    }
+}
+
+fn applied_outcome(applied: Applied) -> Outcome {
+    match applied {
+        Applied::Done => Outcome::Done,
+        Applied::Partial { detail } => Outcome::Partial(detail),
+    }
+}
+
+const VANISHED: &str = "camera vanished from the inventory mid-sync";
