@@ -418,8 +418,9 @@ impl Worker {
 
     async fn run(mut self, shutdown: CancellationToken) {
         loop {
-            self.start_due();
-            let wake = self.next_wake();
+            let now = Instant::now();
+            self.start_due(now);
+            let wake = self.next_wake(now);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -461,16 +462,19 @@ impl Worker {
         self.publish(None);
     }
 
-    /// When to look at the queue again: the next item falls due, or the rate limit frees up.
-    fn next_wake(&self) -> Option<Instant> {
+    /// When to look at the queue again (just after `start_due(now)`): the next item falls due,
+    /// or the rate limit frees up. An item already due that did not start waits for one in
+    /// flight to finish, which wakes the worker anyway: `None`, not a busy loop.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
         let due = self.queue.next_due()?;
-        let limited = lock(&self.shared.limiter).ready_at(Instant::now(), self.queue.in_flight());
-        Some(limited.map_or(due, |at| at.max(due)))
+        match lock(&self.shared.limiter).ready_at(now, self.queue.in_flight()) {
+            Some(at) => Some(at.max(due)),
+            None => (due > now).then_some(due),
+        }
     }
 
-    fn start_due(&mut self) {
+    fn start_due(&mut self, now: Instant) {
         loop {
-            let now = Instant::now();
             if lock(&self.shared.limiter)
                 .ready_at(now, self.queue.in_flight())
                 .is_some()
@@ -1097,3 +1101,294 @@ fn applied_outcome(applied: Applied) -> Outcome {
 }
 
 const VANISHED: &str = "camera vanished from the inventory mid-sync";
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::camera::SourceUrl;
+    use crate::target::{BoxFuture, RunCheck, StreamStatus};
+
+    /// A server in memory: each write takes `cost`, and fails while `failing` is set.
+    #[derive(Default)]
+    struct FakeServer {
+        streams: Mutex<BTreeSet<String>>,
+        writes: Mutex<Vec<(Instant, String)>>,
+        cost: Duration,
+        failing: AtomicBool,
+        attempts: AtomicUsize,
+    }
+
+    impl FakeServer {
+        fn write(&self, name: &str) -> Result<Applied, TargetError> {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(TargetError::Status {
+                    target: "fake".into(),
+                    op: "put".into(),
+                    status: 503,
+                    detail: String::new(),
+                });
+            }
+            lock(&self.writes).push((Instant::now(), name.to_owned()));
+            Ok(Applied::Done)
+        }
+
+        fn written(&self) -> Vec<String> {
+            lock(&self.writes).iter().map(|(_, n)| n.clone()).collect()
+        }
+    }
+
+    impl Target for FakeServer {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn render(&self, camera: &Camera) -> String {
+            camera.sources[0].expose()
+        }
+        fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
+            Box::pin(async { Ok(lock(&self.streams).clone()) })
+        }
+        fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+            Box::pin(async { Ok(BTreeMap::new()) })
+        }
+        fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.cost).await;
+                let applied = self.write(&camera.name)?;
+                lock(&self.streams).insert(camera.name.clone());
+                Ok(applied)
+            })
+        }
+        fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.cost).await;
+                let applied = self.write(name)?;
+                lock(&self.streams).remove(name);
+                Ok(applied)
+            })
+        }
+        fn run_check<'a>(
+            &'a self,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<RunCheck, TargetError>> {
+            Box::pin(async { Ok(RunCheck::default()) })
+        }
+    }
+
+    fn camera(name: &str, url: &str) -> Camera {
+        Camera {
+            name: name.into(),
+            sources: vec![SourceUrl::parse(url).unwrap()],
+            profile: "viewing".into(),
+            targets: None,
+            enabled: true,
+            preload: false,
+            mediamtx: Default::default(),
+            shard: None,
+        }
+    }
+
+    fn inventory(names: impl IntoIterator<Item = String>) -> Arc<Inventory> {
+        Arc::new(Inventory {
+            cameras: names
+                .into_iter()
+                .map(|n| (n.clone(), camera(&n, "rtsp://192.0.2.1/x")))
+                .collect(),
+            rejected: Vec::new(),
+        })
+    }
+
+    struct Harness {
+        server: Arc<FakeServer>,
+        worker: WorkerHandle,
+        inventory: watch::Sender<Arc<Inventory>>,
+        _stop: tokio_util::sync::DropGuard,
+    }
+
+    fn harness(server: FakeServer, settings: WorkerSettings) -> Harness {
+        let server = Arc::new(server);
+        let (inventory, rx) = watch::channel(Arc::new(Inventory::default()));
+        let stop = CancellationToken::new();
+        let parts = WorkerParts {
+            target: server.clone(),
+            ledger: Arc::new(Ledger::in_memory().unwrap()),
+            inventory: rx,
+            settings,
+            observer: Arc::new(Quiet),
+            jitter: || 0.0,
+        };
+        let worker = spawn(parts, stop.clone(), &tokio_util::task::TaskTracker::new()).unwrap();
+        Harness {
+            server,
+            worker,
+            inventory,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    async fn resolved(ticket: &Ticket) {
+        ticket.release();
+        ticket.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_asked_for_a_thousand_times_at_once_is_written_once() {
+        let h = harness(
+            FakeServer {
+                cost: Duration::from_millis(50),
+                ..FakeServer::default()
+            },
+            WorkerSettings::default(),
+        );
+        h.inventory
+            .send_replace(inventory(["a".to_string(), "b".to_string()]));
+        let ticket = Ticket::new();
+        for _ in 0..1000 {
+            h.worker
+                .converge("a", Priority::Change, std::slice::from_ref(&ticket));
+        }
+        h.worker
+            .converge("b", Priority::Change, std::slice::from_ref(&ticket));
+        resolved(&ticket).await;
+        assert_eq!(h.server.written(), ["a", "b"]);
+        assert!(h.worker.stats().merged >= 998, "{:?}", h.worker.stats());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_holds_for_an_hour_and_urgent_items_go_first() {
+        let h = harness(
+            FakeServer::default(),
+            WorkerSettings {
+                max_writes_per_minute: Some(10),
+                ..WorkerSettings::default()
+            },
+        );
+        let names: Vec<String> = (0..600).map(|i| format!("c{i:03}")).collect();
+        h.inventory.send_replace(inventory(names.clone()));
+        let bulk = Ticket::new();
+        for name in &names[..590] {
+            h.worker
+                .converge(name, Priority::Resync, std::slice::from_ref(&bulk));
+        }
+        // Ten minutes in, urgent work arrives behind 490 waiting items.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let urgent = Ticket::new();
+        for name in &names[590..] {
+            h.worker
+                .converge(name, Priority::Change, std::slice::from_ref(&urgent));
+        }
+        let asked = Instant::now();
+        resolved(&urgent).await;
+        assert!(
+            asked.elapsed() <= Duration::from_secs(61),
+            "ten changes wait at most one window: {:?}",
+            asked.elapsed()
+        );
+        resolved(&bulk).await;
+        let writes = lock(&h.server.writes).clone();
+        assert_eq!(writes.len(), 600, "every low item finished too");
+        for (i, (at, _)) in writes.iter().enumerate() {
+            let in_a_minute = writes[i..]
+                .iter()
+                .take_while(|(t, _)| *t < *at + Duration::from_secs(60))
+                .count();
+            assert!(in_a_minute <= 10, "{in_a_minute} writes within a minute");
+        }
+        let span = writes[599].0 - writes[0].0;
+        assert!(span >= Duration::from_secs(59 * 60), "{span:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_write_is_retried_on_its_schedule_degrades_and_recovers() {
+        let h = harness(FakeServer::default(), WorkerSettings::default());
+        h.inventory.send_replace(inventory(["a".to_string()]));
+        h.server.failing.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        let ticket = Ticket::new();
+        h.worker
+            .converge("a", Priority::Change, std::slice::from_ref(&ticket));
+        resolved(&ticket).await;
+        // The request is answered after its three tries (0, 200 ms, 400 ms later).
+        assert_eq!(h.server.attempts.load(Ordering::SeqCst), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(600));
+        let report = ticket.report(&["fake".to_string()], Vec::new());
+        assert_eq!(report.targets[0].counts.failed, 1);
+
+        // It goes on alone: 800 ms, then 1.6 s later it has failed five times: degraded.
+        tokio::time::sleep(Duration::from_millis(2_400) + Duration::from_millis(1)).await;
+        assert_eq!(h.server.attempts.load(Ordering::SeqCst), 5);
+        assert_eq!(h.worker.stats().degraded, ["a".to_string()].into());
+
+        // Still retried at the longest backoff; the server answers again.
+        h.server.failing.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert_eq!(h.server.written(), ["a"]);
+        assert!(h.worker.stats().degraded.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_camera_change_resets_a_degraded_stream_and_is_tried_at_once() {
+        let h = harness(FakeServer::default(), WorkerSettings::default());
+        h.inventory.send_replace(inventory(["a".to_string()]));
+        h.server.failing.store(true, Ordering::SeqCst);
+        h.worker.converge("a", Priority::Change, &[]);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(h.worker.stats().degraded, ["a".to_string()].into());
+        let tries = h.server.attempts.load(Ordering::SeqCst);
+
+        // The camera's URL changes: tried now, not at the end of the backoff.
+        let mut changed = (*inventory(["a".to_string()])).clone();
+        changed
+            .cameras
+            .insert("a".into(), camera("a", "rtsp://192.0.2.2/y"));
+        h.inventory.send_replace(Arc::new(changed));
+        let ticket = Ticket::new();
+        h.worker
+            .converge("a", Priority::Change, std::slice::from_ref(&ticket));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(h.server.attempts.load(Ordering::SeqCst), tries + 1);
+        assert!(
+            h.worker.stats().degraded.is_empty(),
+            "the count starts over"
+        );
+        resolved(&ticket).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recovery_waits_for_the_write_in_flight_only() {
+        let h = harness(
+            FakeServer {
+                cost: Duration::from_millis(100),
+                ..FakeServer::default()
+            },
+            WorkerSettings::default(),
+        );
+        let names: Vec<String> = (0..1000).map(|i| format!("c{i:04}")).collect();
+        h.inventory.send_replace(inventory(names.clone()));
+        let bulk = h_converge_all(&h);
+        tokio::time::sleep(Duration::from_millis(1_050)).await;
+        let asked = Instant::now();
+        let recovery = Ticket::new();
+        h.worker
+            .recover("c0999", false, "lost", std::slice::from_ref(&recovery));
+        resolved(&recovery).await;
+        // At most the write in flight, then the recovery's own write.
+        assert!(
+            asked.elapsed() <= Duration::from_millis(200),
+            "{:?}",
+            asked.elapsed()
+        );
+        assert!(!bulk.is_done());
+    }
+
+    /// Converges the whole target, as a start-up or resync does.
+    fn h_converge_all(h: &Harness) -> Ticket {
+        let ticket = Ticket::new();
+        h.worker
+            .converge_all(Priority::Resync, std::slice::from_ref(&ticket));
+        ticket.release();
+        ticket
+    }
+}
