@@ -229,6 +229,7 @@ async fn run_loop(
         activity,
         status,
         loaded: None,
+        finishing: None,
     };
     tracing::info!(config = %config.path.display(), targets = config.targets.len(), resync = ?config.resync, "camsync running");
     daemon
@@ -276,6 +277,8 @@ struct Daemon {
     status: watch::Sender<Status>,
     /// The last inventory read successfully.
     loaded: Option<Arc<Inventory>>,
+    /// The last sync started, until it has finished.
+    finishing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -305,8 +308,14 @@ impl Daemon {
             self.status.clone(),
             self.workers.clone(),
         );
-        tokio::spawn(async move {
+        // Syncs finish in the order they started: one with nothing to do does not count as done
+        // before the start-up sync still writing ahead of it.
+        let earlier = self.finishing.take();
+        self.finishing = Some(tokio::spawn(async move {
             work.wait().await;
+            if let Some(earlier) = earlier {
+                let _ = earlier.await;
+            }
             let report = workers.report(&work, current.rejected.clone());
             for t in &report.targets {
                 let c = &t.counts;
@@ -318,7 +327,7 @@ impl Daemon {
                 s.syncs += 1;
                 s.last_sync_ok = report.ok();
             });
-        });
+        }));
     }
 
     async fn reload(&mut self) {
