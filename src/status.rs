@@ -70,15 +70,18 @@ pub async fn fetch(
     Ok(body)
 }
 
-/// Whether everything is as it should be: ready, and every wanted pair synced and healthy.
+/// Whether everything is as it should be: ready, and every wanted pair synced, healthy and not
+/// degraded.
 pub fn all_well(doc: &Value) -> bool {
     doc["daemon"]["ready"] == true
         && pairs(doc).all(|(_, t)| {
             t["wanted"] != true
-                || (matches!(
-                    t["last_sync"]["outcome"].as_str(),
-                    Some("done" | "partial" | "unchanged")
-                ) && (t["health"].is_null() || t["health"]["state"] == "healthy"))
+                || (t["degraded"] != true
+                    && matches!(
+                        t["last_sync"]["outcome"].as_str(),
+                        Some("done" | "partial" | "unchanged")
+                    )
+                    && (t["health"].is_null() || t["health"]["state"] == "healthy"))
         })
 }
 
@@ -124,6 +127,9 @@ pub fn render_text(doc: &Value) -> String {
             .as_str()
             .map_or(String::new(), |e| format!("\n  source error: {e}")),
     );
+    for (target, q) in doc["queues"].as_object().into_iter().flatten() {
+        out.push_str(&queue_line(target, q));
+    }
     let header = [
         "CAMERA",
         "TARGET",
@@ -141,6 +147,11 @@ pub fn render_text(doc: &Value) -> String {
             // Nothing to write: `unchanged`, or why not (`failed`, `refused`).
             (Some("unchanged"), outcome) => outcome.unwrap_or("?").to_owned(),
             (Some(action), outcome) => format!("{action} {}", outcome.unwrap_or("?")),
+        };
+        let last_sync = if t["degraded"] == true {
+            format!("{last_sync} DEGRADED")
+        } else {
+            last_sync
         };
         let health = match &t["health"] {
             Value::Null => "-".to_owned(),
@@ -207,6 +218,31 @@ pub fn render_text(doc: &Value) -> String {
     out
 }
 
+/// `queue go2rtc: 3 waiting (recover 0, change 3, resync 0), 1 in flight; ...`, and the
+/// streams that keep failing.
+fn queue_line(target: &str, q: &Value) -> String {
+    let w = &q["waiting"];
+    let count = |v: &Value| v.as_u64().unwrap_or_default();
+    let waiting = count(&w["recover"]) + count(&w["change"]) + count(&w["resync"]);
+    let mut line = format!(
+        "  queue {target}: {waiting} waiting (recover {}, change {}, resync {}), {} in flight; done {}, failed {}, merged {}\n",
+        w["recover"], w["change"], w["resync"], q["in_flight"], q["done"], q["failed"], q["merged"]
+    );
+    let degraded: Vec<&str> = q["degraded"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !degraded.is_empty() {
+        line.push_str(&format!(
+            "  DEGRADED on {target} (failing again and again, still retried): {}\n",
+            degraded.join(", ")
+        ));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +266,9 @@ mod tests {
         let doc = json!({
             "daemon": {"ready": true, "cameras": 1, "rejected": [], "syncs": 2,
                        "last_sync_ok": true, "last_sync_at": "2026-01-01T00:00:00Z"},
+            "queues": {"go2rtc": {"waiting": {"recover": 1, "change": 2, "resync": 0},
+                                  "in_flight": 1, "done": 9, "failed": 3, "merged": 4,
+                                  "degraded": ["front"]}},
             "cameras": [{"name": "front", "targets": [
                 {"target": "go2rtc", "wanted": true, "owned": true, "confirmed": true,
                  "last_sync": {"action": "create", "outcome": "done"},
@@ -242,10 +281,41 @@ mod tests {
         let table = render_text(&doc);
         assert!(table.starts_with("camsync: ready; 1 camera(s)"), "{table}");
         assert!(
+            table.contains(
+                "queue go2rtc: 3 waiting (recover 1, change 2, resync 0), 1 in flight; done 9, failed 3, merged 4"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("DEGRADED on go2rtc (failing again and again, still retried): front"),
+            "{table}"
+        );
+        assert!(
             table.contains("front   go2rtc  yes    create done  recovering #2"),
             "{table}"
         );
         assert!(!table.contains("mediamtx"), "{table}");
         assert!(!all_well(&doc), "a recovering stream is not all well");
+    }
+
+    #[test]
+    fn a_degraded_stream_is_not_all_well_and_says_so_in_its_row() {
+        let mut doc = json!({
+            "daemon": {"ready": true, "cameras": 1, "rejected": [], "syncs": 1},
+            "cameras": [{"name": "front", "targets": [
+                {"target": "go2rtc", "wanted": true, "owned": true, "confirmed": false,
+                 "degraded": false,
+                 "last_sync": {"action": "create", "outcome": "failed"}, "health": null}
+            ]}]
+        });
+        doc["cameras"][0]["targets"][0]["last_sync"]["outcome"] = json!("done");
+        assert!(all_well(&doc));
+        doc["cameras"][0]["targets"][0]["degraded"] = json!(true);
+        assert!(!all_well(&doc));
+        assert!(
+            render_text(&doc).contains("create done DEGRADED"),
+            "{}",
+            render_text(&doc)
+        );
     }
 }

@@ -1089,3 +1089,73 @@ fn unused_config() -> camsync::config::Config {
     )
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_keeps_failing_is_degraded_everywhere_until_it_is_written() {
+    let f = Fixture::with_mediamtx(MediamtxSimOptions::default()).await;
+    std::fs::write(f.path("cameras.yaml"), "cameras: []\n").unwrap();
+    let api = start(
+        &f,
+        "retry:\n  min: 20ms\n  max: 100ms\n  degraded_after: 3\n",
+    )
+    .await;
+    let mut stream = api.request(Method::GET, "/v1/events").send().await.unwrap();
+    f.mtx().set_failing_writes(true);
+    std::fs::write(
+        f.path("cameras.yaml"),
+        "cameras:\n  - name: door\n    url: rtsp://192.0.2.1/door\n    targets: [mediamtx]\n",
+    )
+    .unwrap();
+    let events = read_events(&mut stream, |e| e["type"] == "degraded").await;
+    let degraded = events.last().unwrap();
+    assert_eq!(degraded["camera"], "door");
+    assert_eq!(degraded["target"], "mediamtx");
+    assert_eq!(degraded["degraded"], true);
+    assert!(
+        degraded["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("500")),
+        "{degraded}"
+    );
+
+    let cameras = api.json("/v1/cameras").await;
+    assert_eq!(cameras["queues"]["mediamtx"]["degraded"], json!(["door"]));
+    assert_eq!(cameras["queues"]["go2rtc"]["degraded"], json!([]));
+    assert!(cameras["queues"]["mediamtx"]["failed"].as_u64().unwrap() >= 3);
+    let waiting = &cameras["queues"]["mediamtx"]["waiting"];
+    assert!(
+        waiting["change"].is_u64() && waiting["recover"].is_u64(),
+        "{waiting}"
+    );
+    let pair = &cameras["cameras"][0]["targets"][1];
+    assert_eq!(pair["target"], "mediamtx");
+    assert_eq!(pair["degraded"], true, "{pair}");
+    let table = camsync::status::render_text(&cameras);
+    assert!(
+        table.contains("DEGRADED on mediamtx (failing again and again, still retried): door"),
+        "{table}"
+    );
+    assert!(!camsync::status::all_well(&cameras));
+    let metrics = api
+        .anonymous(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = parse_exposition(&metrics).unwrap_or_else(|e| panic!("{e}\n{metrics}"));
+    assert_eq!(
+        series[r#"camsync_degraded_streams{target="mediamtx"}"#],
+        1.0
+    );
+
+    // The server answers again: the next retry writes it, without a resync or a restart.
+    f.mtx().set_failing_writes(false);
+    let events = read_events(&mut stream, |e| e["type"] == "degraded").await;
+    assert_eq!(events.last().unwrap()["degraded"], false);
+    assert_eq!(f.mtx().path_names(), ["door"]);
+    let pair = &api.json("/v1/cameras/door").await["targets"][1];
+    assert_eq!(pair["degraded"], false, "{pair}");
+    api.stop().await;
+}

@@ -214,3 +214,54 @@ async fn reading_the_inventory_is_not_taken_for_a_change() {
     d.shutdown.cancel();
     assert!(matches!(d.task.await, Ok(Ok(()))));
 }
+
+/// Each target has its own worker: a go2rtc that takes a second per write works through its
+/// queue while MediaMTX gets every change at once.
+#[tokio::test]
+async fn a_slow_target_does_not_delay_a_healthy_one() {
+    let f = Fixture::build(
+        camsync::sim::go2rtc::Go2rtcSimOptions {
+            write_hold: Duration::from_secs(1),
+            ..Default::default()
+        },
+        Some(camsync::sim::mediamtx::MediamtxSimOptions::default()),
+    )
+    .await;
+    let mut cameras = vec![
+        ("a", "rtsp://192.0.2.1/a"),
+        ("b", "rtsp://192.0.2.2/b"),
+        ("c", "rtsp://192.0.2.3/c"),
+        ("d", "rtsp://192.0.2.4/d"),
+    ];
+    f.write_cameras(&cameras);
+    let d = start(f.config());
+    assert!(
+        eventually(DEADLINE, || f.mtx().path_names().len() == 4).await,
+        "{:?}",
+        f.mtx().path_names()
+    );
+    assert!(
+        f.names().len() < 4,
+        "go2rtc is still writing: {:?}",
+        f.names()
+    );
+
+    cameras.push(("e", "rtsp://192.0.2.5/e"));
+    f.write_cameras(&cameras);
+    assert!(
+        eventually(DEADLINE, || f.mtx().path_names().len() == 5).await,
+        "{:?}",
+        f.mtx().path_names()
+    );
+    assert!(
+        !f.names().contains(&"e".to_string()),
+        "the change reached MediaMTX while go2rtc still works through its queue: {:?}",
+        f.names()
+    );
+    assert!(
+        eventually(DEADLINE, || f.names() == sorted(&["a", "b", "c", "d", "e"])).await,
+        "{:?}",
+        f.names()
+    );
+    d.stop().await;
+}

@@ -159,6 +159,12 @@ impl Daemon {
         assert!(status.success());
     }
 
+    /// SIGKILL: no shutdown, nothing finished.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits for the process to exit; its exit code.
     async fn exit(mut self) -> (Option<i32>, String) {
         let until = tokio::time::Instant::now() + DEADLINE;
@@ -354,4 +360,61 @@ async fn the_password_appears_nowhere_in_the_api_the_events_the_metrics_or_the_l
         assert!(log.contains("HTTP API listening") && log.contains("reconnect"));
         assert_no_secret(&log);
     }
+}
+
+/// A reconnect deletes and re-adds a stream; a camsync killed between the two comes back,
+/// re-adds it, and still knows it as its own (the ledger's intent covers recoveries too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_killed_mid_write_leaves_no_orphan_and_no_duplicate() {
+    let f = Fixture::with(Go2rtcSimOptions {
+        write_hold: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    f.go2rtc
+        .add_stream_by_hand("users_own", &["rtsp://192.0.2.99/own"]);
+    let all = cameras(3);
+    write(&f, &all);
+    api_config(&f);
+    let everything = || sorted(&["cam00", "cam01", "cam02", "users_own"]);
+    let confirmed = |f: &Fixture| owned(f).len() == 3 && owned(f).iter().all(|(_, c)| *c);
+
+    let daemon = Daemon::start(&f, &[]);
+    let base = daemon.api().await;
+    assert!(eventually(DEADLINE, || f.names() == everything() && confirmed(&f)).await);
+    let writes = f.go2rtc.write_count();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let reconnect = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{base}/v1/cameras/cam01/reconnect"))
+            .send(),
+    );
+    assert!(eventually(DEADLINE, || f.go2rtc.write_count() > writes).await);
+    daemon.kill(); // mid-way: the delete is being held by go2rtc
+    let _ = reconnect.await;
+
+    let daemon = Daemon::start(&f, &[]);
+    assert!(
+        eventually(DEADLINE, || f.names() == everything() && confirmed(&f)).await,
+        "{:?} {:?}\n{}",
+        f.names(),
+        owned(&f),
+        daemon.log()
+    );
+    assert_eq!(
+        f.go2rtc.stream_sources("cam01").map(|s| s.len()),
+        Some(1),
+        "one source, not two"
+    );
+    // camsync still owns cam01: taken out of the inventory, it is deleted; the user's stays.
+    write(&f, &[all[0].clone(), all[2].clone()]);
+    assert!(
+        eventually(DEADLINE, || f.names()
+            == sorted(&["cam00", "cam02", "users_own"]))
+        .await,
+        "{:?}",
+        f.names()
+    );
+    assert_eq!(f.go2rtc.crashed(), None);
+    daemon.kill();
 }

@@ -94,7 +94,8 @@ impl Observer for Quiet {}
 /// A worker's queue at a glance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueStats {
-    /// Waiting items: recover, change, resync.
+    /// Waiting items by priority: recover, change, resync (an object with those keys in JSON).
+    #[serde(serialize_with = "by_priority")]
     pub waiting: [usize; 3],
     pub in_flight: usize,
     pub done: u64,
@@ -134,6 +135,15 @@ struct Request {
     priority: Priority,
     due: Option<Instant>,
     work: Work,
+}
+
+fn by_priority<S: serde::Serializer>(waiting: &[usize; 3], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(3))?;
+    for (priority, n) in Priority::ALL.into_iter().zip(waiting) {
+        map.serialize_entry(priority.name(), n)?;
+    }
+    map.end()
 }
 
 /// How to ask a worker for work, and see what it owns; cheap to clone.

@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -152,6 +152,8 @@ struct Shared {
     writes: AtomicU64,
     requests: AtomicU64,
     overlapping_writes: AtomicU64,
+    /// A test's fault: every API write answers 500 until cleared.
+    failing_writes: AtomicBool,
     writes_in_flight: AtomicU64,
     /// Held by each API write while it is applied (MediaMTX's configuration lock).
     write_lock: tokio::sync::Mutex<()>,
@@ -379,6 +381,7 @@ impl MediamtxSim {
             writes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             overlapping_writes: AtomicU64::new(0),
+            failing_writes: AtomicBool::new(false),
             writes_in_flight: AtomicU64::new(0),
             write_lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::new(file)),
@@ -412,6 +415,12 @@ impl MediamtxSim {
     /// Every API request received, 401s and 404s included.
     pub fn request_count(&self) -> u64 {
         self.inner.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// A fault for tests (not a behaviour of MediaMTX): while on, every API write answers 500
+    /// and changes nothing, as a server in trouble would.
+    pub fn set_failing_writes(&self, on: bool) {
+        self.inner.shared.failing_writes.store(on, Ordering::SeqCst);
     }
 
     /// Writes that arrived while another write was still being handled.

@@ -36,7 +36,7 @@ impl Fixture {
         Self::build(Go2rtcSimOptions::default(), Some(options)).await
     }
 
-    async fn build(go2rtc: Go2rtcSimOptions, mediamtx: Option<MediamtxSimOptions>) -> Fixture {
+    pub async fn build(go2rtc: Go2rtcSimOptions, mediamtx: Option<MediamtxSimOptions>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let go2rtc = Go2rtcSim::start(go2rtc).await.unwrap();
         let mediamtx = match mediamtx {

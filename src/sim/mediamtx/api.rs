@@ -232,6 +232,9 @@ async fn write(
 ) -> Response {
     shared.writes.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight::enter(&shared);
+    if shared.failing_writes.load(Ordering::SeqCst) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure");
+    }
     let Some(name) = name_of(name) else {
         return invalid_name();
     };
