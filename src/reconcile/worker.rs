@@ -152,7 +152,7 @@ pub struct WorkerHandle {
     name: Arc<str>,
     batch: bool,
     requests: mpsc::UnboundedSender<Request>,
-    owned: watch::Receiver<Arc<Owned>>,
+    owned: Arc<OwnedMirror>,
     stats: watch::Receiver<QueueStats>,
 }
 
@@ -229,7 +229,7 @@ impl WorkerHandle {
 
     /// The streams camsync owns there: `Some(fingerprint)` once the last write is confirmed.
     pub fn owned(&self) -> Arc<Owned> {
-        self.owned.borrow().clone()
+        self.owned.snapshot()
     }
 
     /// The owned streams whose last write was confirmed: what the health monitor judges.
@@ -244,10 +244,48 @@ impl WorkerHandle {
     pub fn stats(&self) -> QueueStats {
         self.stats.borrow().clone()
     }
+}
 
-    /// Waits until the owned streams change.
-    pub async fn owned_changed(&mut self) -> bool {
-        self.owned.changed().await.is_ok()
+/// A worker's copy of its ledger rows. A change costs O(log n); a reader gets a snapshot that
+/// is copied once per change, not once per write of a long sync.
+struct OwnedMirror(Mutex<MirrorInner>);
+
+struct MirrorInner {
+    rows: Owned,
+    snapshot: Option<Arc<Owned>>,
+}
+
+impl OwnedMirror {
+    fn new(rows: Owned) -> Self {
+        OwnedMirror(Mutex::new(MirrorInner {
+            rows,
+            snapshot: None,
+        }))
+    }
+
+    fn snapshot(&self) -> Arc<Owned> {
+        let mut inner = lock(&self.0);
+        let MirrorInner { rows, snapshot } = &mut *inner;
+        snapshot
+            .get_or_insert_with(|| Arc::new(rows.clone()))
+            .clone()
+    }
+
+    fn get(&self, stream: &str) -> Option<Option<Fingerprint>> {
+        lock(&self.0).rows.get(stream).cloned()
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Owned) -> R) -> R {
+        f(&lock(&self.0).rows)
+    }
+
+    fn set(&self, stream: &str, entry: Option<Option<&Fingerprint>>) {
+        let mut inner = lock(&self.0);
+        match entry {
+            None => inner.rows.remove(stream),
+            Some(fp) => inner.rows.insert(stream.to_owned(), fp.cloned()),
+        };
+        inner.snapshot = None;
     }
 }
 
@@ -270,8 +308,7 @@ pub fn spawn(
     tasks: &tokio_util::task::TaskTracker,
 ) -> Result<WorkerHandle, crate::ledger::LedgerError> {
     let name: Arc<str> = parts.target.name().into();
-    let owned = parts.ledger.owned(&name)?;
-    let (owned_tx, owned_rx) = watch::channel(Arc::new(owned.clone()));
+    let owned = Arc::new(OwnedMirror::new(parts.ledger.owned(&name)?));
     let (stats_tx, stats_rx) = watch::channel(QueueStats::default());
     let (tx, rx) = mpsc::unbounded_channel();
     let mut settings = parts.settings;
@@ -280,8 +317,7 @@ pub fn spawn(
     let shared = Arc::new(Shared {
         target: parts.target,
         ledger: parts.ledger,
-        owned: Mutex::new(owned),
-        owned_tx,
+        owned: owned.clone(),
         observed: Mutex::new(None),
         limiter: Mutex::new(RateLimit::new(settings.max_writes_per_minute)),
         inventory: parts.inventory,
@@ -304,7 +340,7 @@ pub fn spawn(
         name,
         batch,
         requests: tx,
-        owned: owned_rx,
+        owned,
         stats: stats_rx,
     };
     if let Some(every) = settings.restart_check {
@@ -361,8 +397,7 @@ struct Shared {
     target: Arc<dyn Target>,
     ledger: Arc<Ledger>,
     /// This target's ledger rows; every change goes to the ledger first.
-    owned: Mutex<Owned>,
-    owned_tx: watch::Sender<Arc<Owned>>,
+    owned: Arc<OwnedMirror>,
     /// What the server listed last, kept current by the worker's own writes; `None` before the
     /// first list.
     observed: Mutex<Option<BTreeSet<String>>>,
@@ -706,7 +741,7 @@ impl Shared {
     }
 
     fn owned_entry(&self, stream: &str) -> Option<Option<Fingerprint>> {
-        lock(&self.owned).get(stream).cloned()
+        self.owned.get(stream)
     }
 
     /// Whether the server had `stream` at the last list (before any list, an owned stream
@@ -735,12 +770,7 @@ impl Shared {
             Some(None) => self.ledger.intend(name, stream)?,
             Some(Some(fp)) => self.ledger.record(name, stream, fp)?,
         }
-        let mut owned = lock(&self.owned);
-        match entry {
-            None => owned.remove(stream),
-            Some(fp) => owned.insert(stream.to_owned(), fp.cloned()),
-        };
-        self.owned_tx.send_replace(Arc::new(owned.clone()));
+        self.owned.set(stream, entry);
         Ok(())
     }
 
@@ -896,7 +926,6 @@ impl Shared {
 
     /// Refuses a deletion that would take more than half of what camsync owns here.
     fn delete_guard(&self, inventory: &Inventory) -> Option<String> {
-        let owned = lock(&self.owned);
         let observed = lock(&self.observed);
         let on_server = |name: &String| observed.as_ref().is_none_or(|o| o.contains(name));
         let desired = |name: &String| {
@@ -905,8 +934,12 @@ impl Shared {
                 .get(name)
                 .is_some_and(|c| c.wants_target(self.name()))
         };
-        let owned_here = owned.keys().filter(|n| on_server(n)).count();
-        let deletes = owned.keys().filter(|n| on_server(n) && !desired(n)).count();
+        let (owned_here, deletes) = self.owned.read(|owned| {
+            (
+                owned.keys().filter(|n| on_server(n)).count(),
+                owned.keys().filter(|n| on_server(n) && !desired(n)).count(),
+            )
+        });
         mass_delete(deletes, owned_here, self.allow_mass_delete).map(|m| m.explain(self.name()))
     }
 
@@ -936,7 +969,7 @@ impl Shared {
             }
         };
         *lock(&self.observed) = Some(observed.clone());
-        let owned = lock(&self.owned).clone();
+        let owned = self.owned.snapshot();
         let policy = DeletePolicy {
             allow_mass_delete: self.allow_mass_delete,
             hold: !inventory.rejected.is_empty(),
