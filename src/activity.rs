@@ -9,7 +9,8 @@
 //! wakes the daemon, and wake-ups coalesce). So every id resolves to the result of a sync that
 //! started after the request was accepted, and a burst of requests costs one or two syncs.
 //! Syncs may overlap (each target's worker takes their items in its own order). The results of
-//! the last [`KEEP_SYNCS`] syncs are kept.
+//! the last [`KEEP_SYNCS`] syncs are kept, fewer when together they hold more than
+//! [`KEEP_STEPS`] steps (a full sync of a large site is large; a webhook's is small).
 //!
 //! All state is behind one short-held mutex; nothing here awaits or does I/O.
 
@@ -29,8 +30,11 @@ use crate::reconcile::report::{StepReport, SyncReport, TargetStatus};
 use crate::secret::redact;
 use crate::source::{Inventory, Rejection};
 
-/// Sync results kept for `GET /v1/syncs/{id}`.
-pub const KEEP_SYNCS: usize = 128;
+/// Sync results kept for `GET /v1/syncs/{id}`, at most.
+pub const KEEP_SYNCS: usize = 1024;
+/// Steps (one per camera and target) the kept results may hold together; the newest result is
+/// kept whatever its size.
+pub const KEEP_STEPS: usize = 100_000;
 
 pub struct Activity {
     events: EventBus,
@@ -51,6 +55,8 @@ struct Inner {
     /// What the requests not yet served by a started sync ask for.
     asked: Asked,
     log: VecDeque<Arc<SyncRecord>>,
+    /// Steps in `log`.
+    log_steps: usize,
     inventory: Option<Arc<Inventory>>,
     last_source_error: Option<String>,
     pairs: BTreeMap<(String, String), PairView>,
@@ -100,6 +106,12 @@ pub struct SyncRecord {
     /// The inventory could not be read just before this sync: it ran on the last good one.
     pub source_error: Option<String>,
     pub report: SyncReport,
+}
+
+impl SyncRecord {
+    fn steps(&self) -> usize {
+        self.report.targets.iter().map(|t| t.steps.len()).sum()
+    }
 }
 
 /// Where a sync request stands.
@@ -402,8 +414,15 @@ impl Activity {
         });
     }
 
-    /// A sync of `inventory` ended with `report`.
-    pub fn sync_finished(&self, ticket: SyncTicket, inventory: &Inventory, report: &SyncReport) {
+    /// A sync of `inventory` ended with `report`; it looked at the cameras `covered` (`None`:
+    /// all of them), so a camera it did not mention there is unchanged.
+    pub fn sync_finished(
+        &self,
+        ticket: SyncTicket,
+        inventory: &Inventory,
+        covered: Option<&std::collections::BTreeSet<String>>,
+        report: &SyncReport,
+    ) {
         let elapsed = ticket.started.elapsed();
         let finished_at = rfc3339(SystemTime::now());
         self.metrics.sync_done(report, elapsed);
@@ -419,7 +438,11 @@ impl Activity {
                     (_, Some(_)) => "failed",
                     _ => "unchanged",
                 };
-                for camera in inventory.cameras.values() {
+                let cameras: Box<dyn Iterator<Item = &Camera>> = match covered {
+                    None => Box::new(inventory.cameras.values()),
+                    Some(names) => Box::new(names.iter().filter_map(|n| inventory.cameras.get(n))),
+                };
+                for camera in cameras {
                     if !camera.wants_target(&t.target) || listed.contains(camera.name.as_str()) {
                         continue;
                     }
@@ -454,9 +477,14 @@ impl Activity {
                 source_error: ticket.source_error,
                 report: report.clone(),
             };
+            inner.log_steps += record.steps();
             inner.log.push_back(Arc::new(record));
-            while inner.log.len() > KEEP_SYNCS {
-                inner.log.pop_front();
+            while inner.log.len() > KEEP_SYNCS
+                || (inner.log_steps > KEEP_STEPS && inner.log.len() > 1)
+            {
+                if let Some(old) = inner.log.pop_front() {
+                    inner.log_steps -= old.steps();
+                }
             }
             inner.syncs_done += 1;
             inner.running.retain(|r| r.sync != ticket.sync);
@@ -607,11 +635,11 @@ mod tests {
         // Accepted while sync 1 runs: sync 1 started before it, so it waits for sync 2.
         let second = a.request_sync(&[]);
         let third = a.request_sync(&[]);
-        a.sync_finished(ticket, &inventory, &report());
+        a.sync_finished(ticket, &inventory, None, &report());
         assert!(matches!(a.lookup(first), Lookup::Done(ref r) if r.sync == 1));
         assert!(matches!(a.lookup(second), Lookup::Pending));
         let (ticket, _) = a.sync_started();
-        a.sync_finished(ticket, &inventory, &report());
+        a.sync_finished(ticket, &inventory, None, &report());
         for id in [second, third] {
             assert!(
                 matches!(a.lookup(id), Lookup::Done(ref r) if r.sync == 2 && r.requests == Some([2, 3]))
@@ -627,11 +655,87 @@ mod tests {
         let first = a.request_sync(&[]);
         for _ in 0..KEEP_SYNCS + 1 {
             let (ticket, _) = a.sync_started();
-            a.sync_finished(ticket, &Inventory::default(), &report());
+            a.sync_finished(ticket, &Inventory::default(), None, &report());
             a.request_sync(&[]);
         }
         assert!(matches!(a.lookup(first), Lookup::Expired));
         assert_eq!(a.lock().log.len(), KEEP_SYNCS);
+    }
+
+    fn created(stream: &str) -> StepReport {
+        use crate::reconcile::plan::{Action, Step};
+        let step = Step {
+            name: stream.into(),
+            action: Action::Create,
+            reason: "new camera",
+            fingerprint: None,
+        };
+        StepReport::new(&step, crate::reconcile::report::Outcome::Done)
+    }
+
+    #[test]
+    fn large_results_are_kept_fewer_and_the_newest_always() {
+        use crate::reconcile::report::TargetReport;
+        let a = activity();
+        let large = |n: usize| SyncReport {
+            applied: true,
+            targets: vec![TargetReport::applied(
+                "go2rtc".into(),
+                (0..n).map(|i| created(&format!("c{i}"))).collect(),
+            )],
+            rejected: Vec::new(),
+        };
+        for _ in 0..4 {
+            let (ticket, _) = a.sync_started();
+            a.sync_finished(ticket, &Inventory::default(), None, &large(KEEP_STEPS / 3));
+        }
+        assert_eq!(
+            a.lock().log.len(),
+            3,
+            "four would hold more than KEEP_STEPS"
+        );
+        let (ticket, _) = a.sync_started();
+        a.sync_finished(ticket, &Inventory::default(), None, &large(KEEP_STEPS + 1));
+        assert_eq!(
+            a.lock().log.len(),
+            1,
+            "the newest is kept whatever its size"
+        );
+        assert_eq!(a.lock().log_steps, KEEP_STEPS + 1);
+    }
+
+    #[test]
+    fn a_sync_of_some_cameras_says_nothing_of_the_others() {
+        let a = activity();
+        let inventory = Inventory {
+            cameras: ["front", "back"]
+                .map(|n| (n.to_string(), Camera::example(n, "rtsp://192.0.2.1/x")))
+                .into(),
+            rejected: Vec::new(),
+        };
+        let (ticket, _) = a.sync_started();
+        a.sync_finished(ticket, &inventory, None, &nothing_written());
+        assert_eq!(
+            a.pair("back", "go2rtc").unwrap().last_sync.unwrap().sync,
+            Some(1)
+        );
+        let (ticket, _) = a.sync_started();
+        let front: std::collections::BTreeSet<String> = ["front".to_string()].into();
+        a.sync_finished(ticket, &inventory, Some(&front), &nothing_written());
+        let pair = |n: &str| a.pair(n, "go2rtc").unwrap().last_sync.unwrap();
+        assert_eq!(pair("front").sync, Some(2));
+        assert_eq!(pair("front").action, "unchanged");
+        assert_eq!(pair("back").sync, Some(1), "sync 2 did not look at it");
+    }
+
+    /// go2rtc converged with nothing to write.
+    fn nothing_written() -> SyncReport {
+        use crate::reconcile::report::TargetReport;
+        SyncReport {
+            applied: true,
+            targets: vec![TargetReport::applied("go2rtc".into(), Vec::new())],
+            rejected: Vec::new(),
+        }
     }
 
     #[test]
@@ -683,7 +787,7 @@ mod tests {
         };
         let (ticket, _) = a.sync_started();
         a.step("go2rtc", &report.targets[0].steps[0], Some(ticket.sync()));
-        a.sync_finished(ticket, &Inventory::default(), &report);
+        a.sync_finished(ticket, &Inventory::default(), None, &report);
         let mut kinds = Vec::new();
         for _ in 0..3 {
             let Received::Event(e) = events.next().await else {

@@ -457,6 +457,23 @@ impl std::fmt::Display for SourceUrl {
 }
 
 #[cfg(test)]
+impl Camera {
+    /// A camera for unit tests: `viewing`, on every target, enabled.
+    pub(crate) fn example(name: &str, url: &str) -> Camera {
+        Camera {
+            name: name.into(),
+            sources: vec![SourceUrl::parse(url).expect("a valid test URL")],
+            profile: "viewing".into(),
+            targets: None,
+            enabled: true,
+            preload: false,
+            mediamtx: Default::default(),
+            shard: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

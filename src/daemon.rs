@@ -303,6 +303,7 @@ impl Daemon {
         } else {
             self.workers.converge(&names, priority, Some(ticket.sync()))
         };
+        let covered = (!everything).then_some(names);
         let (activity, status, workers) = (
             self.activity.clone(),
             self.status.clone(),
@@ -322,7 +323,7 @@ impl Daemon {
                 tracing::info!(target_name = %t.target, status = ?t.status, created = c.create + c.adopt, updated = c.update,
                     deleted = c.delete, held = c.hold, failed = c.failed, unchanged = c.unchanged, "sync done");
             }
-            activity.sync_finished(ticket, &current, &report);
+            activity.sync_finished(ticket, &current, covered.as_ref(), &report);
             status.send_modify(|s| {
                 s.syncs += 1;
                 s.last_sync_ok = report.ok();

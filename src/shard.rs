@@ -105,7 +105,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::camera::{SourceUrl, ValidationContext};
+    use crate::camera::ValidationContext;
     use crate::config::TargetKind;
     use crate::profile::Profiles;
     use crate::source::{Record, validate_records};
@@ -119,14 +119,8 @@ mod tests {
 
     fn camera(name: &str, pin: Option<u32>) -> Camera {
         Camera {
-            name: name.into(),
-            sources: vec![SourceUrl::parse("rtsp://192.0.2.1/x").unwrap()],
-            profile: "viewing".into(),
-            targets: None,
-            enabled: true,
-            preload: false,
-            mediamtx: Default::default(),
             shard: pin,
+            ..Camera::example(name, "rtsp://192.0.2.1/x")
         }
     }
 

@@ -152,7 +152,7 @@ pub async fn result(
         }
         Lookup::Expired => {
             return Err(ApiError::Gone(format!(
-                "the result of sync request {id} is no longer kept (only the last {} syncs are)",
+                "the result of sync request {id} is no longer kept (the last {} syncs are, fewer when they are large)",
                 crate::activity::KEEP_SYNCS
             )));
         }

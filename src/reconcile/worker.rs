@@ -1150,7 +1150,6 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
-    use crate::camera::SourceUrl;
     use crate::target::{BoxFuture, RunCheck, StreamStatus};
 
     /// A server in memory: each write takes `cost`, and fails while `failing` is set.
@@ -1220,24 +1219,11 @@ mod tests {
         }
     }
 
-    fn camera(name: &str, url: &str) -> Camera {
-        Camera {
-            name: name.into(),
-            sources: vec![SourceUrl::parse(url).unwrap()],
-            profile: "viewing".into(),
-            targets: None,
-            enabled: true,
-            preload: false,
-            mediamtx: Default::default(),
-            shard: None,
-        }
-    }
-
     fn inventory(names: impl IntoIterator<Item = String>) -> Arc<Inventory> {
         Arc::new(Inventory {
             cameras: names
                 .into_iter()
-                .map(|n| (n.clone(), camera(&n, "rtsp://192.0.2.1/x")))
+                .map(|n| (n.clone(), Camera::example(&n, "rtsp://192.0.2.1/x")))
                 .collect(),
             rejected: Vec::new(),
         })
@@ -1385,7 +1371,7 @@ mod tests {
         let mut changed = (*inventory(["a".to_string()])).clone();
         changed
             .cameras
-            .insert("a".into(), camera("a", "rtsp://192.0.2.2/y"));
+            .insert("a".into(), Camera::example("a", "rtsp://192.0.2.2/y"));
         h.inventory.send_replace(Arc::new(changed));
         let ticket = Ticket::new();
         h.worker
