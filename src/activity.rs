@@ -34,7 +34,7 @@ use crate::source::{Inventory, Rejection};
 pub const KEEP_SYNCS: usize = 1024;
 /// Steps (one per camera and target) the kept results may hold together; the newest result is
 /// kept whatever its size.
-pub const KEEP_STEPS: usize = 100_000;
+pub const KEEP_STEPS: usize = 20_000;
 
 pub struct Activity {
     events: EventBus,
