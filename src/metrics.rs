@@ -27,7 +27,8 @@ use crate::reconcile::report::{SyncReport, TargetStatus};
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Every health state name, so a state no pair is in reads 0 rather than going stale.
-const STATES: [&str; 6] = [
+const STATES: [&str; 7] = [
+    "unverified",
     "healthy",
     "failing",
     "recovering",

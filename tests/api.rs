@@ -773,6 +773,12 @@ async fn a_health_transition_and_recovery_reach_events_cameras_and_metrics() {
         "restart_check: 1h\nhealth:\n  interval: 100ms\n  grace: 100ms\n  idle_probe: 1h\n  probe_timeout: 2s\n",
     )
     .await;
+    // A new stream is unverified until the monitor sees it served.
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while api.json("/v1/cameras/door").await["targets"][1]["health"]["state"] != "healthy" {
+        assert!(tokio::time::Instant::now() < until, "never verified");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut stream = api.request(Method::GET, "/v1/events").send().await.unwrap();
     // The path disappears behind camsync's back; the monitor re-adds it and times the recovery.
     let deleted = reqwest::Client::new()
@@ -1157,5 +1163,37 @@ async fn a_stream_that_keeps_failing_is_degraded_everywhere_until_it_is_written(
     assert_eq!(f.mtx().path_names(), ["door"]);
     let pair = &api.json("/v1/cameras/door").await["targets"][1];
     assert_eq!(pair["degraded"], false, "{pair}");
+    api.stop().await;
+}
+
+/// A camera that refuses connections is never shown healthy: it is unverified until the first
+/// probe, which finds it offline (an idle stream's regular probe may be minutes away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_camera_is_offline_at_the_first_round_never_healthy() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let f = Fixture::with_mediamtx(MediamtxSimOptions::default()).await;
+    std::fs::write(
+        f.path("cameras.yaml"),
+        format!("cameras:\n  - name: door\n    url: rtsp://127.0.0.1:{port}/s\n    targets: [mediamtx]\n"),
+    )
+    .unwrap();
+    let api = start(
+        &f,
+        "restart_check: 1h\nhealth:\n  interval: 100ms\n  grace: 100ms\n  idle_probe: 1h\n  probe_timeout: 2s\n",
+    )
+    .await;
+    let until = tokio::time::Instant::now() + DEADLINE;
+    let state = loop {
+        let door = api.json("/v1/cameras/door").await;
+        let state = door["targets"][1]["health"]["state"].clone();
+        if state != "unverified" && !state.is_null() {
+            break state;
+        }
+        assert!(tokio::time::Instant::now() < until, "no verdict: {door}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(state, "camera-offline");
     api.stop().await;
 }

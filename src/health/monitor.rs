@@ -283,8 +283,13 @@ impl TargetMonitor {
                 && matches!(pair.health.state(), State::Recovering { attempt, .. } if attempt >= 2);
             let reason = transition.as_ref().map_or("still failing", |t| t.reason);
             if let Some(transition) = transition {
-                tracing::info!(camera = %camera, target_name = %name, from = transition.from.name(), to = transition.to.name(),
-                    reason = transition.reason, recovered_after = ?transition.recovered_after, "health");
+                if transition.from == State::Unverified && transition.to == State::Healthy {
+                    // Every new stream's first verdict: not worth a line each at start-up.
+                    tracing::debug!(camera = %camera, target_name = %name, "health: verified");
+                } else {
+                    tracing::info!(camera = %camera, target_name = %name, from = transition.from.name(), to = transition.to.name(),
+                        reason = transition.reason, recovered_after = ?transition.recovered_after, "health");
+                }
                 outcome.events.push(HealthEvent {
                     camera: camera.clone(),
                     target: name.clone(),

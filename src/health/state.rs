@@ -26,6 +26,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum State {
+    /// Registered, not yet seen serving: the first probe comes soon after the grace period.
+    Unverified,
     Healthy,
     /// Failed `checks` checks in a row, not yet acted on (or in its grace period).
     Failing {
@@ -46,6 +48,7 @@ pub enum State {
 impl State {
     pub fn name(&self) -> &'static str {
         match self {
+            State::Unverified => "unverified",
             State::Healthy => "healthy",
             State::Failing { .. } => "failing",
             State::Recovering { .. } => "recovering",
@@ -151,10 +154,10 @@ pub struct PairHealth {
 }
 
 impl PairHealth {
-    /// A pair whose stream was just registered: in its grace period.
+    /// A pair whose stream was just registered: unverified, in its grace period.
     pub fn new(now: Instant, policy: &Policy) -> PairHealth {
         PairHealth {
-            state: State::Healthy,
+            state: State::Unverified,
             first_failure: None,
             grace_until: Some(now + policy.grace),
         }
@@ -175,7 +178,7 @@ impl PairHealth {
             (true, false) => self.go(State::Disabled, "disabled", Action::None, now),
             (false, true) => {
                 self.grace_until = Some(now + policy.grace);
-                self.go(State::Healthy, "enabled", Action::None, now)
+                self.go(State::Unverified, "enabled", Action::None, now)
             }
             _ => None,
         }
@@ -313,6 +316,7 @@ impl PairHealth {
         }
         let recovered_after = match to {
             State::Healthy => self.first_failure.take().map(|at| now - at),
+            State::Unverified => None,
             State::Disabled => {
                 self.first_failure = None;
                 None
@@ -358,11 +362,37 @@ mod tests {
         }
     }
 
-    /// A pair past its grace period, healthy.
+    /// A pair past its grace period, seen serving once.
     fn settled(policy: &Policy) -> (PairHealth, Instant) {
         let start = Instant::now();
-        let pair = PairHealth::new(start, policy);
+        let mut pair = PairHealth::new(start, policy);
+        let serving = seen(FLOWING, ProxyAnswer::NotProbed, CameraReach::Unknown);
+        pair.observe(start, serving, policy, 0.0);
         (pair, start + policy.grace + Duration::from_secs(1))
+    }
+
+    #[test]
+    fn a_new_stream_is_unverified_until_seen_serving_and_never_called_healthy_before() {
+        let policy = Policy::default();
+        let start = Instant::now();
+        let idle = seen(LISTED_IDLE, ProxyAnswer::NotProbed, CameraReach::Unknown);
+        let mut pair = PairHealth::new(start, &policy);
+        assert_eq!(pair.state(), State::Unverified);
+        assert_eq!(
+            pair.observe(start, idle, &policy, 0.0),
+            (None, Action::None)
+        );
+        assert_eq!(pair.state(), State::Unverified, "no verdict yet");
+        let refused = seen(LISTED_IDLE, ProxyAnswer::Failed, CameraReach::Down);
+        let (t, _) = pair.observe(start, refused, &policy, 0.0);
+        assert_eq!(t.unwrap().to, State::CameraOffline);
+
+        let mut pair = PairHealth::new(start, &policy);
+        let ok = seen(LISTED_IDLE, ProxyAnswer::Ok, CameraReach::Unknown);
+        let (t, _) = pair.observe(start, ok, &policy, 0.0);
+        let t = t.unwrap();
+        assert_eq!((t.from, t.to), (State::Unverified, State::Healthy));
+        assert_eq!(t.recovered_after, None, "a first verdict is not a recovery");
     }
 
     #[test]
@@ -599,7 +629,7 @@ mod tests {
         assert_eq!(pair.observe(now, lost, &policy, 0.0), (None, Action::None));
         assert_eq!(
             pair.set_disabled(false, now, &policy).unwrap().to,
-            State::Healthy
+            State::Unverified
         );
         assert_eq!(
             pair.observe(now, lost, &policy, 0.0).1,
@@ -611,6 +641,7 @@ mod tests {
     #[test]
     fn states_serialize_with_the_documented_names() {
         for (state, name) in [
+            (State::Unverified, "unverified"),
             (State::Healthy, "healthy"),
             (State::Failing { checks: 2 }, "failing"),
             (State::CameraOffline, "camera-offline"),
