@@ -20,6 +20,9 @@ conformance!(
     a_file_reload_replaces_api_paths,
     rtsp_answers_unknown_down_and_streaming,
     on_demand_source_that_hangs_is_given_up,
+    a_file_change_within_a_second_of_a_reload_is_never_loaded,
+    two_syncs_half_a_second_apart_both_reach_the_server,
+    two_syncs_half_a_second_apart_both_reach_the_server_with_api,
 );
 
 fn ok() -> Answer {
@@ -310,4 +313,77 @@ async fn on_demand_source_that_hangs_is_given_up(m: Mediamtx) {
         "{}: held for the start timeout: {took:?}",
         m.label()
     );
+}
+
+async fn has_path(m: &Mediamtx, name: &str) -> bool {
+    config(m, "get", name, None).await.status == 200
+}
+
+/// The lost write of issue 13, on the server alone: a change 0.5 s after a reloaded one is
+/// not loaded, not even seconds later.
+async fn a_file_change_within_a_second_of_a_reload_is_never_loaded(m: Mediamtx) {
+    let path = |name: &str| format!("  {name}:\n    source: publisher\n");
+    m.write_paths(&path("first"));
+    let loaded = until(Duration::from_secs(5), || async {
+        has_path(&m, "first").await.then_some(())
+    })
+    .await;
+    assert!(
+        loaded.is_some(),
+        "{}: the first change is loaded",
+        m.label()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    m.write_paths(&format!("{}{}", path("first"), path("second")));
+    // A negative: nothing to poll for but the time it is given.
+    let second = until(Duration::from_secs(3), || async {
+        has_path(&m, "second").await.then_some(())
+    })
+    .await;
+    assert!(
+        second.is_none(),
+        "{}: the second change was loaded",
+        m.label()
+    );
+}
+
+async fn two_syncs_half_a_second_apart_both_reach_the_server(m: Mediamtx) {
+    two_syncs_half_a_second_apart(&m, "").await;
+}
+
+async fn two_syncs_half_a_second_apart_both_reach_the_server_with_api(m: Mediamtx) {
+    let api = format!("    api: {}\n", m.api(""));
+    two_syncs_half_a_second_apart(&m, &api).await;
+}
+
+/// `camsync sync` twice, half a second apart, each adding a camera to a `mediamtx-file`
+/// target that is the server's own file: both cameras end up loaded.
+async fn two_syncs_half_a_second_apart(m: &Mediamtx, target_extra: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("camsync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: mtx\n    kind: mediamtx-file\n    \
+             path: {}\n{target_extra}state: camsync.db\n",
+            m.config_path().display()
+        ),
+    )
+    .unwrap();
+    let camera = |name: &str| format!("  - name: {name}\n    url: rtsp://127.0.0.1:9/{name}\n");
+    let mut cameras = String::from("cameras:\n");
+    for name in ["one", "two"] {
+        cameras.push_str(&camera(name));
+        std::fs::write(dir.path().join("cameras.yaml"), &cameras).unwrap();
+        let started = tokio::time::Instant::now();
+        crate::wire::camsync(&config, &["sync"]).await;
+        if name == "one" {
+            tokio::time::sleep(Duration::from_millis(500).saturating_sub(started.elapsed())).await;
+        }
+    }
+    let both = until(Duration::from_secs(5), || async {
+        (has_path(m, "one").await && has_path(m, "two").await).then_some(())
+    })
+    .await;
+    assert!(both.is_some(), "{}: both cameras loaded", m.label());
 }

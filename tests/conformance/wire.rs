@@ -85,3 +85,24 @@ where
 pub fn q(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// Runs `camsync` with `config` off the async runtime; panics unless it succeeds.
+pub async fn camsync(config: &std::path::Path, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_camsync"));
+    command
+        .args(args)
+        .env("CAMSYNC_CONFIG", config)
+        .env_remove("CAMSYNC_LOG")
+        .stdin(std::process::Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("camsync task")
+        .expect("run camsync");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "camsync {args:?} failed:\n{text}");
+    text
+}
