@@ -40,18 +40,26 @@ pub enum AtomicWriteError {
 
 /// Replaces `path` with `contents` atomically; creates it (mode 0600) if it does not exist.
 pub fn write(path: &Path, contents: &[u8]) -> Result<WriteOutcome, AtomicWriteError> {
-    write_with(path, contents, None)
+    write_with(path, contents, None, false)
 }
 
 /// As [`write`], and the file ends up mode 0600 whatever it was: it holds credentials.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<WriteOutcome, AtomicWriteError> {
-    write_with(path, contents, Some(NEW_FILE_MODE))
+    write_with(path, contents, Some(NEW_FILE_MODE), false)
+}
+
+/// As [`write`] (or [`write_private`] when `private`), but replaces the file even when its
+/// content is already `contents`: a watcher that missed the last change (MediaMTX) sees a new
+/// file and loads it.
+pub fn replace(path: &Path, contents: &[u8], private: bool) -> Result<(), AtomicWriteError> {
+    write_with(path, contents, private.then_some(NEW_FILE_MODE), true).map(drop)
 }
 
 fn write_with(
     path: &Path,
     contents: &[u8],
     mode: Option<u32>,
+    even_unchanged: bool,
 ) -> Result<WriteOutcome, AtomicWriteError> {
     let io_error = |source| AtomicWriteError::Io {
         path: path.to_owned(),
@@ -62,7 +70,7 @@ fn write_with(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_error(e)),
     };
-    if existing.is_some() && fs::read(path).map_err(io_error)? == contents {
+    if !even_unchanged && existing.is_some() && fs::read(path).map_err(io_error)? == contents {
         if let Some(mode) = mode {
             set_mode(path, mode).map_err(io_error)?;
         }

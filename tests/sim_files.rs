@@ -581,7 +581,7 @@ async fn go2rtc_restarted_with_camsyncs_env_file_serves_the_camera_with_its_pass
     let (status, body) = go2rtc_call(&sim, Method::GET, dial).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
-        body.contains("rtsp://***@127.0.0.1") && !body.contains(PASSWORD_ENCODED),
+        body.contains("rtsp://admin:***@127.0.0.1") && !body.contains(PASSWORD_ENCODED),
         "{body}"
     );
     assert_eq!(sim.stream_names(), ["doorbell", "front_door"]);

@@ -245,7 +245,8 @@ async fn delete_goes_by_name_in_memory_and_by_src_in_the_file() {
 }
 
 #[tokio::test]
-async fn credentials_are_masked_in_api_output() {
+async fn credentials_sent_through_the_api_are_shown_as_sent() {
+    // Seen on go2rtc 1.9.14: only values from the environment are masked (CONFORMANCE-NOTES.md).
     let sim = sim().await;
     let sources = [
         "rtsp://admin:s3cret@127.0.0.1:9/a",
@@ -264,28 +265,13 @@ async fn credentials_are_masked_in_api_output() {
     )
     .await;
 
-    let (_, one) = api(&sim, Method::GET, &[("src", "cam")]).await;
-    let (_, all) = api(&sim, Method::GET, &[]).await;
-    for body in [&one, &all] {
-        assert!(
-            !body.contains("s3cret") && !body.contains("pw2") && !body.contains("tokenuser"),
-            "{body}"
-        );
-    }
     let urls: Vec<String> = list(&sim).await["cam"]["producers"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["url"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(
-        urls,
-        [
-            "rtsp://***@127.0.0.1:9/a",
-            "ffmpeg:rtsp://***@127.0.0.1:9/b#video=h264",
-            "rtsp://***@127.0.0.1:9/c"
-        ]
-    );
+    assert_eq!(urls, sources);
     assert_eq!(sim.stream_sources("cam").unwrap(), sources, "kept unmasked");
     assert_eq!(sim.file_streams()["cam"], sources, "written in plain text");
 }

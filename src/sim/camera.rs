@@ -1,12 +1,19 @@
 //! A simulated IP camera: minimal RTSP on 127.0.0.1 that answers `OPTIONS` and `DESCRIBE`
-//! (an H264 SDP for any path), optionally behind Basic or Digest auth, with the failure modes
+//! (an H264 SDP for any path) and streams real H.264 after `SETUP` (TCP interleaved; UDP is
+//! refused with 461) and `PLAY`, optionally behind Basic or Digest auth, with the failure modes
 //! the health checks must tell apart.
 //!
+//! The stream is a 64×64 test pattern at 10 pictures a second, an IDR of `I_PCM` macroblocks
+//! each second and all-skip P pictures between (see `h264`), about 7 kB/s: enough for real
+//! go2rtc and MediaMTX to report the stream ready and count its bytes.
+//!
 //! Modes:
-//! - **answering** (the start, and [`SimCamera::answer`]): every request is answered.
+//! - **answering** (the start, and [`SimCamera::answer`]): every request is answered and
+//!   playing sessions stream.
 //! - **hung** ([`SimCamera::hang`]): connections are accepted and requests read, but nothing is
-//!   ever answered — a camera whose firmware froze. Held requests, and their connections even
-//!   if the client left, stay until the camera answers again (then they are answered) or stops.
+//!   ever answered and playing sessions stop sending — a camera whose firmware froze. Held
+//!   requests, and their connections even if the client left, stay until the camera answers
+//!   again (then they are answered and streaming goes on) or stops.
 //! - **stopped** ([`SimCamera::stop`] until [`SimCamera::resume`]): nothing listens, so
 //!   connecting is refused. Stopping and hanging are independent: a hung camera resumes hung.
 //!
@@ -17,8 +24,8 @@
 //!
 //! Invariants: the camera keeps its port for its whole life, so a stopped camera comes back
 //! where go2rtc expects it; while stopped, connections are refused (nothing listens) and no
-//! connection from before the stop stays open. It never streams media: a camera that answers
-//! `DESCRIBE` counts as up, which is all go2rtc's dial and camsync's probes look at. Counters
+//! connection from before the stop stays open. A camera that answers `DESCRIBE` counts as up for
+//! the simulated servers and camsync's probes; the real servers need the stream. Counters
 //! ([`SimCamera::connections`], [`SimCamera::options_count`], [`SimCamera::describe_count`])
 //! only grow.
 
@@ -177,12 +184,7 @@ impl Handler for Behaviour {
         if let Some(counter) = counter {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        // The sender lives in `self`, so this waits for a mode change, never for a closed channel.
-        let _ = self
-            .mode
-            .subscribe()
-            .wait_for(|mode| *mode == Mode::Answering)
-            .await;
+        self.answering().await;
         if request.method == "OPTIONS" {
             return Response::options();
         }
@@ -191,12 +193,31 @@ impl Handler for Behaviour {
         }
         match request.method.as_str() {
             "DESCRIBE" => Response::sdp(&request.uri, "camsync sim camera"),
+            "SETUP" => Response::setup(&request),
+            "PLAY" => Response::play(),
+            "GET_PARAMETER" | "TEARDOWN" => Response::in_session(),
             _ => Response::new(501),
         }
     }
 
     fn connected(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn media_flows(&self) {
+        self.answering().await;
+    }
+}
+
+impl Behaviour {
+    /// Resolves while (or as soon as) the camera is not hung.
+    async fn answering(&self) {
+        // The sender lives in `self`, so this waits for a mode change, never for a closed channel.
+        let _ = self
+            .mode
+            .subscribe()
+            .wait_for(|mode| *mode == Mode::Answering)
+            .await;
     }
 }
 

@@ -63,8 +63,7 @@
 //! delete + add (#2403: replaced objects stop at once here), the real shape of a preload
 //! consumer's JSON (here `id`, `format_name: "preload"`, `medias`), a stuck state for the
 //! probe query (`GET ?src=N&video`, which dials as usual), `POST /api/streams` (always
-//! 400), PATCH's aliasing of a stream to another, `base_path`, the `***` that go2rtc shows for values from the environment (every
-//! userinfo is masked instead), go2rtc's refusal to patch a flow-style `streams: {}` (the file
+//! 400), PATCH's aliasing of a stream to another, `base_path`, go2rtc's refusal to patch a flow-style `streams: {}` (the file
 //! is edited like camsync's own [`crate::yaml_edit`] does). `POST /api/restart` resets the
 //! state in place without closing connections, so the client still reads its 200.
 
@@ -216,6 +215,8 @@ struct ConfigFile {
     streams: Streams,
     /// Stream name → preload query.
     preloads: BTreeMap<String, String>,
+    /// Values that `${VAR}` references were replaced with: go2rtc shows them as `***`.
+    secrets: Vec<String>,
 }
 
 /// Where go2rtc's YAML file lives.
@@ -315,6 +316,8 @@ struct State {
     file: ConfigStore,
     /// The environment of this process, for `${VAR}` in a real file.
     env: Env,
+    /// The values the file's `${VAR}`s were replaced with at load, shown as `***`.
+    secrets: Vec<String>,
     writable: bool,
     /// A write to the stream map is in progress.
     writing: bool,
@@ -337,6 +340,7 @@ impl State {
             restart_calls: 0,
             file,
             env,
+            secrets: Vec::new(),
             writable,
             writing: false,
             incarnation: 0,
@@ -354,6 +358,7 @@ impl State {
         self.wedged = false;
         self.streams = file.streams;
         self.preloads = file.preloads;
+        self.secrets = file.secrets;
         self.preloads
             .retain(|name, _| self.streams.contains_key(name));
     }
@@ -437,14 +442,15 @@ fn read_config(path: &Path, env: Option<&Env>) -> ConfigFile {
             return ConfigFile::default();
         }
     };
-    let text = match env {
+    let (text, secrets) = match env {
         Some(env) => expand_env(&text, env),
-        None => text,
+        None => (text, Vec::new()),
     };
-    parse_config(&text).unwrap_or_else(|e| {
+    let file = parse_config(&text).unwrap_or_else(|e| {
         tracing::warn!(path = %path.display(), error = %e, "go2rtc sim: config does not parse");
         ConfigFile::default()
-    })
+    });
+    ConfigFile { secrets, ..file }
 }
 
 /// The `streams:` and `preload:` sections of a go2rtc file.
@@ -468,7 +474,11 @@ fn parse_config(text: &str) -> Result<ConfigFile, String> {
             (name.clone(), query.unwrap_or(DEFAULT_PRELOAD).to_owned())
         })
         .collect();
-    Ok(ConfigFile { streams, preloads })
+    Ok(ConfigFile {
+        streams,
+        preloads,
+        secrets: Vec::new(),
+    })
 }
 
 /// go2rtc's `NewStream`: a string is one source, a list several; anything else (`null`) makes
@@ -487,8 +497,9 @@ fn sources_of(value: &Value) -> Vec<String> {
 
 /// go2rtc's `shell.ReplaceEnvVars`: each `${KEY}` or `${KEY:default}` (no braces inside)
 /// becomes the variable's value, else the default, else stays as written. Textual: the value
-/// is not quoted or escaped.
-fn expand_env(text: &str, env: &Env) -> String {
+/// is not quoted or escaped. Also returns the non-empty values put in (go2rtc's secrets).
+fn expand_env(text: &str, env: &Env) -> (String, Vec<String>) {
+    let mut secrets = Vec::new();
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -498,7 +509,12 @@ fn expand_env(text: &str, env: &Env) -> String {
         match inner.find(['{', '}']) {
             Some(end) if end > 0 && inner[end..].starts_with('}') => {
                 match lookup_env(&inner[..end], env) {
-                    Some(value) => out.push_str(value),
+                    Some(value) => {
+                        out.push_str(value);
+                        if !value.is_empty() {
+                            secrets.push(value.to_owned());
+                        }
+                    }
                     None => out.push_str(&reference[..end + 3]),
                 }
                 rest = &inner[end + 1..];
@@ -511,7 +527,7 @@ fn expand_env(text: &str, env: &Env) -> String {
         }
     }
     out.push_str(rest);
-    out
+    (out, secrets)
 }
 
 /// The value of `KEY` or `KEY:default` (a `:` at the start is part of the name).
@@ -625,6 +641,7 @@ impl Go2rtcSim {
             None => ConfigStore::Simulated(ConfigFile {
                 streams: opts.file_streams,
                 preloads: BTreeMap::new(),
+                secrets: Vec::new(),
             }),
         };
         let shared = Arc::new(Shared {
@@ -1261,7 +1278,7 @@ impl StreamObject {
                         linked = true;
                         producer_json(link, now)
                     }
-                    _ => json!({ "url": mask_credentials(source) }),
+                    _ => json!({ "url": source }),
                 })
                 .collect()
         };
@@ -1287,7 +1304,7 @@ fn producer_json(link: &Link, now: Instant) -> Value {
         "format_name": "rtsp",
         "protocol": "rtsp+tcp",
         "remote_addr": link.remote_addr,
-        "url": mask_credentials(&link.source),
+        "url": link.source,
         "sdp": rtsp::h264_sdp("camsync sim camera"),
         "user_agent": format!("go2rtc/{VERSION}"),
         "medias": ["video, recvonly, H264"],
@@ -1571,34 +1588,28 @@ fn list_json(state: &State) -> Value {
 fn stream_json(state: &State, name: &str, now: Instant) -> Option<Value> {
     let sources = state.streams.get(name)?;
     let preloaded = state.preloads.contains_key(name);
-    let json = match state.objects.get(name) {
+    let mut json = match state.objects.get(name) {
         Some(object) => object.json(sources, preloaded, now),
         None => StreamObject::default().json(sources, preloaded, now),
     };
+    let urls = json["producers"].as_array_mut().into_iter().flatten();
+    for url in urls.filter_map(|producer| producer.get_mut("url")) {
+        if let Some(text) = url.as_str() {
+            *url = Value::from(mask_secrets(text, &state.secrets));
+        }
+    }
     Some(json)
 }
 
-/// Replaces the userinfo of every `scheme://userinfo@host` in `source` with `***`, also inside
-/// wrappers such as `ffmpeg:rtsp://…`; everything else is kept.
-fn mask_credentials(source: &str) -> String {
-    let mut out = String::with_capacity(source.len());
-    let mut rest = source;
-    while let Some(start) = rest.find("://") {
-        let (head, tail) = rest.split_at(start + 3);
-        out.push_str(head);
-        let end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str("***");
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
+/// Every occurrence of a secret (a value from the environment) replaced by `***`, as go2rtc
+/// shows sources; credentials written in the source itself are shown as they are.
+fn mask_secrets(source: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .fold(source.to_owned(), |text, secret| {
+            text.replace(secret.as_str(), "***")
+        })
 }
 
 /// go2rtc's JSON answers: `application/json`, a trailing newline, pretty for one stream.
@@ -1716,25 +1727,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn masking_hides_userinfo_only() {
+    fn only_values_from_the_environment_are_masked() {
+        let secrets = ["pw-1".to_owned(), String::new()];
         let cases = [
             (
-                "rtsp://admin:secret@10.0.0.5:554/s1",
-                "rtsp://***@10.0.0.5:554/s1",
-            ),
-            ("rtsp://admin@10.0.0.5/s1", "rtsp://***@10.0.0.5/s1"),
-            (
-                "ffmpeg:rtsp://u:p@127.0.0.1/x#video=h264",
-                "ffmpeg:rtsp://***@127.0.0.1/x#video=h264",
+                "rtsp://admin:pw-1@10.0.0.5/s1",
+                "rtsp://admin:***@10.0.0.5/s1",
             ),
             (
-                "rtsp://127.0.0.1:8554/x?a=b@c",
-                "rtsp://127.0.0.1:8554/x?a=b@c",
+                "rtsp://admin:other@10.0.0.5/s1",
+                "rtsp://admin:other@10.0.0.5/s1",
             ),
-            ("ffmpeg:multi#video=h264", "ffmpeg:multi#video=h264"),
+            (
+                "ffmpeg:rtsp://u:pw-1@127.0.0.1/x#video=h264",
+                "ffmpeg:rtsp://u:***@127.0.0.1/x#video=h264",
+            ),
         ];
         for (source, masked) in cases {
-            assert_eq!(mask_credentials(source), masked, "{source}");
+            assert_eq!(mask_secrets(source, &secrets), masked, "{source}");
         }
     }
 
@@ -1775,7 +1785,7 @@ mod tests {
             ("é${PASS}é", "ép%40ssé"),
         ];
         for (text, expanded) in cases {
-            assert_eq!(expand_env(text, &env), expanded, "{text}");
+            assert_eq!(expand_env(text, &env).0, expanded, "{text}");
         }
     }
 

@@ -4,10 +4,13 @@
 //! this machine.
 //!
 //! - [`go2rtc`]: go2rtc's HTTP API and RTSP `DESCRIBE`, with its persistence and crash modes.
-//! - [`camera`]: an RTSP camera that answers `DESCRIBE`, and can be stopped and resumed.
+//! - [`camera`]: an RTSP camera that answers `DESCRIBE` and streams an H.264 test pattern
+//!   after `SETUP`/`PLAY`, and can be stopped, hung and resumed.
 //! - [`mediamtx`]: MediaMTX's control API v3 and RTSP `DESCRIBE`, with its path lifecycle.
 
 pub mod camera;
 pub mod go2rtc;
+mod h264;
 pub mod mediamtx;
+mod rtp;
 mod rtsp;

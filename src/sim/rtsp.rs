@@ -1,9 +1,11 @@
 //! The minimal RTSP shared by the simulators: request parsing, response writing, a TCP server
-//! loop, and the one client call the servers make to a camera (`DESCRIBE`, optionally keeping
-//! the connection open as a pulling server does).
+//! loop that can stream the H.264 test pattern after `SETUP`/`PLAY` (RTP interleaved on the RTSP
+//! connection), and the one client call the servers make to a camera (`DESCRIBE`, optionally
+//! keeping the connection open as a pulling server does).
 //!
 //! Only what the simulators answer is understood: a request line, headers, and a body sized by
-//! `Content-Length` (read and ignored), read with the bounded reader of [`crate::rtsp_wire`]; a
+//! `Content-Length` (read and ignored), read with the bounded reader of [`crate::rtsp_wire`];
+//! interleaved frames a client sends (RTCP receiver reports) are skipped; a
 //! connection breaking its limits is closed. [`RtspServer`] owns its accept loop and every connection task: once
 //! [`RtspServer::shutdown`] returns, the port refuses connections and no connection is left open.
 
@@ -13,15 +15,29 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::h264::Pattern;
+use super::rtp::{self, RtpSender};
 use crate::rtsp_wire::{find_header, invalid, read_body, read_head};
 
 /// The methods both simulators list in `Public:`.
 pub(crate) const PUBLIC_METHODS: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN";
+/// The session id of every RTSP session (one per connection).
+const SESSION: &str = "5ca1ab1e";
+/// Pictures per second of the streamed test pattern; one IDR each second.
+const FPS: u32 = 10;
+
+/// The test pattern every simulator describes and a camera streams: 64×64 pixels.
+fn pattern() -> Pattern {
+    Pattern::new(64, 64, FPS)
+}
 
 /// One RTSP request, without its body.
 #[derive(Debug)]
@@ -64,6 +80,17 @@ pub(crate) struct Response {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    media: Media,
+}
+
+/// What a response does to the connection's media stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    Unchanged,
+    /// `SETUP` accepted: RTP goes on this interleaved channel once playing.
+    Channel(u8),
+    /// `PLAY` accepted: start streaming on the channel set up.
+    Play,
 }
 
 impl Response {
@@ -72,7 +99,50 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            media: Media::Unchanged,
         }
+    }
+
+    /// The answer to `SETUP` of the video track: TCP interleaved on the channels the client
+    /// asked for (0-1 if it did not say); UDP is refused with 461.
+    pub fn setup(request: &Request) -> Self {
+        if request.wants_udp() {
+            return Response::new(461);
+        }
+        let channel = request
+            .header("Transport")
+            .and_then(|t| {
+                t.split(';')
+                    .find_map(|p| p.trim().strip_prefix("interleaved="))
+            })
+            .and_then(|range| range.split('-').next())
+            .and_then(|first| first.trim().parse::<u8>().ok())
+            .unwrap_or(0);
+        let mut response = Response::new(200)
+            .header(
+                "Transport",
+                format!(
+                    "RTP/AVP/TCP;unicast;interleaved={channel}-{}",
+                    channel.saturating_add(1)
+                ),
+            )
+            .header("Session", format!("{SESSION};timeout=60"));
+        response.media = Media::Channel(channel);
+        response
+    }
+
+    /// The answer to `PLAY`: the test pattern streams from now on.
+    pub fn play() -> Self {
+        let mut response = Response::new(200)
+            .header("Session", SESSION)
+            .header("Range", "npt=0.000-");
+        response.media = Media::Play;
+        response
+    }
+
+    /// 200 within the session (`GET_PARAMETER` keep-alives, `TEARDOWN`).
+    pub fn in_session() -> Self {
+        Response::new(200).header("Session", SESSION)
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -128,8 +198,10 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A small, valid SDP with one H264 video track (the parameter sets of a real 320×240 camera).
+/// A small, valid SDP with one H264 video track: the parameter sets of the test pattern.
 pub(crate) fn h264_sdp(session_name: &str) -> String {
+    let pattern = pattern();
+    let sprop = format!("{},{}", base64(&pattern.sps()), base64(&pattern.pps()));
     format!(
         "v=0\r\n\
          o=- 1 1 IN IP4 127.0.0.1\r\n\
@@ -138,7 +210,7 @@ pub(crate) fn h264_sdp(session_name: &str) -> String {
          t=0 0\r\n\
          m=video 0 RTP/AVP 96\r\n\
          a=rtpmap:96 H264/90000\r\n\
-         a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LAFtoCgL/lwFqDAwNSgAAAAwCAAAAPR4sXUA==,aM48gA==;profile-level-id=42c016\r\n\
+         a=fmtp:96 packetization-mode=1;sprop-parameter-sets={sprop};profile-level-id=42c01e\r\n\
          a=control:trackID=0\r\n"
     )
 }
@@ -179,8 +251,15 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-/// Reads one request (its body is read and dropped); `None` when the peer closed.
+/// Reads one request (its body is read and dropped), skipping interleaved frames before it;
+/// `None` when the peer closed.
 async fn read_request<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<Request>> {
+    while r.fill_buf().await?.first() == Some(&b'$') {
+        let mut header = [0u8; 4];
+        r.read_exact(&mut header).await?;
+        let len = u16::from_be_bytes([header[2], header[3]]);
+        tokio::io::copy(&mut r.take(u64::from(len)), &mut tokio::io::sink()).await?;
+    }
     let Some(head) = read_head(r).await? else {
         return Ok(None);
     };
@@ -206,6 +285,12 @@ pub(crate) trait Handler: Send + Sync + 'static {
 
     /// Called once per accepted connection, before its first request.
     fn connected(&self) {}
+
+    /// Resolves when media may flow (before each picture of a playing session): a handler
+    /// that freezes holds it.
+    fn media_flows(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
 /// A running RTSP listener and its connections. Dropping it stops them too, without waiting.
@@ -283,13 +368,66 @@ async fn accept_loop<H: Handler>(
     }
 }
 
+/// Answers requests one by one; once a `SETUP` and a `PLAY` were accepted, streams the test
+/// pattern alongside until either side of the connection fails or the peer closes it.
 async fn serve_connection<H: Handler>(stream: TcpStream, handler: &H) -> io::Result<()> {
-    let (reader, mut writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
-    while let Some(request) = read_request(&mut reader).await? {
-        let cseq = request.header("CSeq").map(str::to_owned);
-        let response = handler.handle(request).await;
-        response.write_to(&mut writer, cseq.as_deref()).await?;
+    let writer = Mutex::new(writer);
+    let (playing, mut play) = watch::channel(None::<u8>);
+    let requests = async {
+        let mut channel = None;
+        while let Some(request) = read_request(&mut reader).await? {
+            let cseq = request.header("CSeq").map(str::to_owned);
+            let response = handler.handle(request).await;
+            response
+                .write_to(&mut *writer.lock().await, cseq.as_deref())
+                .await?;
+            match response.media {
+                Media::Channel(c) => channel = Some(c),
+                Media::Play if channel.is_some() => {
+                    playing.send_replace(channel);
+                }
+                Media::Play | Media::Unchanged => {}
+            }
+        }
+        Ok(())
+    };
+    let media = async {
+        // `playing` lives as long as `requests`, which this future never outlives.
+        let Ok(channel) = play.wait_for(Option::is_some).await.map(|c| c.unwrap_or(0)) else {
+            return std::future::pending().await;
+        };
+        stream_pattern(&writer, channel, handler).await
+    };
+    tokio::select! {
+        result = requests => result,
+        result = media => result,
+    }
+}
+
+/// Sends the test pattern on `channel`, [`FPS`] pictures a second, while the handler lets
+/// media flow; returns only when writing fails.
+async fn stream_pattern<H: Handler, W: AsyncWrite + Unpin>(
+    writer: &Mutex<W>,
+    channel: u8,
+    handler: &H,
+) -> io::Result<()> {
+    let pattern = pattern();
+    let mut sender = RtpSender::new(0x0ca3_5e9c, 1);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / FPS);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u64.. {
+        ticker.tick().await;
+        handler.media_flows().await;
+        let timestamp = (n * u64::from(90_000 / FPS)) as u32;
+        let mut frames = Vec::new();
+        for packet in sender.picture(&pattern.picture(n), timestamp) {
+            frames.extend_from_slice(&rtp::interleaved(channel, &packet));
+        }
+        let mut writer = writer.lock().await;
+        writer.write_all(&frames).await?;
+        writer.flush().await?;
     }
     Ok(())
 }

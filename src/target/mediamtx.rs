@@ -179,6 +179,21 @@ impl Mediamtx {
         }
     }
 
+    /// Whether the server's configuration of path `name` is `want` (the fields given, as
+    /// MediaMTX normalises them), or has no such path for `None`.
+    pub(crate) async fn holds(
+        &self,
+        name: &str,
+        want: Option<&Map<String, Value>>,
+    ) -> Result<bool, TargetError> {
+        let current = self.current(&format!("check path {name:?}"), name).await?;
+        Ok(match (want, current) {
+            (Some(want), Some(current)) => changed_fields(want, &current).is_empty(),
+            (None, None) => true,
+            _ => false,
+        })
+    }
+
     async fn upsert_path(&self, camera: &Camera) -> Result<Applied, TargetError> {
         let name = &camera.name;
         let op = format!("write path {name:?}");

@@ -8,7 +8,11 @@
 //!   exactly the intended entries, and only then written, atomically ([`crate::atomic_file`]),
 //!   in one write whatever the number of changes. Unchanged text is not written: MediaMTX
 //!   reloads, and drops API-made paths and readers, on every change of its file.
-//! - Writes to a MediaMTX file are at least 1 s apart: it ignores changes within 1 s of a reload.
+//! - Writes to a MediaMTX file are at least [`mediamtx_reload::QUIET`] after its last change
+//!   (ours or anyone's): it ignores, for good, a change within 1 s of the one it last loaded.
+//!   Changes that arrive meanwhile queue up and go out together in the next write. With
+//!   `api:`, every write (and every sync with changes whose file text was already right) is
+//!   checked through the API, and the file replaced again if MediaMTX did not load it.
 //! - With `api:`, the server is observed through its API (stream status for the health
 //!   monitor), and a MediaMTX path the server lost is re-created through the API exactly as the
 //!   file has it, so a later reload leaves the identical path alone. go2rtc is only observed:
@@ -21,13 +25,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::mediamtx::Mediamtx;
+use super::mediamtx_reload;
 use super::{
     Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamStatus, Target, TargetError,
 };
@@ -36,8 +41,8 @@ use crate::camera::Camera;
 use crate::config::{TargetConfig, TargetKind};
 use crate::yaml_edit::{Change as EditChange, Document};
 
-/// MediaMTX ignores a change of its file within this long after a reload.
-const MEDIAMTX_QUIET: Duration = Duration::from_secs(1);
+/// Times MediaMTX may ignore a written file before the write fails.
+const MEDIAMTX_REWRITES: u32 = 2;
 
 /// What go2rtc's `preload:` section holds for a preloaded stream (a consumer of video and
 /// audio, as `PUT /api/preload` without a query stores it).
@@ -68,6 +73,8 @@ pub struct YamlFile {
     last_write: Mutex<Option<Instant>>,
     /// The same server's API, when configured: observed, and for MediaMTX used to recover.
     observer: Option<Box<dyn Target>>,
+    /// MediaMTX's API, when configured: checks that a written file was loaded.
+    mediamtx_api: Option<Mediamtx>,
 }
 
 /// One camera as the file will hold it.
@@ -97,7 +104,11 @@ impl YamlFile {
         let observer: Option<Box<dyn Target>> = match (&config.api, flavor) {
             (None, _) => None,
             (Some(_), Flavor::Go2rtc) => Some(Box::new(super::go2rtc::Go2rtc::new(config)?)),
-            (Some(_), Flavor::Mediamtx) => Some(Box::new(super::mediamtx::Mediamtx::new(config)?)),
+            (Some(_), Flavor::Mediamtx) => Some(Box::new(Mediamtx::new(config)?)),
+        };
+        let mediamtx_api = match (&config.api, flavor) {
+            (Some(_), Flavor::Mediamtx) => Some(Mediamtx::new(config)?),
+            _ => None,
         };
         Ok(YamlFile {
             name: config.name.clone(),
@@ -107,6 +118,7 @@ impl YamlFile {
             env_file: config.env_file.clone(),
             last_write: Mutex::new(None),
             observer,
+            mediamtx_api,
         })
     }
 
@@ -286,6 +298,10 @@ impl YamlFile {
         changes: &[Change<'_>],
     ) -> Result<Vec<Result<Applied, TargetError>>, TargetError> {
         let mut last_write = self.last_write.lock().await;
+        if self.flavor == Flavor::Mediamtx && !changes.is_empty() {
+            // Waited before reading, so what changed meanwhile goes out in this write.
+            mediamtx_reload::quiet(&self.path, *last_write).await;
+        }
         let old = self.read()?;
         let edited = self.edit(&old, changes)?;
         self.verify(&edited)?;
@@ -298,11 +314,6 @@ impl YamlFile {
             .partition(|(_, v)| v.is_some());
         self.update_env(&set)?;
         if edited.text != old {
-            if self.flavor == Flavor::Mediamtx
-                && let Some(at) = *last_write
-            {
-                tokio::time::sleep_until(at + MEDIAMTX_QUIET).await;
-            }
             let write = if self.inline_credentials {
                 atomic_file::write_private(&self.path, edited.text.as_bytes())
             } else {
@@ -312,8 +323,52 @@ impl YamlFile {
                 *last_write = Some(Instant::now());
             }
         }
+        if let Some(api) = &self.mediamtx_api
+            && !changes.is_empty()
+        {
+            self.confirm_loaded(api, &edited, &mut last_write).await?;
+        }
         self.update_env(&unset)?;
         Ok(edited.results)
+    }
+
+    /// Checks through MediaMTX's API that it loaded the file as `edited` left it; if not
+    /// (a change in its quiet window is never loaded), replaces the file with the same text
+    /// after the window, up to [`MEDIAMTX_REWRITES`] times. An API that does not answer
+    /// cannot tell: the file is right and a server that starts loads it, so that is no error.
+    async fn confirm_loaded(
+        &self,
+        api: &Mediamtx,
+        edited: &Edited,
+        last_write: &mut Option<Instant>,
+    ) -> Result<(), TargetError> {
+        for rewrites in 0..=MEDIAMTX_REWRITES {
+            match mediamtx_reload::loaded(api, &edited.expected).await {
+                Ok(true) => return Ok(()),
+                Ok(false) if rewrites < MEDIAMTX_REWRITES => {
+                    tracing::warn!(target = %self.name, path = %self.path.display(),
+                        "MediaMTX did not load the file written; writing it again");
+                    mediamtx_reload::quiet(&self.path, *last_write).await;
+                    atomic_file::replace(
+                        &self.path,
+                        edited.text.as_bytes(),
+                        self.inline_credentials,
+                    )
+                    .map_err(|e| self.file_error(e))?;
+                    *last_write = Some(Instant::now());
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::warn!(target = %self.name, error = %e,
+                        "cannot check through the API that MediaMTX loaded its file");
+                    return Ok(());
+                }
+            }
+        }
+        Err(self.file_error(format!(
+            "MediaMTX did not load {} after {MEDIAMTX_REWRITES} rewrites",
+            self.path.display()
+        )))
     }
 
     fn update_env(&self, updates: &BTreeMap<String, Option<String>>) -> Result<(), TargetError> {

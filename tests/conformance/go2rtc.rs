@@ -1,0 +1,270 @@
+//! go2rtc scenarios (SERVERS.md, "go2rtc"): the stream API camsync writes and reads, preload,
+//! restart, and what the RTSP proxy answers.
+
+use std::time::Duration;
+
+use camsync::sim::camera::SimCamera;
+use serde_json::Value;
+
+use crate::backend::Go2rtc;
+use crate::conformance;
+use crate::wire::{Answer, describe, get, http, q, until};
+
+conformance!(
+    go2rtc,
+    streams_are_created_replaced_listed_and_deleted,
+    credentials_are_shown_as_sent_and_options_kept,
+    command_and_whitespace_sources_are_refused,
+    preload_dials_first_and_counts_bytes,
+    api_restart_keeps_put_streams,
+    rtsp_proxy_answers_unknown_down_and_streaming,
+    probe_query_dials_the_camera,
+);
+
+fn answer(status: u16, body: &str) -> Answer {
+    Answer {
+        status,
+        body: body.to_owned(),
+    }
+}
+
+async fn put(g: &Go2rtc, name: &str, src: &str) -> Answer {
+    let url = g.api(&format!("/api/streams?name={}&src={}", q(name), q(src)));
+    http("PUT", &url, None).await
+}
+
+async fn stream(g: &Go2rtc, name: &str) -> Answer {
+    get(&g.api(&format!("/api/streams?src={}", q(name)))).await
+}
+
+/// The `url` of each producer of stream `name`.
+async fn producer_urls(g: &Go2rtc, name: &str) -> Vec<String> {
+    let json = stream(g, name).await.json();
+    json["producers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["url"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn streams_are_created_replaced_listed_and_deleted(g: Go2rtc) {
+    let info = get(&g.api("/api")).await;
+    assert_eq!(info.status, 200, "{}: GET /api", g.label());
+    assert!(
+        info.json()["version"].is_string(),
+        "{}: {info:?}",
+        g.label()
+    );
+
+    assert_eq!(
+        stream(&g, "cam").await,
+        answer(404, "\n"),
+        "{}: unknown",
+        g.label()
+    );
+    let a = "rtsp://127.0.0.1:9/a";
+    assert_eq!(
+        put(&g, "cam", a).await,
+        answer(200, ""),
+        "{}: PUT",
+        g.label()
+    );
+    assert_eq!(producer_urls(&g, "cam").await, [a], "{}", g.label());
+    let b = "rtsp://127.0.0.1:9/b";
+    assert_eq!(
+        put(&g, "cam", b).await,
+        answer(200, ""),
+        "{}: PUT again",
+        g.label()
+    );
+    assert_eq!(
+        producer_urls(&g, "cam").await,
+        [b],
+        "{}: replaced",
+        g.label()
+    );
+    let file = std::fs::read_to_string(g.config_path()).unwrap_or_default();
+    assert!(
+        file.contains(b),
+        "{}: the file holds the stream:\n{file}",
+        g.label()
+    );
+
+    let list = get(&g.api("/api/streams")).await;
+    assert_eq!(list.status, 200);
+    let names: Vec<String> = list.json().as_object().unwrap().keys().cloned().collect();
+    assert_eq!(names, ["cam"], "{}: list", g.label());
+
+    let delete = g.api("/api/streams?src=cam");
+    assert_eq!(
+        http("DELETE", &delete, None).await,
+        answer(200, ""),
+        "{}",
+        g.label()
+    );
+    assert_eq!(
+        stream(&g, "cam").await,
+        answer(404, "\n"),
+        "{}: deleted",
+        g.label()
+    );
+    assert_eq!(
+        http("DELETE", &delete, None).await,
+        answer(200, ""),
+        "{}: DELETE of an unknown name",
+        g.label()
+    );
+    let file = std::fs::read_to_string(g.config_path()).unwrap_or_default();
+    assert!(
+        !file.contains(b),
+        "{}: gone from the file:\n{file}",
+        g.label()
+    );
+}
+
+/// SERVERS.md said recent builds mask credentials; 1.9.14 shows what was sent (only values
+/// from the environment are masked).
+async fn credentials_are_shown_as_sent_and_options_kept(g: Go2rtc) {
+    let src = "rtsp://admin:s3cret@127.0.0.1:9/main#timeout=30";
+    assert_eq!(put(&g, "cam", src).await.status, 200);
+    let urls = producer_urls(&g, "cam").await;
+    assert_eq!(urls, [src], "{}: not masked", g.label());
+    let file = std::fs::read_to_string(g.config_path()).unwrap_or_default();
+    assert!(
+        file.contains(src),
+        "{}: the file has it in clear:\n{file}",
+        g.label()
+    );
+}
+
+async fn command_and_whitespace_sources_are_refused(g: Go2rtc) {
+    for src in [
+        "exec:ffmpeg -i x",
+        "echo:rtsp://127.0.0.1:9/x",
+        "rtsp://127.0.0.1:9/a b",
+    ] {
+        let answer = put(&g, "cam", src).await;
+        assert_eq!(answer.status, 400, "{}: PUT {src}: {answer:?}", g.label());
+    }
+    assert_eq!(stream(&g, "cam").await.status, 404, "{}", g.label());
+}
+
+async fn preload_dials_first_and_counts_bytes(g: Go2rtc) {
+    let camera = SimCamera::start().await.unwrap();
+    camera.stop().await;
+    assert_eq!(put(&g, "cam", &camera.url("live")).await.status, 200);
+    let preload = g.api("/api/preload?src=cam");
+    let down = http("PUT", &preload, None).await;
+    assert_eq!(
+        down.status,
+        500,
+        "{}: preload, camera down: {down:?}",
+        g.label()
+    );
+
+    camera.resume().await.unwrap();
+    let up = http("PUT", &preload, None).await;
+    assert_eq!(up.status, 200, "{}: preload, camera up: {up:?}", g.label());
+    let bytes = until(Duration::from_secs(10), || async {
+        let json = stream(&g, "cam").await.json();
+        let bytes = json["producers"][0]["bytes_recv"].as_u64().unwrap_or(0);
+        (bytes > 0).then_some(bytes)
+    })
+    .await;
+    assert!(bytes.is_some(), "{}: no bytes counted", g.label());
+    let consumers = stream(&g, "cam").await.json()["consumers"].clone();
+    assert!(
+        consumers.as_array().is_some_and(|c| c.len() == 1),
+        "{}: one preload consumer: {consumers}",
+        g.label()
+    );
+}
+
+async fn api_restart_keeps_put_streams(g: Go2rtc) {
+    assert_eq!(put(&g, "cam", "rtsp://127.0.0.1:9/a").await.status, 200);
+    let restart = http("POST", &g.api("/api/restart"), None).await;
+    assert_eq!(restart.status, 200, "{}: restart: {restart:?}", g.label());
+    let back = until(Duration::from_secs(10), || async {
+        let client = reqwest::Client::new();
+        let answered = client
+            .get(g.api("/api"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        answered.then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "{}: API back after restart", g.label());
+    let urls = until(Duration::from_secs(5), || async {
+        let answer = stream(&g, "cam").await;
+        (answer.status == 200).then(|| answer.json())
+    })
+    .await;
+    assert!(
+        urls.is_some(),
+        "{}: the stream survived the restart",
+        g.label()
+    );
+}
+
+async fn rtsp_proxy_answers_unknown_down_and_streaming(g: Go2rtc) {
+    let timeout = Duration::from_secs(15);
+    assert_eq!(
+        describe(&g.rtsp("nothing"), timeout).await.0,
+        Some(404),
+        "{}",
+        g.label()
+    );
+
+    let camera = SimCamera::start().await.unwrap();
+    assert_eq!(put(&g, "cam", &camera.url("live")).await.status, 200);
+    assert_eq!(
+        describe(&g.rtsp("cam"), timeout).await.0,
+        Some(200),
+        "{}: up",
+        g.label()
+    );
+    camera.stop().await;
+    let (status, took) = describe(&g.rtsp("cam"), timeout).await;
+    assert_eq!(status, Some(404), "{}: camera down", g.label());
+    assert!(
+        took < Duration::from_secs(2),
+        "{}: refused at once: {took:?}",
+        g.label()
+    );
+    camera.resume().await.unwrap();
+    let back = describe(&g.rtsp("cam"), timeout).await.0;
+    assert_eq!(
+        back,
+        Some(200),
+        "{}: the next DESCRIBE dials afresh",
+        g.label()
+    );
+}
+
+async fn probe_query_dials_the_camera(g: Go2rtc) {
+    let camera = SimCamera::start().await.unwrap();
+    assert_eq!(put(&g, "cam", &camera.url("live")).await.status, 200);
+    let probe = g.api("/api/streams?src=cam&video=all&audio=all");
+    let up = get(&probe).await;
+    assert_eq!(up.status, 200, "{}: probe, camera up: {up:?}", g.label());
+    let json: Value = up.json();
+    assert!(json["producers"].is_array(), "{}: {json}", g.label());
+    camera.stop().await;
+    let down = get(&probe).await;
+    assert_eq!(
+        down.status,
+        500,
+        "{}: probe, camera down: {down:?}",
+        g.label()
+    );
+    let port = camera.port();
+    assert!(
+        down.body.contains(&format!("dial tcp 127.0.0.1:{port}")) && down.body.contains("refused"),
+        "{}: {down:?}",
+        g.label()
+    );
+    let unknown = get(&g.api("/api/streams?src=nothing&video=all&audio=all")).await;
+    assert_eq!(unknown.status, 404, "{}: {unknown:?}", g.label());
+}

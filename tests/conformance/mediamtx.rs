@@ -1,0 +1,389 @@
+//! MediaMTX scenarios (SERVERS.md, "MediaMTX"): the config API camsync writes and reads,
+//! paging, value normalisation, restart and file reload, and what the RTSP server answers.
+
+use std::time::Duration;
+
+use camsync::sim::camera::SimCamera;
+use serde_json::{Value, json};
+
+use crate::backend::Mediamtx;
+use crate::conformance;
+use crate::wire::{Answer, describe, get, http, until};
+
+conformance!(
+    mediamtx,
+    paths_are_added_patched_replaced_and_deleted,
+    unknown_fields_are_refused,
+    path_list_is_paged_and_sorted,
+    values_come_back_normalised,
+    a_restart_forgets_api_paths,
+    a_file_reload_replaces_api_paths,
+    rtsp_answers_unknown_down_and_streaming,
+    on_demand_source_that_hangs_is_given_up,
+    a_file_change_within_a_second_of_a_reload_is_never_loaded,
+    two_syncs_half_a_second_apart_both_reach_the_server,
+    two_syncs_half_a_second_apart_both_reach_the_server_with_api,
+);
+
+fn ok() -> Answer {
+    Answer {
+        status: 200,
+        body: r#"{"status":"ok"}"#.to_owned(),
+    }
+}
+
+fn error(status: u16, text: &str) -> Answer {
+    Answer {
+        status,
+        body: format!(r#"{{"status":"error","error":{}}}"#, json!(text)),
+    }
+}
+
+async fn config(m: &Mediamtx, verb: &str, name: &str, body: Option<Value>) -> Answer {
+    let method = match verb {
+        "add" | "replace" => "POST",
+        "patch" => "PATCH",
+        "delete" => "DELETE",
+        _ => "GET",
+    };
+    http(
+        method,
+        &m.api(&format!("/v3/config/paths/{verb}/{name}")),
+        body,
+    )
+    .await
+}
+
+async fn paths_are_added_patched_replaced_and_deleted(m: Mediamtx) {
+    let info = get(&m.api("/v3/info")).await;
+    assert_eq!(info.status, 200, "{}", m.label());
+    assert_eq!(info.json()["version"], "v1.16.2", "{}", m.label());
+
+    let cam = json!({"source": "rtsp://127.0.0.1:9/a", "sourceOnDemand": true});
+    assert_eq!(
+        config(&m, "add", "site/cam", Some(cam.clone())).await,
+        ok(),
+        "{}",
+        m.label()
+    );
+    assert_eq!(
+        config(&m, "add", "site/cam", Some(cam)).await,
+        error(400, "path already exists"),
+        "{}: add twice",
+        m.label()
+    );
+    let got = config(&m, "get", "site/cam", None).await;
+    assert_eq!(got.status, 200, "{}", m.label());
+    assert_eq!(
+        got.json()["source"],
+        "rtsp://127.0.0.1:9/a",
+        "{}",
+        m.label()
+    );
+    assert_eq!(got.json()["name"], "site/cam", "{}", m.label());
+    assert_eq!(
+        config(&m, "get", "other", None).await,
+        error(404, "path configuration not found"),
+        "{}",
+        m.label()
+    );
+
+    let patch = json!({"maxReaders": 3});
+    assert_eq!(
+        config(&m, "patch", "site/cam", Some(patch.clone())).await,
+        ok()
+    );
+    let got = config(&m, "get", "site/cam", None).await.json();
+    assert_eq!(
+        (&got["maxReaders"], &got["sourceOnDemand"]),
+        (&json!(3), &json!(true))
+    );
+    assert_eq!(
+        config(&m, "patch", "other", Some(patch)).await,
+        error(404, "path not found"),
+        "{}: patch of a missing path",
+        m.label()
+    );
+
+    let b = json!({"source": "rtsp://127.0.0.1:9/b"});
+    assert_eq!(
+        config(&m, "replace", "site/cam", Some(b.clone())).await,
+        ok()
+    );
+    let got = config(&m, "get", "site/cam", None).await.json();
+    assert_eq!(
+        (&got["source"], &got["maxReaders"], &got["sourceOnDemand"]),
+        (&json!("rtsp://127.0.0.1:9/b"), &json!(0), &json!(false)),
+        "{}: replace resets what it does not send",
+        m.label()
+    );
+    assert_eq!(
+        config(&m, "replace", "new", Some(b)).await,
+        ok(),
+        "{}: upsert",
+        m.label()
+    );
+
+    assert_eq!(config(&m, "delete", "site/cam", None).await, ok());
+    assert_eq!(
+        config(&m, "delete", "site/cam", None).await,
+        error(404, "path not found"),
+        "{}: delete twice",
+        m.label()
+    );
+    let notfound = get(&m.api("/v3/nothing")).await;
+    assert_eq!(notfound.status, 404, "{}", m.label());
+}
+
+async fn unknown_fields_are_refused(m: Mediamtx) {
+    let body = json!({"source": "rtsp://127.0.0.1:9/a", "x": 1});
+    assert_eq!(
+        config(&m, "add", "cam", Some(body)).await,
+        error(400, "json: unknown field \"x\""),
+        "{}",
+        m.label()
+    );
+    assert_eq!(config(&m, "get", "cam", None).await.status, 404);
+}
+
+async fn path_list_is_paged_and_sorted(m: Mediamtx) {
+    for name in ["c", "a", "b"] {
+        let body = json!({"source": "rtsp://127.0.0.1:9/x", "sourceOnDemand": true});
+        assert_eq!(config(&m, "add", name, Some(body)).await, ok());
+    }
+    let page = |p: u32| {
+        let url = m.api(&format!("/v3/config/paths/list?page={p}&itemsPerPage=2"));
+        async move { get(&url).await.json() }
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let first = page(0).await;
+    assert_eq!(
+        (&first["itemCount"], &first["pageCount"]),
+        (&json!(3), &json!(2))
+    );
+    assert_eq!(names(&first), ["a", "b"], "{}", m.label());
+    assert_eq!(names(&page(1).await), ["c"], "{}", m.label());
+    let all = get(&m.api("/v3/config/paths/list")).await.json();
+    assert_eq!(names(&all), ["a", "b", "c"], "{}", m.label());
+}
+
+async fn values_come_back_normalised(m: Mediamtx) {
+    let body = json!({
+        "source": "rtsp://127.0.0.1:9/x",
+        "sourceOnDemand": true,
+        "sourceOnDemandStartTimeout": "10000ms",
+        "sourceOnDemandCloseAfter": "90s",
+        "recordPath": "./rec/%path/%Y-%m-%d_%H-%M-%S-%f",
+        "recordSegmentDuration": "60m",
+        "recordDeleteAfter": "24h",
+        "rtspTransport": "tcp",
+    });
+    assert_eq!(
+        config(&m, "add", "cam", Some(body)).await,
+        ok(),
+        "{}",
+        m.label()
+    );
+    let got = config(&m, "get", "cam", None).await.json();
+    let fields = [
+        "sourceOnDemandStartTimeout",
+        "sourceOnDemandCloseAfter",
+        "recordSegmentDuration",
+        "recordDeleteAfter",
+        "rtspTransport",
+    ];
+    let seen: Vec<&Value> = fields.iter().map(|f| &got[*f]).collect();
+    assert_eq!(
+        seen,
+        [
+            &json!("10s"),
+            &json!("1m30s"),
+            &json!("1h0m0s"),
+            &json!("1d"),
+            &json!("tcp")
+        ],
+        "{}",
+        m.label()
+    );
+}
+
+async fn a_restart_forgets_api_paths(mut m: Mediamtx) {
+    let started = get(&m.api("/v3/info")).await.json()["started"].clone();
+    let body = json!({"source": "rtsp://127.0.0.1:9/x", "sourceOnDemand": true});
+    assert_eq!(config(&m, "add", "cam", Some(body)).await, ok());
+    // `started` has a resolution of a second on some builds: restart in the next one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    m.restart().await;
+    let up = until(Duration::from_secs(10), || async {
+        let info = get(&m.api("/v3/info")).await;
+        (info.status == 200).then(|| info.json()["started"].clone())
+    })
+    .await;
+    assert!(
+        up.is_some_and(|s| s != started),
+        "{}: started changes",
+        m.label()
+    );
+    assert_eq!(
+        config(&m, "get", "cam", None).await.status,
+        404,
+        "{}",
+        m.label()
+    );
+}
+
+async fn a_file_reload_replaces_api_paths(m: Mediamtx) {
+    let body = json!({"source": "rtsp://127.0.0.1:9/x", "sourceOnDemand": true});
+    assert_eq!(config(&m, "add", "api", Some(body)).await, ok());
+    m.write_paths("  file:\n    source: rtsp://127.0.0.1:9/f\n    sourceOnDemand: yes\n");
+    let loaded = until(Duration::from_secs(5), || async {
+        (config(&m, "get", "file", None).await.status == 200).then_some(())
+    })
+    .await;
+    assert!(loaded.is_some(), "{}: the file's path is loaded", m.label());
+    assert_eq!(
+        config(&m, "get", "api", None).await.status,
+        404,
+        "{}",
+        m.label()
+    );
+}
+
+async fn rtsp_answers_unknown_down_and_streaming(m: Mediamtx) {
+    let timeout = Duration::from_secs(15);
+    let (unknown, _) = describe(&m.rtsp("nothing"), timeout).await;
+    assert_eq!(unknown, Some(400), "{}: no such path", m.label());
+
+    let camera = SimCamera::start().await.unwrap();
+    let down = SimCamera::start().await.unwrap();
+    down.stop().await;
+    for (name, url) in [("up", camera.url("live")), ("down", down.url("live"))] {
+        assert_eq!(
+            config(&m, "add", name, Some(json!({"source": url}))).await,
+            ok()
+        );
+    }
+    let (status, took) = describe(&m.rtsp("down"), timeout).await;
+    assert_eq!(status, Some(404), "{}: camera down", m.label());
+    assert!(
+        took < Duration::from_secs(2),
+        "{}: at once: {took:?}",
+        m.label()
+    );
+
+    let ready = until(Duration::from_secs(10), || async {
+        let path = get(&m.api("/v3/paths/get/up")).await;
+        let json = (path.status == 200).then(|| path.json())?;
+        (json["ready"] == true && json["bytesReceived"].as_u64() > Some(0)).then_some(json)
+    })
+    .await;
+    assert!(ready.is_some(), "{}: ready, bytes counted", m.label());
+    assert_eq!(
+        describe(&m.rtsp("up"), timeout).await.0,
+        Some(200),
+        "{}",
+        m.label()
+    );
+    let state = get(&m.api("/v3/paths/get/down")).await.json();
+    assert_eq!(state["ready"], false, "{}: {state}", m.label());
+    let missing = get(&m.api("/v3/paths/get/nothing")).await;
+    assert_eq!(missing, error(404, "path not found"), "{}", m.label());
+}
+
+async fn on_demand_source_that_hangs_is_given_up(m: Mediamtx) {
+    let camera = SimCamera::start().await.unwrap();
+    camera.hang();
+    let body = json!({
+        "source": camera.url("live"),
+        "sourceOnDemand": true,
+        "sourceOnDemandStartTimeout": "2s",
+    });
+    assert_eq!(config(&m, "add", "cam", Some(body)).await, ok());
+    let (status, took) = describe(&m.rtsp("cam"), Duration::from_secs(10)).await;
+    assert_eq!(status, Some(400), "{}: given up", m.label());
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "{}: held for the start timeout: {took:?}",
+        m.label()
+    );
+}
+
+async fn has_path(m: &Mediamtx, name: &str) -> bool {
+    config(m, "get", name, None).await.status == 200
+}
+
+/// The lost write of issue 13, on the server alone: a change 0.5 s after a reloaded one is
+/// not loaded, not even seconds later.
+async fn a_file_change_within_a_second_of_a_reload_is_never_loaded(m: Mediamtx) {
+    let path = |name: &str| format!("  {name}:\n    source: publisher\n");
+    m.write_paths(&path("first"));
+    let loaded = until(Duration::from_secs(5), || async {
+        has_path(&m, "first").await.then_some(())
+    })
+    .await;
+    assert!(
+        loaded.is_some(),
+        "{}: the first change is loaded",
+        m.label()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    m.write_paths(&format!("{}{}", path("first"), path("second")));
+    // A negative: nothing to poll for but the time it is given.
+    let second = until(Duration::from_secs(3), || async {
+        has_path(&m, "second").await.then_some(())
+    })
+    .await;
+    assert!(
+        second.is_none(),
+        "{}: the second change was loaded",
+        m.label()
+    );
+}
+
+async fn two_syncs_half_a_second_apart_both_reach_the_server(m: Mediamtx) {
+    two_syncs_half_a_second_apart(&m, "").await;
+}
+
+async fn two_syncs_half_a_second_apart_both_reach_the_server_with_api(m: Mediamtx) {
+    let api = format!("    api: {}\n", m.api(""));
+    two_syncs_half_a_second_apart(&m, &api).await;
+}
+
+/// `camsync sync` twice, half a second apart, each adding a camera to a `mediamtx-file`
+/// target that is the server's own file: both cameras end up loaded.
+async fn two_syncs_half_a_second_apart(m: &Mediamtx, target_extra: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("camsync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: mtx\n    kind: mediamtx-file\n    \
+             path: {}\n{target_extra}state: camsync.db\n",
+            m.config_path().display()
+        ),
+    )
+    .unwrap();
+    let camera = |name: &str| format!("  - name: {name}\n    url: rtsp://127.0.0.1:9/{name}\n");
+    let mut cameras = String::from("cameras:\n");
+    for name in ["one", "two"] {
+        cameras.push_str(&camera(name));
+        std::fs::write(dir.path().join("cameras.yaml"), &cameras).unwrap();
+        let started = tokio::time::Instant::now();
+        crate::wire::camsync(&config, &["sync"]).await;
+        if name == "one" {
+            tokio::time::sleep(Duration::from_millis(500).saturating_sub(started.elapsed())).await;
+        }
+    }
+    let both = until(Duration::from_secs(5), || async {
+        (has_path(m, "one").await && has_path(m, "two").await).then_some(())
+    })
+    .await;
+    assert!(both.is_some(), "{}: both cameras loaded", m.label());
+}
