@@ -14,23 +14,21 @@
 
 mod common;
 
-use common::{env_number, percentile};
+use common::{env_number, inventory, percentile};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use camsync::camera::{Camera, CameraSpec, ValidationContext};
+use camsync::camera::Camera;
 use camsync::config::{TargetConfig, TargetKind};
 use camsync::ledger::Ledger;
-use camsync::profile::Profiles;
 use camsync::reconcile::queue::{Key, Merge, Priority, WorkQueue};
 use camsync::reconcile::ticket::Ticket;
 use camsync::reconcile::worker::{self, Quiet, WorkerHandle, WorkerParts, WorkerSettings};
 use camsync::reconcile::{Reconciler, Workers};
-use camsync::secret::Secret;
 use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
-use camsync::source::{Inventory, Record, validate_records};
+use camsync::source::Inventory;
 use camsync::target::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -40,36 +38,6 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Recoveries measured in each phase.
 const RECOVERIES: usize = 50;
-
-fn inventory(
-    names: impl IntoIterator<Item = String>,
-    targets: &[(String, TargetKind)],
-) -> Inventory {
-    let targets = targets.iter().cloned().collect();
-    let profiles = Profiles::builtin();
-    let ctx = ValidationContext {
-        base_dir: std::path::Path::new("."),
-        targets: &targets,
-        profiles: &profiles,
-        env: &|_| None,
-    };
-    let records = names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| Record {
-            location: format!("bench:{i}"),
-            name: None,
-            spec: Ok(CameraSpec {
-                url: Some(format!("rtsp://192.0.2.{}:554/{name}", i % 250 + 1)),
-                username: Some("admin".into()),
-                password: Some(Secret::new("bench-password")),
-                name,
-                ..CameraSpec::default()
-            }),
-        })
-        .collect();
-    validate_records(records, &ctx)
-}
 
 #[derive(Default)]
 struct Nothing;

@@ -14,20 +14,17 @@
 
 mod common;
 
-use common::env_number;
+use common::{env_number, inventory};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use camsync::camera::{CameraSpec, ValidationContext};
 use camsync::config::{TargetConfig, TargetKind};
 use camsync::ledger::Ledger;
-use camsync::profile::Profiles;
 use camsync::reconcile::Reconciler;
-use camsync::secret::Secret;
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
-use camsync::source::{Inventory, Record, validate_records};
+use camsync::source::Inventory;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -56,28 +53,9 @@ fn file_target(name: &str, kind: TargetKind, path: Option<std::path::PathBuf>) -
 }
 
 fn make_inventory(n: usize, targets: &[TargetConfig]) -> Inventory {
-    let targets = targets.iter().map(|t| (t.name.clone(), t.kind)).collect();
-    let profiles = Profiles::builtin();
-    let ctx = ValidationContext {
-        base_dir: std::path::Path::new("."),
-        targets: &targets,
-        profiles: &profiles,
-        env: &|_| None,
-    };
-    let records = (0..n)
-        .map(|i| Record {
-            location: format!("bench:{i}"),
-            name: None,
-            spec: Ok(CameraSpec {
-                name: format!("cam{i:05}"),
-                url: Some(format!("rtsp://192.0.2.{}:554/stream{i}", i % 250 + 1)),
-                username: Some("admin".into()),
-                password: Some(Secret::new("bench-password")),
-                ..CameraSpec::default()
-            }),
-        })
-        .collect();
-    validate_records(records, &ctx)
+    let targets: Vec<(String, TargetKind)> =
+        targets.iter().map(|t| (t.name.clone(), t.kind)).collect();
+    inventory((0..n).map(|i| format!("cam{i:05}")), &targets)
 }
 
 /// Counts server calls across the simulators of one scenario.

@@ -134,6 +134,13 @@ impl Api {
         }
     }
 
+    /// `GET /metrics`, parsed: value by series.
+    async fn metrics(&self) -> BTreeMap<String, f64> {
+        let response = self.anonymous(Method::GET, "/metrics").send().await;
+        let text = response.unwrap().text().await.unwrap();
+        parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         let stopped = tokio::time::timeout(DEADLINE, self.task).await;
@@ -811,15 +818,7 @@ async fn a_health_transition_and_recovery_reach_events_cameras_and_metrics() {
     assert_eq!(pair["last_transition"]["to"], "healthy");
     assert!(pair["last_recovery"]["seconds"].as_f64().unwrap() > 0.0);
 
-    let text = api
-        .anonymous(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let series = api.metrics().await;
     assert_eq!(
         series[r#"camsync_recoveries_total{target="mediamtx"}"#],
         1.0
@@ -1142,15 +1141,7 @@ async fn a_stream_that_keeps_failing_is_degraded_everywhere_until_it_is_written(
         "{table}"
     );
     assert!(!camsync::status::all_well(&cameras));
-    let metrics = api
-        .anonymous(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = parse_exposition(&metrics).unwrap_or_else(|e| panic!("{e}\n{metrics}"));
+    let series = api.metrics().await;
     assert_eq!(
         series[r#"camsync_degraded_streams{target="mediamtx"}"#],
         1.0

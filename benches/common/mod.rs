@@ -3,6 +3,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use camsync::camera::{CameraSpec, ValidationContext};
+use camsync::config::TargetKind;
+use camsync::profile::Profiles;
+use camsync::secret::Secret;
+use camsync::source::{Inventory, Record, validate_records};
+
 /// The number in environment variable `name`, or `default` when it is unset or not a number.
 pub fn env_number<T: FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -16,4 +22,37 @@ pub fn env_number<T: FromStr>(name: &str, default: T) -> T {
 pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     let rank = (p * sorted.len() as f64).ceil() as usize;
     sorted.get(rank.max(1) - 1).copied()
+}
+
+/// A validated inventory of the cameras `names` for `targets` (name, kind), each with a
+/// username and password.
+#[allow(dead_code)] // not every benchmark builds inventories
+pub fn inventory(
+    names: impl IntoIterator<Item = String>,
+    targets: &[(String, TargetKind)],
+) -> Inventory {
+    let targets = targets.iter().cloned().collect();
+    let profiles = Profiles::builtin();
+    let ctx = ValidationContext {
+        base_dir: std::path::Path::new("."),
+        targets: &targets,
+        profiles: &profiles,
+        env: &|_| None,
+    };
+    let records = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| Record {
+            location: format!("bench:{i}"),
+            name: None,
+            spec: Ok(CameraSpec {
+                url: Some(format!("rtsp://192.0.2.{}:554/{name}", i % 250 + 1)),
+                username: Some("admin".into()),
+                password: Some(Secret::new("bench-password")),
+                name,
+                ..CameraSpec::default()
+            }),
+        })
+        .collect();
+    validate_records(records, &ctx)
 }

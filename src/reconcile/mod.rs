@@ -369,7 +369,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::camera::{Camera, SourceUrl};
+    use crate::camera::Camera;
     use crate::target::{Applied, BoxFuture};
 
     /// A target in memory whose upserts fail with `failure` the first `failures` times.
@@ -434,16 +434,7 @@ mod tests {
     }
 
     fn inventory() -> Inventory {
-        let camera = Camera {
-            name: "cam".into(),
-            sources: vec![SourceUrl::parse("rtsp://192.0.2.1/x").unwrap()],
-            profile: "viewing".into(),
-            targets: None,
-            enabled: true,
-            preload: false,
-            mediamtx: Default::default(),
-            shard: None,
-        };
+        let camera = Camera::example("cam", "rtsp://192.0.2.1/x");
         Inventory {
             cameras: [("cam".to_string(), camera)].into(),
             rejected: Vec::new(),
