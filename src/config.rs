@@ -461,6 +461,33 @@ pub fn parse(
                 config.webhook_window = parse_duration(window)
                     .map_err(|r| invalid(window.referenced.line(), "api.webhook_window", r))?;
             }
+            if let Some(timeout) = &raw_api.header_timeout {
+                config.header_timeout = parse_duration(timeout)
+                    .map_err(|r| invalid(timeout.referenced.line(), "api.header_timeout", r))?;
+            }
+            for (raw, key, value) in [
+                (
+                    &raw_api.max_connections,
+                    "api.max_connections",
+                    &mut config.max_connections,
+                ),
+                (
+                    &raw_api.max_event_streams,
+                    "api.max_event_streams",
+                    &mut config.max_event_streams,
+                ),
+            ] {
+                if let Some(n) = raw {
+                    if n.value == 0 {
+                        return Err(invalid(
+                            n.referenced.line(),
+                            key,
+                            "must be at least 1".into(),
+                        ));
+                    }
+                    *value = n.value;
+                }
+            }
             let line = raw_api.listen.as_ref().map_or(1, |l| l.referenced.line());
             api::check_token(config.listen, config.token.as_ref())
                 .map_err(|r| invalid(line, "api.listen", r))?;
@@ -900,6 +927,23 @@ resync: 30s
         );
         let e = err(&format!("{GOOD}api:\n  token_env: NOPE\n"));
         assert!(e.contains("`api.token_env`") && e.contains("NOPE"), "{e}");
+    }
+
+    #[test]
+    fn api_connection_limits_have_defaults_and_can_be_set() {
+        let c = parse(GOOD, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(c.api.max_connections, api::DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(c.api.header_timeout, api::DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(c.api.max_event_streams, api::DEFAULT_MAX_EVENT_STREAMS);
+        let set = format!(
+            "{GOOD}api:\n  max_connections: 9\n  header_timeout: 2s\n  max_event_streams: 3\n"
+        );
+        let c = parse(&set, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(c.api.max_connections, 9);
+        assert_eq!(c.api.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.api.max_event_streams, 3);
+        let e = err(&format!("{GOOD}api:\n  max_connections: 0\n"));
+        assert!(e.contains("camsync.yaml:11: `api.max_connections`"), "{e}");
     }
 
     #[test]
