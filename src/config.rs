@@ -20,6 +20,7 @@ pub use source::{
     DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
 };
 
+use crate::bounded_read;
 use crate::profile::{ProfileSpec, Profiles};
 use crate::secret::Secret;
 
@@ -225,10 +226,13 @@ struct RawTarget {
 
 /// Reads and validates a config file, then applies `CAMSYNC_*` overrides from `env`.
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        bounded_read::read_to_string(path, bounded_read::CONFIG_LIMIT).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
     parse(&text, path, env)
 }
 
@@ -661,7 +665,7 @@ fn resolve_secret(
 
 /// Reads a secret from a file (a Docker or Kubernetes secret), without its trailing newline.
 pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
+    let text = bounded_read::read_to_string(path, bounded_read::SECRET_LIMIT)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let value = text.trim_end_matches(['\r', '\n']);
     if value.is_empty() {

@@ -7,6 +7,7 @@ pub mod activity;
 pub mod api;
 pub mod app;
 pub mod atomic_file;
+pub mod bounded_read;
 pub mod camera;
 pub mod cli;
 pub mod config;

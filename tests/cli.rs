@@ -255,3 +255,72 @@ async fn a_reader_that_goes_away_ends_the_output_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// Runs the binary with `config`, killed if it has not ended within 10 s (`None`).
+async fn camsync_within(config: std::path::PathBuf, args: &[&str]) -> Option<Output> {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("CAMSYNC_CONFIG", config)
+        .env_remove("CAMSYNC_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if tokio::time::Instant::now() > until {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_fifo_or_directory_named_as_a_file_is_refused_at_once() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+
+    let out = camsync_within("/dev/zero".into(), &["check"])
+        .await
+        .expect("a config that is /dev/zero is refused at once");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("/dev/zero") && text(&out).contains("a device"),
+        "{}",
+        text(&out)
+    );
+
+    // The camera's password_file is /dev/zero: the camera is rejected, naming the file.
+    std::fs::remove_file(f.path("cam.password")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", f.path("cam.password")).unwrap();
+    let out = camsync_within(f.config_path(), &["check"])
+        .await
+        .expect("a password_file that is /dev/zero is refused at once");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cam.password") && text(&out).contains("a device"),
+        "{}",
+        text(&out)
+    );
+
+    // The inventory is a FIFO nobody writes to.
+    std::fs::remove_file(f.path("cameras.yaml")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(f.path("cameras.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = camsync_within(f.config_path(), &["check"])
+        .await
+        .expect("an inventory that is a FIFO is refused at once");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("cameras.yaml") && text(&out).contains("named pipe"),
+        "{}",
+        text(&out)
+    );
+}
