@@ -21,6 +21,7 @@ pub use source::{
 };
 
 use crate::bounded_read;
+use crate::echo::Echo;
 use crate::profile::{ProfileSpec, Profiles};
 use crate::secret::Secret;
 
@@ -263,7 +264,10 @@ pub fn parse(
             return Err(invalid(
                 line,
                 "targets.name",
-                format!("{name:?} is not a valid target name (letters, digits, `_`, `-`, `.`)"),
+                format!(
+                    "{} is not a valid target name (letters, digits, `_`, `-`, `.`)",
+                    Echo(&name)
+                ),
             ));
         }
         if !seen.insert(name.clone()) {
@@ -616,7 +620,7 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
     if let Some(resync) = env("CAMSYNC_RESYNC") {
         config.resync = humantime::parse_duration(&resync).map_err(|e| ConfigError::Env {
             var: "CAMSYNC_RESYNC",
-            reason: format!("{resync:?} is not a duration like 30s or 5m ({e})"),
+            reason: format!("{} is not a duration like 30s or 5m ({e})", Echo(&resync)),
         })?;
     }
     if let Some(flag) = env("CAMSYNC_ALLOW_MASS_DELETE") {
@@ -626,7 +630,7 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
             other => {
                 return Err(ConfigError::Env {
                     var: "CAMSYNC_ALLOW_MASS_DELETE",
-                    reason: format!("{other:?} is not true or false"),
+                    reason: format!("{} is not true or false", Echo(other)),
                 });
             }
         };
@@ -721,18 +725,19 @@ fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be longer than zero".into()),
         Err(e) => Err(format!(
-            "{:?} is not a duration like 30s, 5m or 1h ({e})",
-            s.value
+            "{} is not a duration like 30s, 5m or 1h ({e})",
+            Echo(&s.value)
         )),
     }
 }
 
 fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    let url = url::Url::parse(&s.value).map_err(|e| format!("{:?} is not a URL: {e}", s.value))?;
+    let url =
+        url::Url::parse(&s.value).map_err(|e| format!("{} is not a URL: {e}", Echo(&s.value)))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
-            "{:?} must be an http:// or https:// URL with a host",
-            s.value
+            "{} must be an http:// or https:// URL with a host",
+            Echo(&s.value)
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -742,7 +747,8 @@ fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
 }
 
 fn parse_rtsp_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    let url = url::Url::parse(&s.value).map_err(|e| format!("{:?} is not a URL: {e}", s.value))?;
+    let url =
+        url::Url::parse(&s.value).map_err(|e| format!("{} is not a URL: {e}", Echo(&s.value)))?;
     if !matches!(url.scheme(), "rtsp" | "rtsps") || url.host_str().is_none() {
         return Err(format!("{:?} must be an rtsp:// URL with a host", s.value));
     }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod echo;
 pub mod events;
 pub mod health;
 pub mod ledger;

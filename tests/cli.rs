@@ -324,3 +324,36 @@ async fn a_device_fifo_or_directory_named_as_a_file_is_refused_at_once() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_echoed_in_reports_are_escaped_and_cut() {
+    let f = Fixture::new().await;
+    let huge = "n".repeat(50 * 1024 * 1024);
+    std::fs::write(
+        f.path("cameras.yaml"),
+        format!(
+            "cameras:\n  - name: c1\n    url: \"rtsp://192.0.2.1/x\\r\\nX-Injected: 1\"\n  - name: \"c2\\e[31mred\"\n    url: rtsp://192.0.2.1/y\n  - name: c3\n    url: \"rtsp://192.0.2.1/{huge} z\"\n  - name: ok\n    url: rtsp://192.0.2.1/ok\n"
+        ),
+    )
+    .unwrap();
+    drop(huge);
+    for command in ["check", "plan"] {
+        let out = camsync(&f, &[command]).await;
+        let all = text(&out);
+        assert!(
+            all.len() < 10_000,
+            "{command}: {} bytes of output",
+            all.len()
+        );
+        assert!(
+            !all.contains('\r') && !all.contains('\u{1b}'),
+            "{command}: {all:?}"
+        );
+        assert!(
+            !all.lines().any(|l| l.starts_with("X-Injected")),
+            "{command}: a forged line: {all}"
+        );
+        assert!(all.contains(r"\r\nX-Injected: 1"), "{command}: {all}");
+        assert!(all.contains("… (52428819 bytes)"), "{command}: {all}");
+    }
+}

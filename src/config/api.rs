@@ -77,8 +77,8 @@ pub(super) struct RawApi {
 pub(super) fn parse_listen(s: &Spanned<String>) -> Result<SocketAddr, String> {
     s.value.parse().map_err(|_| {
         format!(
-            "{:?} is not an address and port such as 127.0.0.1:9180 or [::1]:9180",
-            s.value
+            "{} is not an address and port such as 127.0.0.1:9180 or [::1]:9180",
+            crate::echo::Echo(&s.value)
         )
     })
 }

@@ -247,7 +247,7 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
         };
         let result = record
             .spec
-            .map_err(|e| format!("camera {label:?}: {e}"))
+            .map_err(|e| format!("camera {}: {e}", crate::echo::Echo(&label)))
             .and_then(|spec| spec.validate(ctx).map_err(|e| e.to_string()));
         match result {
             Err(reason) => inventory.rejected.push(reject(reason)),
