@@ -57,7 +57,13 @@ pub struct Config {
     pub shard: Option<crate::shard::Shard>,
     /// How failed writes are retried (config `retry:`).
     pub retry: RetryConfig,
+    /// The most cameras an inventory may hold (this instance's shard; valid and rejected
+    /// entries alike); a larger one is refused and the last good one stays in force.
+    pub max_cameras: usize,
 }
+
+/// Default of `max_cameras`: ten times the largest site the benchmarks run.
+pub const DEFAULT_MAX_CAMERAS: usize = 100_000;
 
 /// Config `retry:`: how a target's worker retries an item that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +183,7 @@ struct RawConfig {
     api: Option<api::RawApi>,
     shard: Option<Spanned<shard::RawShard>>,
     retry: Option<RawRetry>,
+    max_cameras: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -517,6 +524,17 @@ pub fn parse(
         env,
         &invalid,
     )?;
+    let max_cameras = match raw.max_cameras {
+        None => DEFAULT_MAX_CAMERAS,
+        Some(n) if n.value == 0 => {
+            return Err(invalid(
+                n.referenced.line(),
+                "max_cameras",
+                "must be at least 1".into(),
+            ));
+        }
+        Some(n) => n.value,
+    };
     let mut config = Config {
         path: path.to_owned(),
         source,
@@ -530,6 +548,7 @@ pub fn parse(
         api,
         shard,
         retry,
+        max_cameras,
     };
     apply_env(&mut config, env)?;
     Ok(config)
@@ -937,6 +956,25 @@ resync: 30s
         );
         let e = err(&format!("{GOOD}api:\n  token_env: NOPE\n"));
         assert!(e.contains("`api.token_env`") && e.contains("NOPE"), "{e}");
+    }
+
+    #[test]
+    fn max_cameras_defaults_well_above_ten_thousand_and_must_be_positive() {
+        let c = parse(GOOD, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(c.max_cameras, DEFAULT_MAX_CAMERAS);
+        const { assert!(DEFAULT_MAX_CAMERAS >= 50_000) };
+        let c = parse(
+            &format!("{GOOD}max_cameras: 12\n"),
+            Path::new("c.yaml"),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.max_cameras, 12);
+        let e = err(&format!("{GOOD}max_cameras: 0\n"));
+        assert!(
+            e.contains("`max_cameras`") && e.contains("at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

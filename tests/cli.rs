@@ -357,3 +357,44 @@ async fn values_echoed_in_reports_are_escaped_and_cut() {
         assert!(all.contains("… (52428819 bytes)"), "{command}: {all}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_over_max_cameras_is_refused_and_nothing_is_deleted() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.1/b")]);
+    let out = camsync(&f, &["sync"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(f.go2rtc.stream_sources("a").is_some());
+
+    f.write_config("max_cameras: 3\n");
+    let others: Vec<(String, String)> = (0..4)
+        .map(|i| (format!("n{i}"), format!("rtsp://192.0.2.2/{i}")))
+        .collect();
+    let others: Vec<(&str, &str)> = others
+        .iter()
+        .map(|(n, u)| (n.as_str(), u.as_str()))
+        .collect();
+    f.write_cameras(&others);
+    let writes = f.go2rtc.write_count();
+    for command in ["check", "sync"] {
+        let out = camsync(&f, &[command]).await;
+        assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+        let all = text(&out);
+        assert!(
+            all.contains("4 cameras")
+                && all.contains("`max_cameras` (3)")
+                && all.contains("camsync.yaml"),
+            "{command}: {all}"
+        );
+    }
+    assert_eq!(
+        f.go2rtc.write_count(),
+        writes,
+        "nothing written, nothing deleted"
+    );
+    assert!(f.go2rtc.stream_sources("a").is_some() && f.go2rtc.stream_sources("b").is_some());
+
+    f.write_config("max_cameras: 4\n");
+    let out = camsync(&f, &["check"]).await;
+    assert!(out.status.success(), "at the limit is fine: {}", text(&out));
+}
