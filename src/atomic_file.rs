@@ -70,7 +70,14 @@ fn write_with(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_error(e)),
     };
-    if !even_unchanged && existing.is_some() && fs::read(path).map_err(io_error)? == contents {
+    // Read back only when the sizes match, and no more than the new contents' size.
+    let same = match &existing {
+        Some(meta) if !even_unchanged && meta.len() == contents.len() as u64 => {
+            crate::bounded_read::read(path, meta.len()).map_err(io_error)? == contents
+        }
+        _ => false,
+    };
+    if same {
         if let Some(mode) = mode {
             set_mode(path, mode).map_err(io_error)?;
         }

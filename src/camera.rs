@@ -12,6 +12,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use crate::config::TargetKind;
+use crate::echo::Echo;
 use crate::profile::{DEFAULT_RTSP_TRANSPORT, MediamtxFields, Profiles, check_mediamtx_fields};
 use crate::secret::{Secret, redact};
 
@@ -90,51 +91,47 @@ pub struct SourceUrl {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CameraError {
-    #[error("camera {name:?}: invalid name: {reason}")]
+    #[error("camera {}: invalid name: {reason}", Echo(.name))]
     InvalidName { name: String, reason: &'static str },
-    #[error("camera {name:?}: give either `url` or `urls`, not both")]
+    #[error("camera {}: give either `url` or `urls`, not both", Echo(.name))]
     UrlAndUrls { name: String },
-    #[error("camera {name:?}: no source: set `url` (or `urls`)")]
+    #[error("camera {}: no source: set `url` (or `urls`)", Echo(.name))]
     NoUrl { name: String },
-    #[error("camera {name:?}: invalid url {url}: {reason}")]
+    #[error("camera {}: invalid url {}: {reason}", Echo(.name), Echo(.url))]
     InvalidUrl {
         name: String,
         url: String,
         reason: String,
     },
-    #[error(
-        "camera {name:?}: credentials are given both inside the url and as username/password; keep one"
-    )]
+    #[error("camera {}: credentials are given both inside the url and as username/password; keep one", Echo(.name))]
     CredentialsTwice { name: String },
-    #[error("camera {name:?}: set only one of `password`, `password_env`, `password_file`")]
+    #[error("camera {}: set only one of `password`, `password_env`, `password_file`", Echo(.name))]
     PasswordTwice { name: String },
-    #[error("camera {name:?}: a password is set but no username")]
+    #[error("camera {}: a password is set but no username", Echo(.name))]
     PasswordWithoutUser { name: String },
-    #[error("camera {name:?}: missing secret: {reason}")]
+    #[error("camera {}: missing secret: {reason}", Echo(.name))]
     MissingSecret { name: String, reason: String },
-    #[error("camera {name:?}: unknown target {target:?} (targets in the config: {known})")]
+    #[error("camera {}: unknown target {} (targets in the config: {known})", Echo(.name), Echo(.target))]
     UnknownTarget {
         name: String,
         target: String,
         known: String,
     },
-    #[error("camera {name:?}: unknown profile {profile:?} (known: {known})")]
+    #[error("camera {}: unknown profile {} (known: {known})", Echo(.name), Echo(.profile))]
     UnknownProfile {
         name: String,
         profile: String,
         known: String,
     },
-    #[error("camera {name:?}: {reason}")]
+    #[error("camera {}: {reason}", Echo(.name))]
     MediamtxField { name: String, reason: String },
-    #[error(
-        "camera {name:?}: MediaMTX target {target:?} cannot pull {url}; limit the camera's `targets` or give it an rtsp:// (rtmp, http, srt, udp, whep) source first"
-    )]
+    #[error("camera {}: MediaMTX target {} cannot pull {}; limit the camera's `targets` or give it an rtsp:// (rtmp, http, srt, udp, whep) source first", Echo(.name), Echo(.target), Echo(.url))]
     NotForMediamtx {
         name: String,
         target: String,
         url: String,
     },
-    #[error("camera {name:?}: duplicate name (first defined {first})")]
+    #[error("camera {}: duplicate name (first defined {first})", Echo(.name))]
     Duplicate { name: String, first: String },
 }
 

@@ -20,6 +20,8 @@ pub use source::{
     DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
 };
 
+use crate::bounded_read;
+use crate::echo::Echo;
 use crate::profile::{ProfileSpec, Profiles};
 use crate::secret::Secret;
 
@@ -55,7 +57,13 @@ pub struct Config {
     pub shard: Option<crate::shard::Shard>,
     /// How failed writes are retried (config `retry:`).
     pub retry: RetryConfig,
+    /// The most cameras an inventory may hold (this instance's shard; valid and rejected
+    /// entries alike); a larger one is refused and the last good one stays in force.
+    pub max_cameras: usize,
 }
+
+/// Default of `max_cameras`: ten times the largest site the benchmarks run.
+pub const DEFAULT_MAX_CAMERAS: usize = 100_000;
 
 /// Config `retry:`: how a target's worker retries an item that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +183,7 @@ struct RawConfig {
     api: Option<api::RawApi>,
     shard: Option<Spanned<shard::RawShard>>,
     retry: Option<RawRetry>,
+    max_cameras: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -225,10 +234,13 @@ struct RawTarget {
 
 /// Reads and validates a config file, then applies `CAMSYNC_*` overrides from `env`.
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        bounded_read::read_to_string(path, bounded_read::CONFIG_LIMIT).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
     parse(&text, path, env)
 }
 
@@ -259,7 +271,10 @@ pub fn parse(
             return Err(invalid(
                 line,
                 "targets.name",
-                format!("{name:?} is not a valid target name (letters, digits, `_`, `-`, `.`)"),
+                format!(
+                    "{} is not a valid target name (letters, digits, `_`, `-`, `.`)",
+                    Echo(&name)
+                ),
             ));
         }
         if !seen.insert(name.clone()) {
@@ -461,6 +476,33 @@ pub fn parse(
                 config.webhook_window = parse_duration(window)
                     .map_err(|r| invalid(window.referenced.line(), "api.webhook_window", r))?;
             }
+            if let Some(timeout) = &raw_api.header_timeout {
+                config.header_timeout = parse_duration(timeout)
+                    .map_err(|r| invalid(timeout.referenced.line(), "api.header_timeout", r))?;
+            }
+            for (raw, key, value) in [
+                (
+                    &raw_api.max_connections,
+                    "api.max_connections",
+                    &mut config.max_connections,
+                ),
+                (
+                    &raw_api.max_event_streams,
+                    "api.max_event_streams",
+                    &mut config.max_event_streams,
+                ),
+            ] {
+                if let Some(n) = raw {
+                    if n.value == 0 {
+                        return Err(invalid(
+                            n.referenced.line(),
+                            key,
+                            "must be at least 1".into(),
+                        ));
+                    }
+                    *value = n.value;
+                }
+            }
             let line = raw_api.listen.as_ref().map_or(1, |l| l.referenced.line());
             api::check_token(config.listen, config.token.as_ref())
                 .map_err(|r| invalid(line, "api.listen", r))?;
@@ -482,6 +524,17 @@ pub fn parse(
         env,
         &invalid,
     )?;
+    let max_cameras = match raw.max_cameras {
+        None => DEFAULT_MAX_CAMERAS,
+        Some(n) if n.value == 0 => {
+            return Err(invalid(
+                n.referenced.line(),
+                "max_cameras",
+                "must be at least 1".into(),
+            ));
+        }
+        Some(n) => n.value,
+    };
     let mut config = Config {
         path: path.to_owned(),
         source,
@@ -495,6 +548,7 @@ pub fn parse(
         api,
         shard,
         retry,
+        max_cameras,
     };
     apply_env(&mut config, env)?;
     Ok(config)
@@ -585,7 +639,7 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
     if let Some(resync) = env("CAMSYNC_RESYNC") {
         config.resync = humantime::parse_duration(&resync).map_err(|e| ConfigError::Env {
             var: "CAMSYNC_RESYNC",
-            reason: format!("{resync:?} is not a duration like 30s or 5m ({e})"),
+            reason: format!("{} is not a duration like 30s or 5m ({e})", Echo(&resync)),
         })?;
     }
     if let Some(flag) = env("CAMSYNC_ALLOW_MASS_DELETE") {
@@ -595,7 +649,7 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
             other => {
                 return Err(ConfigError::Env {
                     var: "CAMSYNC_ALLOW_MASS_DELETE",
-                    reason: format!("{other:?} is not true or false"),
+                    reason: format!("{} is not true or false", Echo(other)),
                 });
             }
         };
@@ -634,7 +688,7 @@ fn resolve_secret(
 
 /// Reads a secret from a file (a Docker or Kubernetes secret), without its trailing newline.
 pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
+    let text = bounded_read::read_to_string(path, bounded_read::SECRET_LIMIT)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let value = text.trim_end_matches(['\r', '\n']);
     if value.is_empty() {
@@ -690,18 +744,19 @@ fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be longer than zero".into()),
         Err(e) => Err(format!(
-            "{:?} is not a duration like 30s, 5m or 1h ({e})",
-            s.value
+            "{} is not a duration like 30s, 5m or 1h ({e})",
+            Echo(&s.value)
         )),
     }
 }
 
 fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    let url = url::Url::parse(&s.value).map_err(|e| format!("{:?} is not a URL: {e}", s.value))?;
+    let url =
+        url::Url::parse(&s.value).map_err(|e| format!("{} is not a URL: {e}", Echo(&s.value)))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
-            "{:?} must be an http:// or https:// URL with a host",
-            s.value
+            "{} must be an http:// or https:// URL with a host",
+            Echo(&s.value)
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -711,7 +766,8 @@ fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
 }
 
 fn parse_rtsp_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    let url = url::Url::parse(&s.value).map_err(|e| format!("{:?} is not a URL: {e}", s.value))?;
+    let url =
+        url::Url::parse(&s.value).map_err(|e| format!("{} is not a URL: {e}", Echo(&s.value)))?;
     if !matches!(url.scheme(), "rtsp" | "rtsps") || url.host_str().is_none() {
         return Err(format!("{:?} must be an rtsp:// URL with a host", s.value));
     }
@@ -900,6 +956,42 @@ resync: 30s
         );
         let e = err(&format!("{GOOD}api:\n  token_env: NOPE\n"));
         assert!(e.contains("`api.token_env`") && e.contains("NOPE"), "{e}");
+    }
+
+    #[test]
+    fn max_cameras_defaults_well_above_ten_thousand_and_must_be_positive() {
+        let c = parse(GOOD, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(c.max_cameras, DEFAULT_MAX_CAMERAS);
+        const { assert!(DEFAULT_MAX_CAMERAS >= 50_000) };
+        let c = parse(
+            &format!("{GOOD}max_cameras: 12\n"),
+            Path::new("c.yaml"),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.max_cameras, 12);
+        let e = err(&format!("{GOOD}max_cameras: 0\n"));
+        assert!(
+            e.contains("`max_cameras`") && e.contains("at least 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn api_connection_limits_have_defaults_and_can_be_set() {
+        let c = parse(GOOD, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(c.api.max_connections, api::DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(c.api.header_timeout, api::DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(c.api.max_event_streams, api::DEFAULT_MAX_EVENT_STREAMS);
+        let set = format!(
+            "{GOOD}api:\n  max_connections: 9\n  header_timeout: 2s\n  max_event_streams: 3\n"
+        );
+        let c = parse(&set, Path::new("c.yaml"), &no_env).unwrap();
+        assert_eq!(c.api.max_connections, 9);
+        assert_eq!(c.api.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.api.max_event_streams, 3);
+        let e = err(&format!("{GOOD}api:\n  max_connections: 0\n"));
+        assert!(e.contains("camsync.yaml:11: `api.max_connections`"), "{e}");
     }
 
     #[test]

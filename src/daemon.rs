@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::health::monitor::{RoundOutcome, TargetMonitor};
 use crate::health::runner::{HealthLoop, HealthObserver};
 use crate::health::state::State;
+use crate::ledger::LedgerLock;
 use crate::metrics::Metrics;
 use crate::reconcile::queue::Priority;
 use crate::reconcile::report::StepReport;
@@ -72,6 +73,8 @@ pub struct Wiring {
 
 /// Runs until `shutdown` is cancelled, serving the HTTP API on `api.listen`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
+    // Before the listener: a second daemon is told about the first, not about a busy port.
+    let lock = LedgerLock::acquire(&config.state)?;
     let addr = config.api.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -80,7 +83,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         status: watch::channel(Status::default()).0,
         api: Some(listener),
     };
-    run_with(config, shutdown, wiring).await
+    run_locked(config, shutdown, wiring, lock).await
 }
 
 /// [`run`] without the HTTP API, publishing progress on `status`.
@@ -99,9 +102,22 @@ pub async fn run_with(
     shutdown: CancellationToken,
     wiring: Wiring,
 ) -> Result<(), AppError> {
-    run_loop(config, shutdown, wiring)
+    let lock = LedgerLock::acquire(&config.state)?;
+    run_locked(config, shutdown, wiring, lock).await
+}
+
+/// Runs while holding `lock`, the daemon's hold on its ledger, released when it ends.
+async fn run_locked(
+    config: Config,
+    shutdown: CancellationToken,
+    wiring: Wiring,
+    lock: LedgerLock,
+) -> Result<(), AppError> {
+    let result = run_loop(config, shutdown, wiring)
         .instrument(tracing::info_span!("daemon"))
-        .await
+        .await;
+    drop(lock);
+    result
 }
 
 /// Where the workers and the health monitor report: the activity and the daemon's status.

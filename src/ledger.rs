@@ -12,6 +12,11 @@
 //!
 //! The store is an SQLite file in WAL mode (commits survive a process crash), mode 0600. Calls
 //! are short and synchronous; they hold a mutex for the duration of one statement.
+//!
+//! One daemon per ledger: `camsync run` holds [`LedgerLock`], an exclusive lock on
+//! `<ledger>.lock` (which holds its pid) for as long as it runs, so a second daemon on the same
+//! ledger refuses to start instead of applying every change twice. Read-only commands take no
+//! lock. A file that is not a camsync ledger (another SQLite database) is refused at open.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +57,27 @@ pub enum LedgerError {
     },
     #[error("ledger: no random source for the fingerprint key: {0}")]
     Random(String),
+    #[error(
+        "ledger {path} is not a camsync ledger ({detail}); point `state:` at a new file, or move \
+         this one away if camsync may start afresh (it then adopts nothing it did not write)"
+    )]
+    Schema { path: String, detail: String },
+    #[error(
+        "ledger {path} is in use by another camsync daemon ({holder}, lock file {lock}); stop it \
+         first, or give this one its own `state:`"
+    )]
+    Locked {
+        path: String,
+        lock: String,
+        holder: String,
+    },
+    #[error("ledger {path}: cannot lock {lock}: {source}")]
+    Lock {
+        path: String,
+        lock: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 const SCHEMA: &str = "
@@ -111,6 +137,16 @@ impl Ledger {
         )
         .map_err(q)?;
         conn.execute_batch(SCHEMA).map_err(q)?;
+        // `IF NOT EXISTS` keeps a foreign table of the same name: check the columns.
+        for check in [
+            "SELECT key, value FROM meta LIMIT 0",
+            "SELECT target, name, fingerprint, updated_at FROM owned LIMIT 0",
+        ] {
+            conn.prepare(check).map_err(|e| LedgerError::Schema {
+                path: display.clone(),
+                detail: e.to_string(),
+            })?;
+        }
         let stored: Option<Vec<u8>> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'fingerprint_key'",
@@ -230,9 +266,102 @@ fn create_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The exclusive hold of one daemon on a ledger, released when dropped (or the process ends).
+#[derive(Debug)]
+pub struct LedgerLock {
+    _file: std::fs::File,
+}
+
+impl LedgerLock {
+    /// Takes the lock next to the ledger at `path` (`<path>.lock`), writing this process's pid
+    /// into it; fails at once, naming the holder's pid, if another process holds it.
+    pub fn acquire(path: &Path) -> Result<LedgerLock, LedgerError> {
+        use std::io::{Read, Seek, Write};
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock = PathBuf::from(name);
+        let error = |source| LedgerError::Lock {
+            path: path.display().to_string(),
+            lock: lock.display().to_string(),
+            source,
+        };
+        if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(error)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock)
+            .map_err(error)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                // The pid is a few bytes; more is not a pid.
+                let _ = (&mut file).take(32).read_to_string(&mut holder);
+                let holder = match holder.trim().parse::<u32>() {
+                    Ok(pid) => format!("pid {pid}"),
+                    Err(_) => "a process that wrote no pid".to_owned(),
+                };
+                return Err(LedgerError::Locked {
+                    path: path.display().to_string(),
+                    lock: lock.display().to_string(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(error(e)),
+        }
+        file.set_len(0).map_err(error)?;
+        file.rewind().map_err(error)?;
+        writeln!(file, "{}", std::process::id()).map_err(error)?;
+        Ok(LedgerLock { _file: file })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_sqlite_database_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for foreign in [
+            "CREATE TABLE owned (id INTEGER PRIMARY KEY, label TEXT);",
+            "CREATE TABLE meta (k TEXT, v TEXT);",
+        ] {
+            let path = dir.path().join("other.db");
+            let _ = std::fs::remove_file(&path);
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(foreign)
+                .unwrap();
+            let e = Ledger::open(&path).err().expect("refused").to_string();
+            assert!(
+                e.contains(&path.display().to_string())
+                    && e.contains("not a camsync ledger")
+                    && e.contains("state:"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_second_lock_on_a_ledger_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/ledger.db");
+        let held = LedgerLock::acquire(&path).unwrap();
+        let e = LedgerLock::acquire(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(&path.display().to_string())
+                && e.contains(&format!("pid {}", std::process::id()))
+                && e.contains("ledger.db.lock"),
+            "{e}"
+        );
+        drop(held);
+        LedgerLock::acquire(&path).expect("free again once dropped");
+    }
 
     #[test]
     fn ownership_and_fingerprints_survive_reopening() {

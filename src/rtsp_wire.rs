@@ -1,5 +1,5 @@
 //! Reading RTSP messages off a connection, bounded: a start line plus headers (at most
-//! [`MAX_HEAD`] bytes) and a body sized by `Content-Length` (at most [`MAX_BODY`] bytes), so a
+//! [`MAX_HEAD`] bytes in at most [`MAX_HEAD_LINES`] lines) and a body sized by `Content-Length` (at most [`MAX_BODY`] bytes), so a
 //! misbehaving peer cannot make the reader allocate without limit. The health prober reads
 //! answers with it; the simulators read requests.
 
@@ -9,6 +9,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
 /// Largest head (start line plus headers) accepted, in bytes.
 const MAX_HEAD: u64 = 16 * 1024;
+/// Most lines (start line and header fields) in a head.
+const MAX_HEAD_LINES: usize = 100;
 /// Largest body accepted, in bytes.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -50,6 +52,11 @@ pub(crate) async fn read_head<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<
     loop {
         let mut line = Vec::new();
         let n = limited.read_until(b'\n', &mut line).await?;
+        if limited.limit() == 0 {
+            return Err(invalid(&format!(
+                "the header is longer than {MAX_HEAD} bytes, the most read"
+            )));
+        }
         if n == 0 {
             return if lines.is_empty() {
                 Ok(None)
@@ -64,6 +71,11 @@ pub(crate) async fn read_head<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<
                 continue; // tolerate blank lines between messages
             }
             break;
+        }
+        if lines.len() == MAX_HEAD_LINES {
+            return Err(invalid(&format!(
+                "the header has more than {MAX_HEAD_LINES} lines, the most read"
+            )));
         }
         lines.push(line.to_owned());
     }

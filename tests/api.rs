@@ -1189,3 +1189,181 @@ async fn a_refusing_camera_is_offline_at_the_first_round_never_healthy() {
     assert_eq!(state, "camera-offline");
     api.stop().await;
 }
+
+/// Opens `n` connections to the API: a third send nothing, a third half a header, a third a
+/// header without its last line.
+async fn idle_connections(api: &Api, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let addr = api.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let partial: &[u8] = match i % 3 {
+            0 => b"",
+            1 => b"GET /heal",
+            _ => b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        };
+        stream.write_all(partial).await.unwrap();
+        held.push(stream);
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_beyond_the_limit_do_not_keep_healthz_or_sync_out() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+    // The default limit (256 connections) and header timeout (10 s): 300 idle connections
+    // must not hold off the next caller until they time out.
+    let api = start(&f, "").await;
+    let held = idle_connections(&api, 300).await;
+    let quick = Duration::from_secs(3);
+    let health = tokio::time::timeout(quick, api.anonymous(Method::GET, "/healthz").send())
+        .await
+        .expect("/healthz answers within 3 s beside 300 idle connections")
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let sync = tokio::time::timeout(quick, api.request(Method::POST, "/v1/sync").send())
+        .await
+        .expect("POST /v1/sync answers within 3 s beside 300 idle connections")
+        .unwrap();
+    assert_eq!(sync.status(), StatusCode::ACCEPTED);
+    drop(held);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_or_half_a_header_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+    let api = start(&f, "  header_timeout: 1s\n").await;
+    for mut stream in idle_connections(&api, 3).await {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
+            "the server closes a connection without a whole header"
+        );
+    }
+    // A kept-alive connection that goes quiet is closed too.
+    let mut stream = tokio::net::TcpStream::connect(api.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "an idle kept-alive connection is closed"
+    );
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_headers_and_urls_are_refused_with_431_and_414() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+    let api = start(&f, "").await;
+    let mut many = api.anonymous(Method::GET, "/healthz");
+    for i in 0..api::MAX_HEADERS + 1 {
+        many = many.header(format!("x-h{i}"), "1");
+    }
+    assert_eq!(
+        many.send().await.unwrap().status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    let big = api
+        .anonymous(Method::GET, "/healthz")
+        .header("x-big", "a".repeat(api::MAX_HEADER_BYTES))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let long = api
+        .request(
+            Method::GET,
+            &format!("/v1/cameras/{}", "c".repeat(api::MAX_URL_BYTES)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, why) = error_of(long).await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG);
+    assert!(why.contains(&api::MAX_URL_BYTES.to_string()), "{why}");
+    let fine = api.anonymous(Method::GET, "/healthz").send().await.unwrap();
+    assert_eq!(fine.status(), StatusCode::OK);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_beyond_the_limit_are_refused_with_503() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+    let api = start(&f, "  max_event_streams: 2\n").await;
+    let first = api.request(Method::GET, "/v1/events").send().await.unwrap();
+    let second = api.request(Method::GET, "/v1/events").send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    let (status, why) =
+        error_of(api.request(Method::GET, "/v1/events").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(why.contains("api.max_event_streams"), "{why}");
+    // A closed stream frees its place (the server sees it gone at its next write).
+    drop(first);
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let again = api.request(Method::GET, "/v1/events").send().await.unwrap();
+        if again.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "a closed stream's place is freed"
+        );
+        api.request(Method::POST, "/v1/sync").send().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(second);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_max_connections_stay_open_and_idle_ones_make_room() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+    let api = start(&f, "  max_connections: 8\n").await;
+    let mut held = idle_connections(&api, 50).await;
+    // Well before the header timeout (10 s), the server has closed all but 8 of them.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut open = Vec::new();
+        for stream in held {
+            let mut byte = [0u8; 1];
+            match stream.try_read(&mut byte) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open.push(stream),
+                _ => {} // closed (or reset) by the server
+            }
+        }
+        held = open;
+        if held.len() <= 8 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{} connections still open with max_connections 8",
+            held.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = api.anonymous(Method::GET, "/healthz").send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    api.stop().await;
+}

@@ -255,3 +255,146 @@ async fn a_reader_that_goes_away_ends_the_output_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// Runs the binary with `config`, killed if it has not ended within 10 s (`None`).
+async fn camsync_within(config: std::path::PathBuf, args: &[&str]) -> Option<Output> {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("CAMSYNC_CONFIG", config)
+        .env_remove("CAMSYNC_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if tokio::time::Instant::now() > until {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_fifo_or_directory_named_as_a_file_is_refused_at_once() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
+
+    let out = camsync_within("/dev/zero".into(), &["check"])
+        .await
+        .expect("a config that is /dev/zero is refused at once");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("/dev/zero") && text(&out).contains("a device"),
+        "{}",
+        text(&out)
+    );
+
+    // The camera's password_file is /dev/zero: the camera is rejected, naming the file.
+    std::fs::remove_file(f.path("cam.password")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", f.path("cam.password")).unwrap();
+    let out = camsync_within(f.config_path(), &["check"])
+        .await
+        .expect("a password_file that is /dev/zero is refused at once");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cam.password") && text(&out).contains("a device"),
+        "{}",
+        text(&out)
+    );
+
+    // The inventory is a FIFO nobody writes to.
+    std::fs::remove_file(f.path("cameras.yaml")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(f.path("cameras.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = camsync_within(f.config_path(), &["check"])
+        .await
+        .expect("an inventory that is a FIFO is refused at once");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("cameras.yaml") && text(&out).contains("named pipe"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_echoed_in_reports_are_escaped_and_cut() {
+    let f = Fixture::new().await;
+    let huge = "n".repeat(50 * 1024 * 1024);
+    std::fs::write(
+        f.path("cameras.yaml"),
+        format!(
+            "cameras:\n  - name: c1\n    url: \"rtsp://192.0.2.1/x\\r\\nX-Injected: 1\"\n  - name: \"c2\\e[31mred\"\n    url: rtsp://192.0.2.1/y\n  - name: c3\n    url: \"rtsp://192.0.2.1/{huge} z\"\n  - name: ok\n    url: rtsp://192.0.2.1/ok\n"
+        ),
+    )
+    .unwrap();
+    drop(huge);
+    for command in ["check", "plan"] {
+        let out = camsync(&f, &[command]).await;
+        let all = text(&out);
+        assert!(
+            all.len() < 10_000,
+            "{command}: {} bytes of output",
+            all.len()
+        );
+        assert!(
+            !all.contains('\r') && !all.contains('\u{1b}'),
+            "{command}: {all:?}"
+        );
+        assert!(
+            !all.lines().any(|l| l.starts_with("X-Injected")),
+            "{command}: a forged line: {all}"
+        );
+        assert!(all.contains(r"\r\nX-Injected: 1"), "{command}: {all}");
+        assert!(all.contains("… (52428819 bytes)"), "{command}: {all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_over_max_cameras_is_refused_and_nothing_is_deleted() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.1/b")]);
+    let out = camsync(&f, &["sync"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(f.go2rtc.stream_sources("a").is_some());
+
+    f.write_config("max_cameras: 3\n");
+    let others: Vec<(String, String)> = (0..4)
+        .map(|i| (format!("n{i}"), format!("rtsp://192.0.2.2/{i}")))
+        .collect();
+    let others: Vec<(&str, &str)> = others
+        .iter()
+        .map(|(n, u)| (n.as_str(), u.as_str()))
+        .collect();
+    f.write_cameras(&others);
+    let writes = f.go2rtc.write_count();
+    for command in ["check", "sync"] {
+        let out = camsync(&f, &[command]).await;
+        assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+        let all = text(&out);
+        assert!(
+            all.contains("4 cameras")
+                && all.contains("`max_cameras` (3)")
+                && all.contains("camsync.yaml"),
+            "{command}: {all}"
+        );
+    }
+    assert_eq!(
+        f.go2rtc.write_count(),
+        writes,
+        "nothing written, nothing deleted"
+    );
+    assert!(f.go2rtc.stream_sources("a").is_some() && f.go2rtc.stream_sources("b").is_some());
+
+    f.write_config("max_cameras: 4\n");
+    let out = camsync(&f, &["check"]).await;
+    assert!(out.status.success(), "at the limit is fine: {}", text(&out));
+}

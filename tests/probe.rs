@@ -348,3 +348,41 @@ async fn broken_answers_are_errors_and_none_shows_the_password() {
     assert_no_password(&err);
     assert!(!format!("{leaky:?}").contains(PASSWORD));
 }
+
+/// A "camera" that answers every request with a header that never ends: `line` again and again.
+async fn endless_header(line: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("rtsp://{}/cam", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 2048];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+                let _ = stream.write_all(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n").await;
+                while stream.write_all(line.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn an_endless_header_is_an_error_not_unbounded_memory() {
+    for line in [
+        "X-Pad: 1\r\n",
+        "X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ] {
+        let url = endless_header(line).await;
+        let mut probe = with_password(&url, PASSWORD);
+        probe.timeout = Duration::from_secs(30);
+        let started = Instant::now();
+        let err = probe.describe().await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{line:?}");
+        assert!(matches!(err, ProbeError::Protocol { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("lines") || text.contains("bytes"),
+            "{line:?}: {text}"
+        );
+    }
+}

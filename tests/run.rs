@@ -418,3 +418,47 @@ async fn a_recovery_killed_mid_write_leaves_no_orphan_and_no_duplicate() {
     assert_eq!(f.go2rtc.crashed(), None);
     daemon.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_one_ledger_refuses_to_start_and_read_only_commands_still_work() {
+    let f = Fixture::new().await;
+    write(&f, &cameras(3));
+    api_config(&f);
+    let first = Daemon::start(&f, &[]);
+    first.api().await;
+    let pid = first.child.id();
+
+    let second = Daemon::start(&f, &[]);
+    let (code, log) = second.exit().await;
+    assert_eq!(code, Some(2), "{log}");
+    let ledger = f.config().state.display().to_string();
+    assert!(
+        log.contains(&ledger) && log.contains(&format!("pid {pid}")),
+        "the error names the ledger and the daemon holding it:\n{log}"
+    );
+    assert!(!log.contains("HTTP API listening"), "{log}");
+
+    for command in ["plan", "check"] {
+        let out = Command::new(BIN)
+            .arg(command)
+            .env("CAMSYNC_CONFIG", f.config_path())
+            .env_remove("CAMSYNC_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command} while a daemon runs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    first.signal();
+    let (code, log) = first.exit().await;
+    assert_eq!(code, Some(0), "{log}");
+    // Once the first has stopped, a daemon starts again on the same ledger.
+    let again = Daemon::start(&f, &[]);
+    again.api().await;
+    again.signal();
+    assert_eq!(again.exit().await.0, Some(0));
+}

@@ -11,6 +11,7 @@
 mod auth;
 mod cameras;
 mod probes;
+mod server;
 mod sse;
 mod sync;
 
@@ -24,10 +25,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+pub use server::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URL_BYTES};
 
 use crate::activity::Activity;
 use crate::config::ApiConfig;
@@ -134,6 +137,11 @@ pub struct Shared {
     /// The camera inventory, read again by a webhook.
     source: Arc<Source>,
     shutdown: CancellationToken,
+    /// Bounds on the API's connections.
+    limits: server::Limits,
+    /// One permit per open event stream.
+    event_streams: Arc<Semaphore>,
+    max_event_streams: usize,
 }
 
 /// The handlers' state; cheap to clone.
@@ -167,6 +175,12 @@ impl ApiState {
             plan: parts.plan,
             source: parts.source,
             shutdown: parts.shutdown,
+            limits: server::Limits {
+                max_connections: parts.config.max_connections,
+                header_timeout: parts.config.header_timeout,
+            },
+            event_streams: Arc::new(Semaphore::new(parts.config.max_event_streams)),
+            max_event_streams: parts.config.max_event_streams,
         }))
     }
 }
@@ -187,12 +201,14 @@ pub fn router(state: ApiState) -> Router {
     router
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(server::limit_url))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown`; then stops accepting and lets requests in
-/// flight finish (event streams end at once).
+/// Serves the API on `listener` until `shutdown`, within the connection limits of
+/// `api:` (see [`server`]); then stops accepting and lets requests in flight finish (event
+/// streams end at once).
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,
@@ -201,9 +217,8 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let limits = state.limits;
+    server::serve(listener, router(state), limits, shutdown).await
 }
 
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
@@ -249,6 +264,8 @@ pub enum ApiError {
     TooMany(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("the request target is {0} bytes; at most {MAX_URL_BYTES} are accepted")]
+    UrlTooLong(usize),
 }
 
 impl ApiError {
@@ -261,6 +278,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UrlTooLong(_) => StatusCode::URI_TOO_LONG,
         }
     }
 }

@@ -11,16 +11,28 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 
-use super::ApiState;
+use super::{ApiError, ApiState};
 use crate::events::Received;
 
 pub async fn events(
     State(state): State<ApiState>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Held for as long as the stream is open.
+    let permit = state
+        .event_streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::Unavailable(format!(
+                "{} event streams are open, the most allowed (`api.max_event_streams`); \
+                 close one or raise the limit",
+                state.max_event_streams
+            ))
+        })?;
     let subscription = state.activity.subscribe();
     let stream = futures_util::stream::unfold(
-        (subscription, state),
-        |(mut subscription, state)| async move {
+        (subscription, state, permit),
+        |(mut subscription, state, permit)| async move {
             let received = tokio::select! {
                 _ = state.shutdown.cancelled() => return None,
                 received = subscription.next() => received,
@@ -38,8 +50,8 @@ pub async fn events(
             };
             let message = message
                 .unwrap_or_else(|_| SseEvent::default().comment("an event could not be encoded"));
-            Some((Ok(message), (subscription, state)))
+            Some((Ok(message), (subscription, state, permit)))
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -13,6 +13,12 @@ use crate::secret::Secret;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
 pub const DEFAULT_WEBHOOK_WINDOW: Duration = Duration::from_secs(300);
+/// Default of `api.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default of `api.header_timeout`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `api.max_event_streams`.
+pub const DEFAULT_MAX_EVENT_STREAMS: usize = 32;
 
 /// The daemon's HTTP API.
 #[derive(Debug, Clone)]
@@ -26,6 +32,15 @@ pub struct ApiConfig {
     /// How old a signed webhook's timestamp may be (either way) before it is refused as stale
     /// or replayed (default 5m).
     pub webhook_window: Duration,
+    /// How many connections the API holds open at once (default 256). When all are taken,
+    /// idle ones are closed to make room; if none is idle, new ones wait to be accepted.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's header, and how long a kept-alive
+    /// connection may stay idle between requests (default 10s).
+    pub header_timeout: Duration,
+    /// How many `GET /v1/events` streams may be open at once (default 32); more are refused
+    /// with 503.
+    pub max_event_streams: usize,
 }
 
 impl Default for ApiConfig {
@@ -37,6 +52,9 @@ impl Default for ApiConfig {
             token: None,
             webhook_secret: None,
             webhook_window: DEFAULT_WEBHOOK_WINDOW,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
         }
     }
 }
@@ -50,14 +68,17 @@ pub(super) struct RawApi {
     pub webhook_secret_env: Option<Spanned<String>>,
     pub webhook_secret_file: Option<Spanned<String>>,
     pub webhook_window: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<usize>>,
+    pub header_timeout: Option<Spanned<String>>,
+    pub max_event_streams: Option<Spanned<usize>>,
 }
 
 /// Parses `listen`: an `address:port`; IPv6 in brackets.
 pub(super) fn parse_listen(s: &Spanned<String>) -> Result<SocketAddr, String> {
     s.value.parse().map_err(|_| {
         format!(
-            "{:?} is not an address and port such as 127.0.0.1:9180 or [::1]:9180",
-            s.value
+            "{} is not an address and port such as 127.0.0.1:9180 or [::1]:9180",
+            crate::echo::Echo(&s.value)
         )
     })
 }

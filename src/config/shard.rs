@@ -52,9 +52,10 @@ pub(super) fn resolve(
                     at,
                     "shard.index_env",
                     format!(
-                        "{}={value:?} holds no shard index: expected a number or a name ending \
+                        "{}={} holds no shard index: expected a number or a name ending \
                          in -N, such as camsync-3",
-                        var.value
+                        var.value,
+                        crate::echo::Echo(&value)
                     ),
                 ));
             };

@@ -164,7 +164,8 @@ fn parse_postgres(
 fn checked_channel(name: &str) -> Result<String, String> {
     if name.is_empty() || name.len() > 63 || name.contains('\0') {
         return Err(format!(
-            "{name:?} is not a channel name (1 to 63 bytes, as in pg_notify('cameras_changed', …))"
+            "{} is not a channel name (1 to 63 bytes, as in pg_notify('cameras_changed', …))",
+            crate::echo::Echo(name)
         ));
     }
     Ok(name.to_owned())

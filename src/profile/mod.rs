@@ -112,7 +112,8 @@ impl Profiles {
         for (name, spec) in specs {
             if crate::camera::check_stream_name(&name).is_err() || name.contains('/') {
                 return Err(format!(
-                    "profile {name:?}: use letters, digits, `_`, `-` or `.`"
+                    "profile {}: use letters, digits, `_`, `-` or `.`",
+                    crate::echo::Echo(&name)
                 ));
             }
             let base_name = spec.extends.as_deref().unwrap_or(&name);

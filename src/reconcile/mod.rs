@@ -330,7 +330,7 @@ impl Reconciler {
             .filter(|c| c.wants_target(name))
             .map(|c| (c.name.clone(), self.ledger.fingerprint(&target.render(c))))
             .collect();
-        let owned: Owned = self.ledger.owned(name).map_err(|e| TargetError::Client {
+        let owned: Owned = self.ledger.owned(name).map_err(|e| TargetError::File {
             target: name.to_owned(),
             detail: e.to_string(),
         })?;

@@ -26,10 +26,11 @@ struct RawInventory {
 
 /// Reads and validates the inventory file.
 pub fn load(path: &Path, ctx: &ValidationContext<'_>) -> Result<Inventory, SourceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SourceError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = crate::bounded_read::read_to_string(path, crate::bounded_read::INVENTORY_LIMIT)
+        .map_err(|source| SourceError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
     parse(&text, path, ctx)
 }
 

@@ -98,6 +98,17 @@ pub enum SourceError {
         "camera database {database} stayed locked by a writer through {tries} reads; the last good inventory stays in force and the read is tried again at the next poll"
     )]
     Busy { database: String, tries: usize },
+    #[error(
+        "camera inventory {inventory}: {count} cameras, more than `max_cameras` ({max}) in {config}; \
+         the last good inventory stays in force. Raise `max_cameras` if the site is that large, \
+         or share the cameras out with `shard:`"
+    )]
+    TooMany {
+        inventory: String,
+        count: usize,
+        max: usize,
+        config: String,
+    },
 }
 
 /// The configured inventory, with what its cameras are validated against.
@@ -111,6 +122,9 @@ pub struct Source {
     shard: Option<crate::shard::Shard>,
     /// The valid cameras of the last successful read.
     last_good: std::sync::Mutex<BTreeMap<String, Camera>>,
+    /// Config `max_cameras`, and the config file that sets it.
+    max_cameras: usize,
+    config_path: PathBuf,
 }
 
 enum Kind {
@@ -140,6 +154,8 @@ impl Source {
             profiles: config.profiles.clone(),
             shard: config.shard.clone(),
             last_good: Default::default(),
+            max_cameras: config.max_cameras,
+            config_path: config.path.clone(),
         }
     }
 
@@ -153,6 +169,19 @@ impl Source {
             Kind::Postgres(db) => validate_records(db.read().await?, &self.context()),
         };
         let mut inventory = crate::shard::select(inventory, self.shard.as_ref());
+        let count = inventory.cameras.len() + inventory.rejected.len();
+        if count > self.max_cameras {
+            return Err(SourceError::TooMany {
+                inventory: match &self.kind {
+                    Kind::File(path) => path.display().to_string(),
+                    Kind::Sqlite(db) => db.label(),
+                    Kind::Postgres(db) => db.label(),
+                },
+                count,
+                max: self.max_cameras,
+                config: self.config_path.display().to_string(),
+            });
+        }
         let mut last_good = self
             .last_good
             .lock()
@@ -247,7 +276,7 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
         };
         let result = record
             .spec
-            .map_err(|e| format!("camera {label:?}: {e}"))
+            .map_err(|e| format!("camera {}: {e}", crate::echo::Echo(&label)))
             .and_then(|spec| spec.validate(ctx).map_err(|e| e.to_string()));
         match result {
             Err(reason) => inventory.rejected.push(reject(reason)),

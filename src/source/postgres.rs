@@ -92,6 +92,11 @@ enum ReadError {
 }
 
 impl Postgres {
+    /// The database as messages name it.
+    pub(crate) fn label(&self) -> String {
+        self.inner.label.clone()
+    }
+
     pub fn new(config: &PostgresConfig) -> Postgres {
         let mut connect = config.connect.clone();
         if connect.get_connect_timeout().is_none() {

@@ -76,7 +76,7 @@ impl Sqlite {
         }
     }
 
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         self.path.display().to_string()
     }
 

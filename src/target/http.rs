@@ -1,5 +1,9 @@
 //! The HTTP plumbing every API target shares: base URL, Basic auth, timeouts, and errors that
 //! never carry a URL's query (it may hold a source with credentials).
+//!
+//! Bounds: a whole exchange, from connecting to the last byte of the answer, takes at most the
+//! target's `timeout`; an answer's body is read up to [`MAX_RESPONSE_BYTES`] and refused beyond,
+//! so a server that answers with an endless body costs neither unbounded time nor memory.
 
 use std::time::Duration;
 
@@ -8,6 +12,9 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use super::TargetError;
 use crate::config::TargetConfig;
 use crate::secret::{Secret, redact};
+
+/// The largest answer body read from a server (64 MiB: a list of 100,000 streams fits).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 pub(crate) struct ApiClient {
     pub target: String,
@@ -76,10 +83,7 @@ impl ApiClient {
             .await
             .map_err(|e| self.transport_error(op, e))?;
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| self.transport_error(op, e))?;
+        let body = self.read_body(op, response, MAX_RESPONSE_BYTES).await?;
         if status == StatusCode::UNAUTHORIZED {
             return Err(TargetError::Unauthorized {
                 target: self.target.clone(),
@@ -87,6 +91,41 @@ impl ApiClient {
             });
         }
         Ok((status, body))
+    }
+
+    /// The body of `response` as text, refused once longer than `limit` bytes.
+    async fn read_body(
+        &self,
+        op: &str,
+        mut response: reqwest::Response,
+        limit: usize,
+    ) -> Result<String, TargetError> {
+        let too_large = || TargetError::TooLarge {
+            target: self.target.clone(),
+            op: op.to_owned(),
+            limit,
+        };
+        if response
+            .content_length()
+            .is_some_and(|announced| announced > limit as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(op, e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 
     /// An answer the caller did not expect.
@@ -146,5 +185,90 @@ pub(crate) fn detail(body: &str) -> String {
         "(empty answer)".into()
     } else {
         redact(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::config::TargetKind;
+
+    /// A server on 127.0.0.1:0 that answers every connection with a chunked body that never
+    /// ends, a chunk every `pause`.
+    async fn endless_server(pause: Duration) -> url::Url {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                Transfer-Encoding: chunked\r\n\r\n";
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                    while stream.write_all(chunk.as_bytes()).await.is_ok() {
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    fn client(api: url::Url, timeout: Duration) -> ApiClient {
+        ApiClient::new(&TargetConfig {
+            name: "g".into(),
+            kind: TargetKind::Go2rtc,
+            api: Some(api),
+            rtsp: None,
+            username: None,
+            password: None,
+            timeout,
+            path: None,
+            inline_credentials: false,
+            env_file: None,
+            max_writes_per_minute: None,
+            max_in_flight: 1,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_refused_at_the_cap_naming_the_server() {
+        let api = client(
+            endless_server(Duration::ZERO).await,
+            Duration::from_secs(60),
+        );
+        let request = api.request("list", Method::GET, "api/streams").unwrap();
+        let e = api.send("list", request).await.unwrap_err();
+        assert!(matches!(e, TargetError::TooLarge { .. }), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("target g: list") && e.contains(&MAX_RESPONSE_BYTES.to_string()),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_never_ends_is_cut_by_the_timeout() {
+        let api = client(
+            endless_server(Duration::from_millis(50)).await,
+            Duration::from_millis(500),
+        );
+        let started = Instant::now();
+        let request = api.request("list", Method::GET, "api/streams").unwrap();
+        let e = api.send("list", request).await.unwrap_err();
+        assert!(matches!(e, TargetError::Timeout { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

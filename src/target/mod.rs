@@ -188,6 +188,15 @@ pub enum TargetError {
     File { target: String, detail: String },
     #[error("target {target}: cannot set up an HTTP client: {detail}")]
     Client { target: String, detail: String },
+    #[error(
+        "target {target}: {op}: the answer is larger than {limit} bytes, the most camsync reads; \
+         check that the target's `api` URL is the server's API"
+    )]
+    TooLarge {
+        target: String,
+        op: String,
+        limit: usize,
+    },
 }
 
 impl TargetError {

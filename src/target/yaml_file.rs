@@ -427,7 +427,7 @@ pub fn env_var_name(camera: &str) -> String {
 }
 
 fn read_optional(path: &Path) -> std::io::Result<String> {
-    match std::fs::read_to_string(path) {
+    match crate::bounded_read::read_to_string(path, crate::bounded_read::TARGET_FILE_LIMIT) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
         other => other,
     }
