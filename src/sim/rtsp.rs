@@ -296,6 +296,9 @@ pub(crate) trait Handler: Send + Sync + 'static {
 /// A running RTSP listener and its connections. Dropping it stops them too, without waiting.
 pub(crate) struct RtspServer {
     cancel: CancellationToken,
+    /// Stops only the accept loop (a child of `cancel`).
+    stop_accepting: CancellationToken,
+    accepting: Option<tokio::task::JoinHandle<()>>,
     tracker: TaskTracker,
 }
 
@@ -307,17 +310,30 @@ impl RtspServer {
         handler: Arc<H>,
     ) -> Self {
         let tracker = TaskTracker::new();
-        tracker.spawn(accept_loop(
+        let stop_accepting = cancel.child_token();
+        let accepting = tokio::spawn(accept_loop(
             listener,
+            stop_accepting.clone(),
             cancel.clone(),
             tracker.clone(),
             handler,
         ));
-        RtspServer { cancel, tracker }
+        RtspServer {
+            cancel,
+            stop_accepting,
+            accepting: Some(accepting),
+            tracker,
+        }
     }
 
-    /// Closes the listener and every connection, and waits until they are gone.
-    pub async fn shutdown(self) {
+    /// Closes the listener, then every connection, and waits until they are gone. In that
+    /// order: a client redialing the moment its connection drops must find the port closed,
+    /// as with a camera that powers off, not a listener about to go.
+    pub async fn shutdown(mut self) {
+        self.stop_accepting.cancel();
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.await;
+        }
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
@@ -332,13 +348,14 @@ impl Drop for RtspServer {
 
 async fn accept_loop<H: Handler>(
     listener: TcpListener,
+    stop: CancellationToken,
     cancel: CancellationToken,
     tracker: TaskTracker,
     handler: Arc<H>,
 ) {
     loop {
         let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
+            () = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
@@ -360,7 +377,7 @@ async fn accept_loop<H: Handler>(
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "rtsp sim accept failed");
                 tokio::select! {
-                    () = cancel.cancelled() => return,
+                    () = stop.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_millis(50)) => {}
                 }
             }
