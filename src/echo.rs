@@ -6,11 +6,17 @@
 //! (`\r`, `\n`, `\u{1b}`), so a value cannot forge a line or recolour a terminal; a value
 //! longer than [`MAX_CHARS`] characters is cut there and followed by `… (N bytes)`.
 //! It does not redact: credentials must be removed before a value is echoed.
+//!
+//! [`Message`] does the same for a whole message that may quote values it does not mark (a
+//! parser's "unknown field `…`" or "invalid type: string …"): escaped, unquoted, cut after
+//! [`MAX_MESSAGE_CHARS`].
 
 use std::fmt::{self, Write};
 
 /// How many characters of a value are shown.
 pub const MAX_CHARS: usize = 200;
+/// How many characters of a message are shown.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// A value shown quoted, escaped and truncated: `"rtsp://h/x\r\nX: 1"`.
 #[derive(Debug, Clone, Copy)]
@@ -19,20 +25,49 @@ pub struct Echo<'a>(pub &'a str);
 impl fmt::Display for Echo<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_char('"')?;
-        for (shown, c) in self.0.chars().enumerate() {
-            if shown == MAX_CHARS {
-                return write!(f, "\"… ({} bytes)", self.0.len());
-            }
-            match c {
-                '"' | '\\' => write!(f, "\\{c}")?,
-                c if c.is_control() || is_invisible_format(c) => {
-                    write!(f, "{}", c.escape_debug())?;
-                }
-                c => f.write_char(c)?,
-            }
+        let cut = escaped(f, self.0, MAX_CHARS, true)?;
+        f.write_char('"')?;
+        if cut {
+            write!(f, "… ({} bytes)", self.0.len())?;
         }
-        f.write_char('"')
+        Ok(())
     }
+}
+
+/// A message shown escaped and cut, unquoted.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a>(pub &'a str);
+
+impl fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if escaped(f, self.0, MAX_MESSAGE_CHARS, false)? {
+            write!(f, "… ({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes at most `max` characters of `text`, escaped (and `"`, `\` too when `quoted`);
+/// whether it was cut.
+fn escaped(
+    f: &mut fmt::Formatter<'_>,
+    text: &str,
+    max: usize,
+    quoted: bool,
+) -> Result<bool, fmt::Error> {
+    for (shown, c) in text.chars().enumerate() {
+        if shown == max {
+            return Ok(true);
+        }
+        match c {
+            '"' | '\\' if quoted => write!(f, "\\{c}")?,
+            c if c.is_control() || is_invisible_format(c) => {
+                write!(f, "{}", c.escape_debug())?;
+            }
+            c => f.write_char(c)?,
+        }
+    }
+    Ok(false)
 }
 
 /// Characters that change how a line reads without being control characters: bidirectional
@@ -73,6 +108,18 @@ mod tests {
             echo(&"y".repeat(MAX_CHARS)),
             format!("\"{}\"", "y".repeat(MAX_CHARS))
         );
+    }
+
+    #[test]
+    fn messages_are_escaped_and_cut_but_not_quoted() {
+        let message = format!("unknown field `a\r\nb{}`", "y".repeat(5000));
+        let shown = Message(&message).to_string();
+        assert!(shown.starts_with("unknown field `a\\r\\nb"), "{shown}");
+        assert!(
+            shown.ends_with(&format!("… ({} bytes)", message.len())),
+            "{shown}"
+        );
+        assert!(shown.chars().count() < MAX_MESSAGE_CHARS + 40);
     }
 
     proptest! {

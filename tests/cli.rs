@@ -329,10 +329,12 @@ async fn a_device_fifo_or_directory_named_as_a_file_is_refused_at_once() {
 async fn values_echoed_in_reports_are_escaped_and_cut() {
     let f = Fixture::new().await;
     let huge = "n".repeat(50 * 1024 * 1024);
+    // A value the parser itself quotes in its error ("invalid type: string …").
+    let long = "e".repeat(100_000);
     std::fs::write(
         f.path("cameras.yaml"),
         format!(
-            "cameras:\n  - name: c1\n    url: \"rtsp://192.0.2.1/x\\r\\nX-Injected: 1\"\n  - name: \"c2\\e[31mred\"\n    url: rtsp://192.0.2.1/y\n  - name: c3\n    url: \"rtsp://192.0.2.1/{huge} z\"\n  - name: ok\n    url: rtsp://192.0.2.1/ok\n"
+            "cameras:\n  - name: c1\n    url: \"rtsp://192.0.2.1/x\\r\\nX-Injected: 1\"\n  - name: \"c2\\e[31mred\"\n    url: rtsp://192.0.2.1/y\n  - name: c3\n    url: \"rtsp://192.0.2.1/{huge} z\"\n  - name: c4\n    url: rtsp://192.0.2.1/c4\n    enabled: \"{long}\\r\\nX-Injected: 2\"\n  - name: ok\n    url: rtsp://192.0.2.1/ok\n"
         ),
     )
     .unwrap();

@@ -276,7 +276,10 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
         };
         let result = record
             .spec
-            .map_err(|e| format!("camera {}: {e}", crate::echo::Echo(&label)))
+            .map_err(|e| {
+                use crate::echo::{Echo, Message};
+                format!("camera {}: {}", Echo(&label), Message(&e))
+            })
             .and_then(|spec| spec.validate(ctx).map_err(|e| e.to_string()));
         match result {
             Err(reason) => inventory.rejected.push(reject(reason)),
