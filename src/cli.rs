@@ -156,6 +156,11 @@ async fn sync_or_plan(
     mode: LedgerMode,
 ) -> Result<ExitCode, AppError> {
     let config = load_config(path, &args.guard)?;
+    // A sync writes: not beside a daemon (or another sync) on the same ledger.
+    let _lock = match mode {
+        LedgerMode::ReadWrite => Some(crate::ledger::LedgerLock::acquire(&config.state)?),
+        LedgerMode::DryRun => None,
+    };
     let inventory = load_inventory(&config).await?;
     let reconciler = reconciler(&config, mode)?;
     let report = match mode {

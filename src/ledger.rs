@@ -63,8 +63,9 @@ pub enum LedgerError {
     )]
     Schema { path: String, detail: String },
     #[error(
-        "ledger {path} is in use by another camsync daemon ({holder}, lock file {lock}); stop it \
-         first, or give this one its own `state:`"
+        "ledger {path} is in use by another camsync process ({holder}, lock file {lock}); stop it \
+         first, or give this one its own `state:` (beside a running `camsync run`, ask it to sync \
+         with `POST /v1/sync` instead of running `camsync sync`)"
     )]
     Locked {
         path: String,

@@ -438,20 +438,33 @@ async fn a_second_daemon_on_one_ledger_refuses_to_start_and_read_only_commands_s
     );
     assert!(!log.contains("HTTP API listening"), "{log}");
 
-    for command in ["plan", "check"] {
-        let out = Command::new(BIN)
-            .arg(command)
+    let command = |name: &str| {
+        Command::new(BIN)
+            .arg(name)
             .env("CAMSYNC_CONFIG", f.config_path())
             .env_remove("CAMSYNC_LOG")
             .stdin(Stdio::null())
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    for name in ["plan", "check"] {
+        let out = command(name);
         assert!(
             out.status.success(),
-            "{command} while a daemon runs: {}",
+            "{name} while a daemon runs: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // A one-shot sync writes too: refused beside the daemon, pointing at POST /v1/sync.
+    let writes = f.go2rtc.write_count();
+    let out = command("sync");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!("pid {pid}")) && said.contains("POST /v1/sync"),
+        "{said}"
+    );
+    assert_eq!(f.go2rtc.write_count(), writes);
 
     first.signal();
     let (code, log) = first.exit().await;
