@@ -130,6 +130,13 @@ pub fn render_text(doc: &Value) -> String {
     for (target, q) in doc["queues"].as_object().into_iter().flatten() {
         out.push_str(&queue_line(target, q));
     }
+    for target in doc["unverified_targets"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  target {}: camsync writes its file but cannot check that the server loaded it (give the target the server's api:)",
+            text(target, "?")
+        );
+    }
     let header = [
         "CAMERA",
         "TARGET",
@@ -269,6 +276,7 @@ mod tests {
             "queues": {"go2rtc": {"waiting": {"recover": 1, "change": 2, "resync": 0},
                                   "in_flight": 1, "done": 9, "failed": 3, "merged": 4,
                                   "degraded": ["front"]}},
+            "unverified_targets": ["recorder-file"],
             "cameras": [{"name": "front", "targets": [
                 {"target": "go2rtc", "wanted": true, "owned": true, "confirmed": true,
                  "last_sync": {"action": "create", "outcome": "done"},
@@ -288,6 +296,10 @@ mod tests {
         );
         assert!(
             table.contains("DEGRADED on go2rtc (failing again and again, still retried): front"),
+            "{table}"
+        );
+        assert!(
+            table.contains("target recorder-file: camsync writes its file but cannot check"),
             "{table}"
         );
         assert!(

@@ -26,6 +26,9 @@ pub struct CamerasView {
     pub daemon: Summary,
     /// Each target's work queue.
     pub queues: BTreeMap<String, QueueStats>,
+    /// File targets without `api:`: camsync writes their file but cannot check that the
+    /// server loaded it.
+    pub unverified_targets: Vec<String>,
     pub cameras: Vec<CameraView>,
 }
 
@@ -110,6 +113,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<CamerasView> {
             .iter()
             .map(|w| (w.name().to_owned(), w.stats()))
             .collect(),
+        unverified_targets: state.workers.unobserved().to_vec(),
         cameras,
     })
 }

@@ -85,6 +85,10 @@ impl Target for TimedTarget {
         self.inner.can_recover()
     }
 
+    fn observes(&self) -> bool {
+        self.inner.observes()
+    }
+
     fn restart_server(&self) -> Option<BoxFuture<'_, Result<(), TargetError>>> {
         let restart = self.inner.restart_server()?;
         Some(self.time("restart_server", restart))

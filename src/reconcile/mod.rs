@@ -40,6 +40,8 @@ pub struct Workers {
     handles: Vec<WorkerHandle>,
     /// Whether each target can re-register a stream (in `handles`' order).
     recovers: Vec<bool>,
+    /// Targets that cannot check what the server loaded (file targets without `api:`).
+    unobserved: Vec<String>,
     inventory: watch::Sender<Arc<Inventory>>,
 }
 
@@ -60,6 +62,12 @@ impl Workers {
     ) -> Result<Workers, LedgerError> {
         let (inventory, inventory_rx) = watch::channel(Arc::new(Inventory::default()));
         let recovers = parts.targets.iter().map(|(t, _)| t.can_recover()).collect();
+        let unobserved = parts
+            .targets
+            .iter()
+            .filter(|(t, _)| !t.observes())
+            .map(|(t, _)| t.name().to_owned())
+            .collect();
         let handles = parts
             .targets
             .into_iter()
@@ -78,6 +86,7 @@ impl Workers {
         Ok(Workers {
             handles,
             recovers,
+            unobserved,
             inventory,
         })
     }
@@ -105,6 +114,11 @@ impl Workers {
             .iter()
             .zip(&self.recovers)
             .any(|(h, r)| *r && h.name() == target)
+    }
+
+    /// The targets whose writes camsync cannot verify (file targets without `api:`).
+    pub fn unobserved(&self) -> &[String] {
+        &self.unobserved
     }
 
     pub fn names(&self) -> Vec<String> {

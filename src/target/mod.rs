@@ -69,6 +69,12 @@ pub trait Target: Send + Sync {
         true
     }
 
+    /// Whether camsync can see what the server runs, not only what it was sent (a file target
+    /// without the server's `api:` cannot check that the server loaded the file).
+    fn observes(&self) -> bool {
+        true
+    }
+
     /// Restarts the whole server, when the server can be asked to (go2rtc's
     /// `POST /api/restart`). Only the health monitor's opt-in escalation calls it.
     fn restart_server(&self) -> Option<BoxFuture<'_, Result<(), TargetError>>> {

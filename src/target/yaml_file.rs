@@ -500,6 +500,10 @@ impl Target for YamlFile {
         self.observer.is_some() && self.flavor == Flavor::Mediamtx
     }
 
+    fn observes(&self) -> bool {
+        self.observer.is_some()
+    }
+
     /// Through the server's API, never the file: rewriting the file would make MediaMTX reload
     /// every path. Only MediaMTX, and only when `api:` is configured.
     fn recover<'a>(
@@ -587,4 +591,47 @@ fn single(
     results: Result<Vec<Result<Applied, TargetError>>, TargetError>,
 ) -> Result<Applied, TargetError> {
     results?.pop().unwrap_or(Ok(Applied::Done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TargetKind;
+
+    fn target(kind: TargetKind, api: Option<&str>) -> YamlFile {
+        let config = TargetConfig {
+            name: "file".into(),
+            kind,
+            api: api.map(|a| a.parse().expect("a test URL")),
+            rtsp: None,
+            username: None,
+            password: None,
+            timeout: std::time::Duration::from_secs(1),
+            path: Some("/nonexistent/server.yaml".into()),
+            inline_credentials: true,
+            env_file: None,
+            max_writes_per_minute: None,
+            max_in_flight: 1,
+        };
+        YamlFile::new(&config).expect("a valid file target")
+    }
+
+    #[test]
+    fn only_with_the_servers_api_can_a_file_target_check_what_was_loaded() {
+        let api = Some("http://127.0.0.1:9997");
+        for (kind, api, observes, recovers) in [
+            (TargetKind::MediamtxFile, None, false, false),
+            (TargetKind::MediamtxFile, api, true, true),
+            (TargetKind::Go2rtcFile, None, false, false),
+            // Not re-added through go2rtc's API: a PUT would rewrite the file camsync edits.
+            (TargetKind::Go2rtcFile, api, true, false),
+        ] {
+            let t = target(kind, api);
+            assert_eq!(
+                (t.observes(), t.can_recover()),
+                (observes, recovers),
+                "{kind:?} {api:?}"
+            );
+        }
+    }
 }
