@@ -1367,3 +1367,25 @@ async fn at_most_max_connections_stay_open_and_idle_ones_make_room() {
     assert_eq!(health.status(), StatusCode::OK);
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_name_with_a_slash_is_addressed_percent_encoded_and_the_404_says_so() {
+    let f = Fixture::new().await;
+    f.write_cameras(&[("site/door", "rtsp://192.0.2.1/door")]);
+    let api = start(&f, "").await;
+    let door = api.json("/v1/cameras/site%2Fdoor").await;
+    assert_eq!(door["name"], "site/door");
+    for (method, path, hint) in [
+        (Method::GET, "/v1/cameras/site/door", "/v1/cameras/site%2Fdoor"),
+        (
+            Method::POST,
+            "/v1/cameras/site/door/reconnect",
+            "/v1/cameras/site%2Fdoor/reconnect",
+        ),
+    ] {
+        let (status, error) = error_of(api.request(method, path).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(error.contains(hint), "{error}");
+    }
+    api.stop().await;
+}

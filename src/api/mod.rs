@@ -243,8 +243,26 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
     response
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route; see GET /v1/openapi.json".into())
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    // A path segment holds no '/': a camera named `site/door` is `/v1/cameras/site%2Fdoor`.
+    let hint = uri
+        .path()
+        .strip_prefix("/v1/cameras/")
+        .filter(|rest| rest.contains('/'))
+        .map(|rest| {
+            let (name, action) = match rest.strip_suffix("/reconnect") {
+                Some(name) => (name, "/reconnect"),
+                None => (rest, ""),
+            };
+            format!(
+                "; a camera name that contains '/' is sent percent-encoded: /v1/cameras/{}{action}",
+                name.replace('/', "%2F")
+            )
+        });
+    ApiError::NotFound(format!(
+        "no such route{}",
+        hint.as_deref().unwrap_or("; see GET /v1/openapi.json")
+    ))
 }
 
 /// Why a request was refused; each maps to one status code.
