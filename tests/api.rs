@@ -1376,7 +1376,11 @@ async fn a_camera_name_with_a_slash_is_addressed_percent_encoded_and_the_404_say
     let door = api.json("/v1/cameras/site%2Fdoor").await;
     assert_eq!(door["name"], "site/door");
     for (method, path, hint) in [
-        (Method::GET, "/v1/cameras/site/door", "/v1/cameras/site%2Fdoor"),
+        (
+            Method::GET,
+            "/v1/cameras/site/door",
+            "/v1/cameras/site%2Fdoor",
+        ),
         (
             Method::POST,
             "/v1/cameras/site/door/reconnect",

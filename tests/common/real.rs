@@ -77,23 +77,31 @@ pub struct RealServer {
 
 impl RealServer {
     /// Starts the server with its config plus `tail`, on free ports, and waits for its API.
+    /// A port taken by another test between choosing and binding it means new ports.
     pub async fn start(kind: Kind, tail: &str) -> RealServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (api_port, rtsp_port) = (free_port(), free_port());
-        std::fs::write(
-            dir.path().join(kind.file_name()),
-            kind.config(api_port, rtsp_port, tail),
-        )
-        .expect("write the server's config");
-        let mut server = RealServer {
-            kind,
-            dir,
-            api_port,
-            rtsp_port,
-            child: None,
-        };
-        server.resume().await;
-        server
+        let mut tries = 0;
+        loop {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (api_port, rtsp_port) = (free_port(), free_port());
+            std::fs::write(
+                dir.path().join(kind.file_name()),
+                kind.config(api_port, rtsp_port, tail),
+            )
+            .expect("write the server's config");
+            let mut server = RealServer {
+                kind,
+                dir,
+                api_port,
+                rtsp_port,
+                child: None,
+            };
+            tries += 1;
+            match server.spawn().await {
+                Ok(()) => return server,
+                Err(log) if tries < 5 && log.contains("address already in use") => continue,
+                Err(log) => panic!("{kind:?} exited at start:\n{log}"),
+            }
+        }
     }
 
     pub async fn go2rtc(tail: &str) -> RealServer {
@@ -144,6 +152,13 @@ impl RealServer {
 
     /// Starts the process again, same ports, same config file, and waits for its API.
     pub async fn resume(&mut self) {
+        if let Err(log) = self.spawn().await {
+            panic!("{:?} exited at start:\n{log}", self.kind);
+        }
+    }
+
+    /// Starts the process and waits for its API; its log if it exited instead.
+    async fn spawn(&mut self) -> Result<(), String> {
         self.kill();
         let binary = std::env::var(self.kind.var())
             .unwrap_or_else(|_| panic!("{} is not set", self.kind.var()));
@@ -162,10 +177,10 @@ impl RealServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
         self.child = Some(child);
-        self.wait_for_api().await;
+        self.wait_for_api().await
     }
 
-    async fn wait_for_api(&mut self) {
+    async fn wait_for_api(&mut self) -> Result<(), String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let url = format!("{}{}", self.api_url(), self.kind.info_route());
@@ -174,14 +189,11 @@ impl RealServer {
             if let Ok(r) = client.get(&url).send().await
                 && r.status().is_success()
             {
-                return;
+                return Ok(());
             }
-            assert!(
-                self.is_running(),
-                "{:?} exited at start:\n{}",
-                self.kind,
-                self.log()
-            );
+            if !self.is_running() {
+                return Err(self.log());
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "{:?} did not answer {url} within {START_DEADLINE:?}:\n{}",
