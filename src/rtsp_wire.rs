@@ -96,3 +96,69 @@ pub(crate) async fn read_body<R: AsyncBufRead + Unpin>(
     r.read_exact(&mut body).await?;
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Reads messages off `bytes` until the end or an error; the heads read.
+    fn read_all(bytes: &[u8]) -> Vec<Head> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let mut reader = tokio::io::BufReader::new(bytes);
+            let mut heads = Vec::new();
+            while let Ok(Some(head)) = read_head(&mut reader).await {
+                if read_body(&mut reader, &head).await.is_err() {
+                    break;
+                }
+                heads.push(head);
+            }
+            heads
+        })
+    }
+
+    #[test]
+    fn an_endless_header_or_blank_lines_are_refused_not_buffered() {
+        let endless = "RTSP/1.0 200 OK\r\nX: y\r\n".repeat(10_000);
+        assert!(read_all(endless.as_bytes()).is_empty());
+        let blank = "\r\n".repeat(20_000);
+        assert!(read_all(blank.as_bytes()).is_empty());
+        let big_body = "RTSP/1.0 200 OK\r\nContent-Length: 99999999\r\n\r\n";
+        assert!(read_all(big_body.as_bytes()).is_empty());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever a peer sends, reading ends, with heads within the bounds; a well-formed
+        /// answer is read whole.
+        #[test]
+        fn any_bytes_are_read_or_refused_within_the_bounds(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            status in 100u16..600,
+            headers in proptest::collection::vec(("[A-Za-z-]{1,12}", "[ -~]{0,20}"), 0..4),
+            body in "[ -~]{0,40}",
+        ) {
+            let mut answer = format!("RTSP/1.0 {status} Whatever\r\n");
+            for (name, value) in &headers {
+                prop_assume!(!name.eq_ignore_ascii_case("content-length"));
+                answer.push_str(&format!("{name}: {value}\r\n"));
+            }
+            answer.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+            for input in [bytes.as_slice(), answer.as_bytes()] {
+                for head in read_all(input) {
+                    prop_assert!(head.headers.len() < MAX_HEAD_LINES);
+                    prop_assert!(head.start.len() as u64 <= MAX_HEAD);
+                }
+            }
+            prop_assert_eq!(read_all(answer.as_bytes()).len(), 1);
+        }
+    }
+}
