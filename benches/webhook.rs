@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{env_number, percentile};
+use common::{env_number, percentile, proc_status_kib};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -66,18 +66,6 @@ fn applied(go2rtc: &Go2rtcSim, mediamtx: &MediamtxSim, camera: usize, version: u
         && mediamtx
             .path_config(&name)
             .is_some_and(|p| p["source"] == expected.as_str())
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Bench {
@@ -177,7 +165,7 @@ async fn main() -> BenchResult<()> {
     tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| s.syncs >= 1)).await??;
     println!(
         "camsync webhook benchmark: {cameras} cameras on go2rtc + MediaMTX (simulated, 127.0.0.1); peak RSS after start {} KiB",
-        peak_rss_kib()
+        proc_status_kib("VmHWM")
     );
 
     // 1. One change at a time.
@@ -218,7 +206,7 @@ async fn main() -> BenchResult<()> {
         .resolve_all(first_id, first_id, Duration::from_secs(60))
         .await?;
     let syncs_before = status.borrow().syncs;
-    let rss_before = peak_rss_kib();
+    let rss_before = proc_status_kib("VmHWM");
     let bench = Arc::new(bench);
     let permits = Arc::new(Semaphore::new(SENDERS));
     let mut senders = tokio::task::JoinSet::new();
@@ -274,7 +262,7 @@ async fn main() -> BenchResult<()> {
     println!(
         "burst: peak RSS {} KiB before, {} KiB after (daemon and both simulators in one process)",
         rss_before,
-        peak_rss_kib()
+        proc_status_kib("VmHWM")
     );
     shutdown.cancel();
     daemon.await??;

@@ -56,3 +56,17 @@ pub fn inventory(
         .collect();
     validate_records(records, &ctx)
 }
+
+/// A field of /proc/self/status in KiB (`VmRSS`, `VmHWM` for the peak); 0 when unreadable.
+#[allow(dead_code)] // not every benchmark reports memory
+pub fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
