@@ -99,3 +99,90 @@ proptest! {
         parse_config(&text);
     }
 }
+
+/// A server that answers every request with the body and status set last.
+struct Hostile {
+    answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+    url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Hostile {
+    fn start() -> Hostile {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let answer = std::sync::Arc::new(std::sync::Mutex::new((200, String::new())));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shared = answer.clone();
+        let app = axum::Router::new().fallback(move || {
+            let (status, body) = shared.lock().unwrap().clone();
+            async move { (axum::http::StatusCode::from_u16(status).unwrap(), body) }
+        });
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Hostile {
+            answer,
+            url,
+            runtime,
+        }
+    }
+
+    /// Every read a target makes, against the answer `(status, body)`; none may panic.
+    fn read_with(&self, status: u16, body: &str) {
+        *self.answer.lock().unwrap() = (status, body.to_owned());
+        for kind in ["go2rtc", "mediamtx"] {
+            let text = format!(
+                "source:\n  file: cameras.yaml\ntargets:\n  - name: t\n    kind: {kind}\n    api: {}\n    timeout: 5s\n",
+                self.url
+            );
+            let config =
+                config::parse(&text, Path::new("/nonexistent/camsync.yaml"), &|_| None).unwrap();
+            let target = camsync::target::from_config(&config.targets)
+                .unwrap()
+                .remove(0);
+            self.runtime.block_on(async {
+                for said in [
+                    target.list().await.err(),
+                    target.status().await.err(),
+                    target.run_check(Some("cam")).await.err(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    no_forged_lines(&said.to_string());
+                }
+            });
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// A server answering anything (JSON-shaped or not, any status) is an error or a
+    /// listing, never a panic, and its words reach camsync's messages escaped.
+    #[test]
+    fn any_server_answer_is_read_or_refused_never_a_panic(
+        status in prop_oneof![Just(200u16), Just(404), Just(500), 100u16..600],
+        body in prop_oneof![
+            any::<String>(),
+            "\\{(\"[a-z\\r\u{1b}]{0,5}\": ?(null|\\{\\}|\\[\\]|[0-9]{1,3}|\"[ -~\\r\\n]{0,8}\"|\\{\"items\": ?\\[\\{\"name\": ?\"x\"\\}\\]\\}),? ?){0,4}\\}",
+        ],
+    ) {
+        prop_assume!(status >= 200 || status == 100);
+        HOSTILE.with(|h| h.read_with(status, &body));
+    }
+}
+
+thread_local! {
+    static HOSTILE: Hostile = Hostile::start();
+}

@@ -179,12 +179,14 @@ impl ApiClient {
 }
 
 /// A server's error text, trimmed and with any credentials masked.
+/// A server's answer as shown in an error: credentials redacted, escaped and cut (a server
+/// cannot forge a line of camsync's output).
 pub(crate) fn detail(body: &str) -> String {
     let text = body.trim();
     if text.is_empty() {
         "(empty answer)".into()
     } else {
-        redact(text)
+        crate::echo::Message(&redact(text)).to_string()
     }
 }
 
