@@ -18,8 +18,17 @@
 //! 3. **Load.** The `camsync run` binary as a child process monitoring 1,000 on-demand paths on
 //!    each simulator: CPU time (from `/proc/PID/stat`) and memory (`VmRSS`, `VmHWM`).
 //!
+//! **On the real servers.** With `CAMSYNC_GO2RTC_BIN` and `CAMSYNC_MEDIAMTX_BIN` set, the
+//! recovery part runs against the real go2rtc and MediaMTX instead (camsync and the server
+//! alone; the fixed policy, sessions and load stay with the simulators). Each camera then
+//! streams real H.264 through a [`Tap`], which is what goes down and comes back: the figure is
+//! the time from the tap listening again until the first RTP packet reaches the server, and
+//! the tap also tells where the time went (first contact, the server's own dial, its RTSP
+//! handshake, the first frame, a keyframe). The servers' APIs are not polled: a list that
+//! overlaps a write can crash go2rtc.
+//!
 //! Run: `cargo bench --bench recovery`. Environment:
-//! - `CAMSYNC_BENCH_STREAMS` (default 20): cameras per (server, policy);
+//! - `CAMSYNC_BENCH_STREAMS` (default 20, 10 on the real servers): cameras per (server, policy);
 //! - `CAMSYNC_BENCH_REPEATS` (default 2): outages per camera and outage length;
 //! - `CAMSYNC_BENCH_OUTAGES` (default `10,60`): outage lengths in seconds; one over 5 minutes
 //!   is made once per camera;
@@ -29,7 +38,9 @@
 
 mod common;
 
-use common::{env_number, percentile};
+use common::real::{Kind, RealServer};
+use common::tap::Tap;
+use common::{env_number, percentile, real_servers};
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -119,22 +130,100 @@ struct Seen {
     flowing: HashSet<String>,
 }
 
-/// One simulated go2rtc and MediaMTX, with the cameras behind them and camsync's files.
+/// The go2rtc and MediaMTX of one site: simulated, or the real binaries.
+enum Servers {
+    Sim(Go2rtcSim, MediamtxSim),
+    Real(RealServer, RealServer),
+}
+
+/// One camera's stream on a site.
+struct Stream {
+    name: String,
+    /// Its only server, or `None` for both.
+    server: Option<Server>,
+    camera: Arc<SimCamera>,
+    /// The path on the camera.
+    path: String,
+    /// On the real servers, the tap the servers dial instead of the camera.
+    tap: Option<Arc<Tap>>,
+}
+
+impl Stream {
+    fn new(name: String, server: Option<Server>, camera: Arc<SimCamera>, path: &str) -> Stream {
+        Stream {
+            name,
+            server,
+            camera,
+            path: path.to_owned(),
+            tap: None,
+        }
+    }
+
+    /// The URL camsync is given for the camera.
+    fn url(&self) -> String {
+        match &self.tap {
+            Some(tap) => tap.url(&self.path),
+            None => self.camera.url(&self.path),
+        }
+    }
+}
+
+/// One go2rtc and MediaMTX, with the cameras behind them and camsync's files.
 struct Site {
     dir: tempfile::TempDir,
-    go2rtc: Go2rtcSim,
-    mtx: MediamtxSim,
-    /// (stream name, its only server or `None` for both, camera, path on the camera).
-    streams: Vec<(String, Option<Server>, Arc<SimCamera>, String)>,
+    servers: Servers,
+    streams: Vec<Stream>,
 }
 
 impl Site {
     async fn start() -> BenchResult<Site> {
+        let servers = Servers::Sim(
+            Go2rtcSim::start(Go2rtcSimOptions::default()).await?,
+            MediamtxSim::start(MediamtxSimOptions::default()).await?,
+        );
+        Self::with(servers)
+    }
+
+    async fn start_real() -> BenchResult<Site> {
+        let servers = Servers::Real(
+            RealServer::start(Kind::Go2rtc, "").await,
+            RealServer::start(Kind::Mediamtx, "").await,
+        );
+        Self::with(servers)
+    }
+
+    fn with(servers: Servers) -> BenchResult<Site> {
         Ok(Site {
             dir: tempfile::tempdir()?,
-            go2rtc: Go2rtcSim::start(Go2rtcSimOptions::default()).await?,
-            mtx: MediamtxSim::start(MediamtxSimOptions::default()).await?,
+            servers,
             streams: Vec::new(),
+        })
+    }
+
+    /// The simulators, for the parts that run on them only.
+    fn sims(&self) -> BenchResult<(&Go2rtcSim, &MediamtxSim)> {
+        match &self.servers {
+            Servers::Sim(go2rtc, mtx) => Ok((go2rtc, mtx)),
+            Servers::Real(..) => Err("this part runs on the simulators only".into()),
+        }
+    }
+
+    /// (API URL, RTSP URL) of `server`.
+    fn urls(&self, server: Server) -> (String, String) {
+        match (&self.servers, server) {
+            (Servers::Sim(g, _), Server::Go2rtc) => (g.api_url(), g.rtsp_url()),
+            (Servers::Sim(_, m), Server::Mediamtx) => (m.api_url(), m.rtsp_url()),
+            (Servers::Real(g, _), Server::Go2rtc) => (g.api_url(), g.rtsp_url()),
+            (Servers::Real(_, m), Server::Mediamtx) => (m.api_url(), m.rtsp_url()),
+        }
+    }
+
+    /// Writes made to `server` so far (the simulators count them; the real servers do not).
+    fn writes(&self, server: Server) -> Option<u64> {
+        let (go2rtc, mtx) = self.sims().ok()?;
+        Some(match server {
+            Server::Go2rtc => go2rtc.write_count(),
+            Server::Mediamtx => mtx.write_count(),
         })
     }
 
@@ -148,22 +237,21 @@ impl Site {
         health: &str,
         profile_of: impl Fn(usize) -> &'static str,
     ) -> BenchResult<()> {
+        let ((g_api, g_rtsp), (m_api, m_rtsp)) =
+            (self.urls(Server::Go2rtc), self.urls(Server::Mediamtx));
         let config = format!(
-            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {}\n    rtsp: {}\n  - name: mediamtx\n    kind: mediamtx\n    api: {}\n    rtsp: {}\nstate: camsync.db\n{health}",
-            self.go2rtc.api_url(),
-            self.go2rtc.rtsp_url(),
-            self.mtx.api_url(),
-            self.mtx.rtsp_url()
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: {g_api}\n    rtsp: {g_rtsp}\n  - name: mediamtx\n    kind: mediamtx\n    api: {m_api}\n    rtsp: {m_rtsp}\nstate: camsync.db\n{health}",
         );
         std::fs::write(self.path("camsync.yaml"), config)?;
         let mut cameras = String::from("cameras:\n");
-        for (i, (name, server, camera, path)) in self.streams.iter().enumerate() {
+        for (i, stream) in self.streams.iter().enumerate() {
             cameras.push_str(&format!(
-                "  - name: {name}\n    url: {}\n    profile: {}\n",
-                camera.url(path),
+                "  - name: {}\n    url: {}\n    profile: {}\n",
+                stream.name,
+                stream.url(),
                 profile_of(i),
             ));
-            if let Some(server) = server {
+            if let Some(server) = stream.server {
                 cameras.push_str(&format!("    targets: [{}]\n", server.name()));
             }
         }
@@ -204,18 +292,23 @@ impl Site {
     fn names(&self, server: Server) -> Vec<String> {
         self.streams
             .iter()
-            .filter(|s| s.1 == Some(server))
-            .map(|s| s.0.clone())
+            .filter(|s| s.server == Some(server))
+            .map(|s| s.name.clone())
             .collect()
     }
 
     /// Polls every [`POLL`] which streams flow, until `stop`.
-    fn watch_flowing(&self, server: Server, stop: &CancellationToken) -> watch::Receiver<Seen> {
+    fn watch_flowing(
+        &self,
+        server: Server,
+        stop: &CancellationToken,
+    ) -> BenchResult<watch::Receiver<Seen>> {
         let (tx, rx) = watch::channel(Seen::default());
         let stop = stop.clone();
         let names = self.names(server);
-        let go2rtc = self.go2rtc.clone();
-        let list = format!("{}/v3/paths/list?itemsPerPage=1000", self.mtx.api_url());
+        let (go2rtc, mtx) = self.sims()?;
+        let go2rtc = go2rtc.clone();
+        let list = format!("{}/v3/paths/list?itemsPerPage=1000", mtx.api_url());
         tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut tick = tokio::time::interval(POLL);
@@ -243,7 +336,7 @@ impl Site {
                 });
             }
         });
-        rx
+        Ok(rx)
     }
 }
 
@@ -389,24 +482,42 @@ struct PolicyRun {
     restarts: BTreeMap<Server, Arc<AtomicU64>>,
 }
 
+/// The policies compared: the fixed policy runs on the simulators only.
+fn policies(real: bool) -> &'static [Policy] {
+    if real {
+        &[Policy::Camsync, Policy::ServerAlone]
+    } else {
+        &[Policy::Camsync, Policy::ServerAlone, Policy::Fixed]
+    }
+}
+
 async fn start_policy(
     policy: Policy,
     n: usize,
+    real: bool,
     stop: &CancellationToken,
 ) -> BenchResult<PolicyRun> {
-    let mut site = Site::start().await?;
+    let mut site = if real {
+        Site::start_real().await?
+    } else {
+        Site::start().await?
+    };
     for server in [Server::Go2rtc, Server::Mediamtx] {
         for i in 0..n {
             let name = format!("{}{i:03}", &server.name()[..1]);
             let camera = Arc::new(SimCamera::start().await?);
-            site.streams
-                .push((name, Some(server), camera, "stream".into()));
+            let mut stream = Stream::new(name, Some(server), camera, "stream");
+            if real {
+                stream.tap = Some(Arc::new(Tap::start(stream.camera.port()).await?));
+            }
+            site.streams.push(stream);
         }
     }
     let health = match policy {
         Policy::Camsync => "",
         _ => "health:\n  enabled: false\n",
     };
+    let started = Instant::now();
     site.write_files(health, |_| "recording")?;
     match policy {
         Policy::Camsync => site.start_daemon(stop).await?,
@@ -417,11 +528,8 @@ async fn start_policy(
         for server in [Server::Go2rtc, Server::Mediamtx] {
             let count: &Arc<AtomicU64> = restarts.entry(server).or_default();
             let serial = Arc::new(Mutex::new(()));
-            let api = match server {
-                Server::Go2rtc => site.go2rtc.api_url(),
-                Server::Mediamtx => site.mtx.api_url(),
-            };
-            for (name, _, camera, path) in site.streams.iter().filter(|s| s.1 == Some(server)) {
+            let api = site.urls(server).0;
+            for stream in site.streams.iter().filter(|s| s.server == Some(server)) {
                 let peer = FixedPolicy {
                     client: reqwest::Client::new(),
                     server,
@@ -429,20 +537,35 @@ async fn start_policy(
                     serial: serial.clone(),
                     restarts: count.clone(),
                 };
-                tokio::spawn(peer.run(name.clone(), camera.url(path), stop.clone()));
+                tokio::spawn(peer.run(stream.name.clone(), stream.url(), stop.clone()));
             }
         }
     }
     let mut seen = BTreeMap::new();
     for server in [Server::Go2rtc, Server::Mediamtx] {
-        let mut rx = site.watch_flowing(server, stop);
-        let all = site.names(server);
-        let up = tokio::time::timeout(
-            Duration::from_secs(30),
-            rx.wait_for(|s| all.iter().all(|n| s.flowing.contains(n))),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
+        let up = if real {
+            let taps: Vec<_> = site
+                .streams
+                .iter()
+                .filter(|s| s.server == Some(server))
+                .filter_map(|s| s.tap.clone())
+                .collect();
+            wait_until(Duration::from_secs(30), || {
+                taps.iter().all(|t| t.media_since(started).is_some())
+            })
+            .await
+        } else {
+            let mut rx = site.watch_flowing(server, stop)?;
+            let all = site.names(server);
+            let up = tokio::time::timeout(
+                Duration::from_secs(30),
+                rx.wait_for(|s| all.iter().all(|n| s.flowing.contains(n))),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+            seen.insert(server, rx);
+            up
+        };
         if !up {
             return Err(format!(
                 "{}: not every {} stream flows after 30 s",
@@ -451,7 +574,6 @@ async fn start_policy(
             )
             .into());
         }
-        seen.insert(server, rx);
     }
     Ok(PolicyRun {
         policy,
@@ -461,56 +583,158 @@ async fn start_policy(
     })
 }
 
-/// One camera's outages: each time, down for [0.75, 1.25] × `outage`, then the time from its
-/// return until its stream flows (`None`: not within [`GIVE_UP`]).
-async fn outages(
-    camera: Arc<SimCamera>,
-    name: String,
-    mut seen: watch::Receiver<Seen>,
-    outage: Duration,
-    repeats: u64,
-) -> BenchResult<Vec<Option<Duration>>> {
-    let mut samples = Vec::new();
-    for _ in 0..repeats {
-        tokio::time::sleep(SETTLE + STAGGER.mul_f64(unit())).await;
-        camera.stop().await;
-        tokio::time::sleep(outage.mul_f64(0.75 + unit() / 2.0)).await;
-        camera.resume().await?;
-        let back = Instant::now();
-        let flowing = flowing_after(&mut seen, &name, back, GIVE_UP).await;
-        samples.push(flowing.map(|at| at - back));
-    }
-    Ok(samples)
+/// Where the time went after a tapped camera came back, each from its return.
+#[derive(Clone, Copy, Default)]
+struct Parts {
+    /// The first connection to the camera (camsync's watch, or the server's own redial).
+    contact: Duration,
+    /// The connection that brought the stream back was accepted (the server's dial began).
+    dial: Duration,
+    /// That connection sent `PLAY` (the server's RTSP handshake done).
+    play: Duration,
+    /// The first RTP packet reached the server: the camera's first picture, a keyframe (the
+    /// simulated camera starts every session with an IDR).
+    media: Duration,
 }
 
-/// Nearest-rank percentile of sorted samples.
-async fn recovery(outage: Duration, n: usize, repeats: u64) -> BenchResult<()> {
+impl Parts {
+    fn of(tap: &Tap, back: Instant) -> Option<Parts> {
+        let connections = tap.since(back);
+        let first = connections.first()?;
+        let flowed = connections
+            .iter()
+            .filter(|c| c.media.is_some())
+            .min_by_key(|c| c.media)?;
+        Some(Parts {
+            contact: first.accepted - back,
+            dial: flowed.accepted - back,
+            play: flowed.play? - back,
+            media: flowed.media? - back,
+        })
+    }
+}
+
+/// One recovery: the time until the stream flowed (`None`: not within [`GIVE_UP`]), and, on
+/// the real servers, where it went.
+type Sample = (Option<Duration>, Option<Parts>);
+
+/// One stream under outages: down and up through its tap on the real servers, its camera on
+/// the simulators; flowing as the tap or the poller sees it.
+struct Outages {
+    name: String,
+    camera: Arc<SimCamera>,
+    tap: Option<Arc<Tap>>,
+    seen: Option<watch::Receiver<Seen>>,
+}
+
+impl Outages {
+    async fn down(&self) {
+        match &self.tap {
+            Some(tap) => tap.stop(),
+            None => self.camera.stop().await,
+        }
+    }
+
+    async fn up(&self) -> std::io::Result<()> {
+        match &self.tap {
+            Some(tap) => tap.resume().await,
+            None => self.camera.resume().await,
+        }
+    }
+
+    async fn flowing_after(&mut self, since: Instant) -> Option<Instant> {
+        if let Some(seen) = &mut self.seen {
+            return flowing_after(seen, &self.name, since, GIVE_UP).await;
+        }
+        let tap = self.tap.clone()?;
+        let until = since + GIVE_UP;
+        while Instant::now() < until {
+            if let Some(at) = tap.media_since(since) {
+                return Some(at);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+
+    /// Each time, down for [0.75, 1.25] × `outage`, then the time from the return until the
+    /// stream flows.
+    async fn run(mut self, outage: Duration, repeats: u64) -> BenchResult<Vec<Sample>> {
+        let mut samples = Vec::new();
+        for _ in 0..repeats {
+            tokio::time::sleep(SETTLE + STAGGER.mul_f64(unit())).await;
+            self.down().await;
+            tokio::time::sleep(outage.mul_f64(0.75 + unit() / 2.0)).await;
+            self.up().await?;
+            let back = Instant::now();
+            let flowing = self.flowing_after(back).await;
+            let parts = self.tap.as_deref().and_then(|tap| Parts::of(tap, back));
+            samples.push((flowing.map(|at| at - back), parts));
+        }
+        Ok(samples)
+    }
+}
+
+/// `p50 / p95` of `values`.
+fn quantiles(mut values: Vec<Duration>) -> String {
+    values.sort();
+    let shown = |d: Option<Duration>| d.map_or("-".to_owned(), secs);
+    format!(
+        "{} / {}",
+        shown(percentile(&values, 0.5)),
+        shown(percentile(&values, 0.95))
+    )
+}
+
+/// Where the time went, per row: p50 / p95 of each part, from the camera's return.
+fn print_parts(rows: &BTreeMap<(Server, Policy), Vec<Parts>>) {
+    println!("where the time went (p50 / p95 from the camera's return; tapped connections):");
+    println!(
+        "{:<9} {:<13} {:>15} {:>15} {:>15} {:>15}",
+        "server", "policy", "first contact", "dial began", "PLAY sent", "first frame"
+    );
+    for ((server, policy), parts) in rows {
+        let part = |f: fn(&Parts) -> Duration| quantiles(parts.iter().map(f).collect());
+        println!(
+            "{:<9} {:<13} {:>15} {:>15} {:>15} {:>15}",
+            server.name(),
+            policy.name(),
+            part(|p| p.contact),
+            part(|p| p.dial),
+            part(|p| p.play),
+            part(|p| p.media),
+        );
+    }
+}
+
+async fn recovery(outage: Duration, n: usize, repeats: u64, real: bool) -> BenchResult<()> {
     let stop = CancellationToken::new();
     let mut runs = Vec::new();
-    for policy in [Policy::Camsync, Policy::ServerAlone, Policy::Fixed] {
-        runs.push(start_policy(policy, n, &stop).await?);
+    for &policy in policies(real) {
+        runs.push(start_policy(policy, n, real, &stop).await?);
     }
-    let writes_before: Vec<(u64, u64)> = runs
+    let writes_before: Vec<[Option<u64>; 2]> = runs
         .iter()
-        .map(|r| (r.site.go2rtc.write_count(), r.site.mtx.write_count()))
+        .map(|r| [Server::Go2rtc, Server::Mediamtx].map(|s| r.site.writes(s)))
         .collect();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for run in &runs {
-        for (name, server, camera, _) in &run.site.streams {
-            let Some(server) = *server else { continue };
+        for stream in &run.site.streams {
+            let Some(server) = stream.server else {
+                continue;
+            };
             let key = (run.policy, server);
-            let work = outages(
-                camera.clone(),
-                name.clone(),
-                run.seen[&server].clone(),
-                outage,
-                repeats,
-            );
-            tasks.spawn(async move { (key, work.await) });
+            let work = Outages {
+                name: stream.name.clone(),
+                camera: stream.camera.clone(),
+                tap: stream.tap.clone(),
+                seen: run.seen.get(&server).cloned(),
+            };
+            tasks.spawn(async move { (key, work.run(outage, repeats).await) });
         }
     }
-    let mut samples: BTreeMap<(Policy, Server), Vec<Option<Duration>>> = BTreeMap::new();
+    let mut samples: BTreeMap<(Policy, Server), Vec<Sample>> = BTreeMap::new();
     while let Some(done) = tasks.join_next().await {
         let (key, result) = done?;
         samples.entry(key).or_default().extend(result?);
@@ -519,32 +743,44 @@ async fn recovery(outage: Duration, n: usize, repeats: u64) -> BenchResult<()> {
     stop.cancel();
 
     println!(
-        "\noutage {} (each drawn from {}–{}), {n} cameras × {repeats} outages per row, wall {}",
+        "\noutage {} (each drawn from {}–{}), {n} cameras × {repeats} outages per row, {} servers, wall {}",
         secs(outage),
         secs(outage.mul_f64(0.75)),
         secs(outage.mul_f64(1.25)),
+        if real { "REAL" } else { "simulated" },
         secs(wall)
     );
-    println!(
-        "time from the camera answering again until its stream flows (polled every {} ms)",
-        POLL.as_millis()
-    );
+    if real {
+        println!(
+            "time from the camera answering again until its first RTP packet reaches the server (seen by the tap)"
+        );
+    } else {
+        println!(
+            "time from the camera answering again until its stream flows (polled every {} ms)",
+            POLL.as_millis()
+        );
+    }
     println!(
         "{:<9} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9} {:>12}",
         "server", "policy", "p50", "p95", "max", "not back", "writes", "peer restarts"
     );
     let mut p95s = BTreeMap::new();
     let mut p50s = BTreeMap::new();
-    for server in [Server::Go2rtc, Server::Mediamtx] {
+    let mut parts = BTreeMap::new();
+    for (i, server) in [Server::Go2rtc, Server::Mediamtx].into_iter().enumerate() {
         for (run, before) in runs.iter().zip(&writes_before) {
             let all = samples.remove(&(run.policy, server)).unwrap_or_default();
-            let missing = all.iter().filter(|s| s.is_none()).count();
-            let mut back: Vec<Duration> = all.into_iter().flatten().collect();
+            let missing = all.iter().filter(|s| s.0.is_none()).count();
+            let mut back: Vec<Duration> = all.iter().filter_map(|s| s.0).collect();
             back.sort();
+            let row_parts: Vec<Parts> = all.iter().filter_map(|s| s.1).collect();
+            if !row_parts.is_empty() {
+                parts.insert((server, run.policy), row_parts);
+            }
             let shown = |d: Option<Duration>| d.map_or("-".to_owned(), secs);
-            let writes = match server {
-                Server::Go2rtc => run.site.go2rtc.write_count() - before.0,
-                Server::Mediamtx => run.site.mtx.write_count() - before.1,
+            let writes = match (run.site.writes(server), before[i]) {
+                (Some(now), Some(before)) => (now - before).to_string(),
+                _ => "-".to_owned(),
             };
             let restarts = run
                 .restarts
@@ -566,6 +802,9 @@ async fn recovery(outage: Duration, n: usize, repeats: u64) -> BenchResult<()> {
                 p50s.insert((run.policy, server), percentile(&back, 0.5));
             }
         }
+    }
+    if !parts.is_empty() {
+        print_parts(&parts);
     }
     for server in [Server::Go2rtc, Server::Mediamtx] {
         let camsync = p95s.get(&(Policy::Camsync, server)).copied().flatten();
@@ -609,11 +848,11 @@ async fn sessions(per_group: usize, window: Duration) -> BenchResult<()> {
         for (g, (server, _)) in groups.iter().enumerate() {
             for i in 0..per_group {
                 let camera = Arc::new(SimCamera::start().await?);
-                site.streams.push((
+                site.streams.push(Stream::new(
                     format!("c{g}{i:02}"),
                     Some(*server),
                     camera,
-                    "stream".into(),
+                    "stream",
                 ));
             }
         }
@@ -634,7 +873,7 @@ async fn sessions(per_group: usize, window: Duration) -> BenchResult<()> {
     let counts = |site: &Site| -> Vec<(u64, u64)> {
         site.streams
             .iter()
-            .map(|s| (s.2.connections(), s.2.describe_count()))
+            .map(|s| (s.camera.connections(), s.camera.describe_count()))
             .collect()
     };
     let before: Vec<_> = sites.iter().map(counts).collect();
@@ -753,10 +992,15 @@ async fn load(paths: usize, window: Duration) -> BenchResult<()> {
     };
     for i in 0..paths {
         let camera = cameras[i % cameras.len()].clone();
-        site.streams
-            .push((format!("cam{i:04}"), None, camera, format!("s{i}")));
+        site.streams.push(Stream::new(
+            format!("cam{i:04}"),
+            None,
+            camera,
+            &format!("s{i}"),
+        ));
     }
     site.write_files("", |_| "viewing")?;
+    let (go2rtc, mtx) = site.sims()?;
     let log = std::fs::File::create(site.path("camsync.log"))?;
     let started = Instant::now();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_camsync"))
@@ -770,7 +1014,7 @@ async fn load(paths: usize, window: Duration) -> BenchResult<()> {
         .spawn()?;
     let pid = child.id();
     let synced = wait_until(Duration::from_secs(120), || {
-        site.go2rtc.stream_names().len() == paths && site.mtx.path_names().len() == paths
+        go2rtc.stream_names().len() == paths && mtx.path_names().len() == paths
     })
     .await;
     if !synced {
@@ -783,15 +1027,15 @@ async fn load(paths: usize, window: Duration) -> BenchResult<()> {
     let sync_cpu = cpu_time(pid, hz)?;
     tokio::time::sleep(SETTLE).await;
     let cpu0 = cpu_time(pid, hz)?;
-    let requests0 = site.go2rtc.request_count() + site.mtx.request_count();
-    let writes0 = site.go2rtc.write_count() + site.mtx.write_count();
+    let requests0 = go2rtc.request_count() + mtx.request_count();
+    let writes0 = go2rtc.write_count() + mtx.write_count();
     let conns0: u64 = cameras.iter().map(|c| c.connections()).sum();
     tokio::time::sleep(window).await;
     let cpu = cpu_time(pid, hz)? - cpu0;
     let rss = status_mib(pid, "VmRSS")?;
     let hwm = status_mib(pid, "VmHWM")?;
-    let requests = site.go2rtc.request_count() + site.mtx.request_count() - requests0;
-    let writes = site.go2rtc.write_count() + site.mtx.write_count() - writes0;
+    let requests = go2rtc.request_count() + mtx.request_count() - requests0;
+    let writes = go2rtc.write_count() + mtx.write_count() - writes0;
     let conns = cameras.iter().map(|c| c.connections()).sum::<u64>() - conns0;
     child.kill()?;
     child.wait()?;
@@ -841,12 +1085,22 @@ fn main() -> BenchResult<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let parts = std::env::var("CAMSYNC_BENCH_PARTS")
-            .unwrap_or_else(|_| "recovery,sessions,load".to_owned());
-        let n = env_number("CAMSYNC_BENCH_STREAMS", 20) as usize;
+        let real = real_servers();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Sessions and load count calls the simulators see; they run on the simulators only.
+        let parts = std::env::var("CAMSYNC_BENCH_PARTS").unwrap_or_else(|_| {
+            if real {
+                "recovery"
+            } else {
+                "recovery,sessions,load"
+            }
+            .to_owned()
+        });
+        let n = env_number("CAMSYNC_BENCH_STREAMS", if real { 10 } else { 20 }) as usize;
         let repeats = env_number("CAMSYNC_BENCH_REPEATS", 2);
         println!(
-            "camsync recovery benchmark, simulated servers and cameras on 127.0.0.1 ({parts})"
+            "camsync recovery benchmark, {} servers and simulated cameras on 127.0.0.1 ({parts})",
+            if real { "REAL" } else { "simulated" }
         );
         if parts.contains("recovery") {
             let mut outages: Vec<u64> = std::env::var("CAMSYNC_BENCH_OUTAGES")
@@ -860,7 +1114,7 @@ fn main() -> BenchResult<()> {
             for secs in outages {
                 // A long outage is made once per camera: each costs its whole length in wall time.
                 let repeats = if secs > 300 { 1 } else { repeats };
-                recovery(Duration::from_secs(secs), n, repeats).await?;
+                recovery(Duration::from_secs(secs), n, repeats, real).await?;
             }
         }
         if parts.contains("sessions") {

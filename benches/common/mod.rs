@@ -9,6 +9,22 @@ use camsync::profile::Profiles;
 use camsync::secret::Secret;
 use camsync::source::{Inventory, Record, validate_records};
 
+/// The real go2rtc and MediaMTX, started the way the tests start them (the module allows
+/// its own dead code).
+#[path = "../../tests/common/real.rs"]
+pub mod real;
+#[allow(dead_code)] // only the recovery benchmark taps its cameras
+pub mod tap;
+
+/// Whether the real servers' binaries are set (`CAMSYNC_GO2RTC_BIN` and
+/// `CAMSYNC_MEDIAMTX_BIN`): then the benchmarks that have a real-server mode run against them.
+#[allow(dead_code)] // not every benchmark has a real-server mode
+pub fn real_servers() -> bool {
+    ["CAMSYNC_GO2RTC_BIN", "CAMSYNC_MEDIAMTX_BIN"]
+        .iter()
+        .all(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+}
+
 /// The number in environment variable `name`, or `default` when it is unset or not a number.
 pub fn env_number<T: FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
