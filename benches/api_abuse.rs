@@ -15,19 +15,16 @@
 
 mod common;
 
-use common::{env_number, percentile, proc_status_kib};
+use common::{Daemon, env_number, percentile, proc_status_kib};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use camsync::daemon::{Status, Wiring, run_with};
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -198,16 +195,8 @@ async fn main() -> BenchResult<()> {
     }
     std::fs::write(dir.path().join("cameras.yaml"), inventory)?;
     let config = camsync::config::load(&dir.path().join("camsync.yaml"), &|_| None)?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (tx, mut status) = watch::channel(Status::default());
-    let shutdown = CancellationToken::new();
-    let wiring = Wiring {
-        status: tx,
-        api: Some(listener),
-    };
-    let daemon = tokio::spawn(run_with(config, shutdown.clone(), wiring));
-    tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| s.syncs >= 1)).await??;
+    let daemon = Daemon::start(config).await?;
+    let base = daemon.base.clone();
     let before = proc_status_kib("VmRSS");
     println!(
         "camsync API abuse benchmark: {cameras} cameras on go2rtc + MediaMTX (simulated, 127.0.0.1); RSS after start {before} KiB"
@@ -220,7 +209,6 @@ async fn main() -> BenchResult<()> {
         proc_status_kib("VmRSS"),
         proc_status_kib("VmHWM")
     );
-    shutdown.cancel();
-    daemon.await??;
+    daemon.stop().await?;
     Ok(())
 }

@@ -16,19 +16,16 @@
 
 mod common;
 
-use common::{env_number, percentile, proc_status_kib};
+use common::{Daemon, env_number, percentile, proc_status_kib};
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camsync::api::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
-use camsync::daemon::{Status, Wiring, run_with};
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Semaphore;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -150,19 +147,11 @@ async fn main() -> BenchResult<()> {
     let mut versions = vec![0; cameras];
     write_inventory(dir.path(), &versions)?;
     let config = camsync::config::load(&dir.path().join("camsync.yaml"), &|_| None)?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let daemon = Daemon::start(config).await?;
     let bench = Bench {
-        base: format!("http://{}", listener.local_addr()?),
+        base: daemon.base.clone(),
         http: reqwest::Client::new(),
     };
-    let (tx, mut status) = watch::channel(Status::default());
-    let shutdown = CancellationToken::new();
-    let wiring = Wiring {
-        status: tx,
-        api: Some(listener),
-    };
-    let daemon = tokio::spawn(run_with(config, shutdown.clone(), wiring));
-    tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| s.syncs >= 1)).await??;
     println!(
         "camsync webhook benchmark: {cameras} cameras on go2rtc + MediaMTX (simulated, 127.0.0.1); peak RSS after start {} KiB",
         proc_status_kib("VmHWM")
@@ -205,7 +194,7 @@ async fn main() -> BenchResult<()> {
     bench
         .resolve_all(first_id, first_id, Duration::from_secs(60))
         .await?;
-    let syncs_before = status.borrow().syncs;
+    let syncs_before = daemon.status.borrow().syncs;
     let rss_before = proc_status_kib("VmHWM");
     let bench = Arc::new(bench);
     let permits = Arc::new(Semaphore::new(SENDERS));
@@ -249,7 +238,7 @@ async fn main() -> BenchResult<()> {
             return Err(format!("cam{camera} is not at its last version {version}").into());
         }
     }
-    let syncs = status.borrow().syncs - syncs_before;
+    let syncs = daemon.status.borrow().syncs - syncs_before;
     println!(
         "burst: {burst} webhooks accepted in {:.2} s ({:.0}/s), all {burst} ids resolved to successful syncs after {:.2} s",
         accepted.as_secs_f64(),
@@ -264,7 +253,6 @@ async fn main() -> BenchResult<()> {
         rss_before,
         proc_status_kib("VmHWM")
     );
-    shutdown.cancel();
-    daemon.await??;
+    daemon.stop().await?;
     Ok(())
 }

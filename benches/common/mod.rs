@@ -86,3 +86,44 @@ pub fn proc_status_kib(field: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A `camsync run` in this process, its API on 127.0.0.1:0, past its first sync.
+#[allow(dead_code)] // only the benchmarks that drive the API start one
+pub struct Daemon {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    pub status: tokio::sync::watch::Receiver<camsync::daemon::Status>,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), camsync::app::AppError>>,
+}
+
+#[allow(dead_code)]
+impl Daemon {
+    pub async fn start(
+        config: camsync::config::Config,
+    ) -> Result<Daemon, Box<dyn std::error::Error + Send + Sync>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (tx, mut status) = tokio::sync::watch::channel(camsync::daemon::Status::default());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let wiring = camsync::daemon::Wiring {
+            status: tx,
+            api: Some(listener),
+        };
+        let task = tokio::spawn(camsync::daemon::run_with(config, shutdown.clone(), wiring));
+        tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| s.syncs >= 1)).await??;
+        Ok(Daemon {
+            base,
+            status,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Shuts it down; its error, if it stopped with one.
+    pub async fn stop(self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.shutdown.cancel();
+        self.task.await??;
+        Ok(())
+    }
+}

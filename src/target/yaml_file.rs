@@ -71,10 +71,23 @@ pub struct YamlFile {
     env_file: Option<PathBuf>,
     /// Serializes writes, and remembers the last one (MediaMTX's quiet second).
     last_write: Mutex<Option<Instant>>,
-    /// The same server's API, when configured: observed, and for MediaMTX used to recover.
-    observer: Option<Box<dyn Target>>,
-    /// MediaMTX's API, when configured: checks that a written file was loaded.
-    mediamtx_api: Option<Mediamtx>,
+    /// The same server's API, when configured: observed; MediaMTX's also recovers paths and
+    /// checks that a written file was loaded.
+    observer: Option<Observer>,
+}
+
+enum Observer {
+    Go2rtc(super::go2rtc::Go2rtc),
+    Mediamtx(Mediamtx),
+}
+
+impl Observer {
+    fn target(&self) -> &dyn Target {
+        match self {
+            Observer::Go2rtc(api) => api,
+            Observer::Mediamtx(api) => api,
+        }
+    }
 }
 
 /// One camera as the file will hold it.
@@ -101,14 +114,12 @@ impl YamlFile {
             target: config.name.clone(),
             detail: "no `path` configured".into(),
         })?;
-        let observer: Option<Box<dyn Target>> = match (&config.api, flavor) {
+        let observer = match (&config.api, flavor) {
             (None, _) => None,
-            (Some(_), Flavor::Go2rtc) => Some(Box::new(super::go2rtc::Go2rtc::new(config)?)),
-            (Some(_), Flavor::Mediamtx) => Some(Box::new(Mediamtx::new(config)?)),
-        };
-        let mediamtx_api = match (&config.api, flavor) {
-            (Some(_), Flavor::Mediamtx) => Some(Mediamtx::new(config)?),
-            _ => None,
+            (Some(_), Flavor::Go2rtc) => {
+                Some(Observer::Go2rtc(super::go2rtc::Go2rtc::new(config)?))
+            }
+            (Some(_), Flavor::Mediamtx) => Some(Observer::Mediamtx(Mediamtx::new(config)?)),
         };
         Ok(YamlFile {
             name: config.name.clone(),
@@ -118,7 +129,6 @@ impl YamlFile {
             env_file: config.env_file.clone(),
             last_write: Mutex::new(None),
             observer,
-            mediamtx_api,
         })
     }
 
@@ -323,7 +333,7 @@ impl YamlFile {
                 *last_write = Some(Instant::now());
             }
         }
-        if let Some(api) = &self.mediamtx_api
+        if let Some(Observer::Mediamtx(api)) = &self.observer
             && !changes.is_empty()
         {
             self.confirm_loaded(api, &edited, &mut last_write).await?;
@@ -486,7 +496,7 @@ impl Target for YamlFile {
     fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
         Box::pin(async {
             if let Some(observer) = &self.observer {
-                return observer.status().await;
+                return observer.target().status().await;
             }
             let names = self.names()?;
             Ok(names
@@ -497,7 +507,7 @@ impl Target for YamlFile {
     }
 
     fn can_recover(&self) -> bool {
-        self.observer.is_some() && self.flavor == Flavor::Mediamtx
+        matches!(self.observer, Some(Observer::Mediamtx(_)))
     }
 
     fn observes(&self) -> bool {
@@ -512,19 +522,19 @@ impl Target for YamlFile {
         restart: bool,
     ) -> BoxFuture<'a, Result<Applied, TargetError>> {
         Box::pin(async move {
-            match (&self.observer, self.flavor) {
-                (Some(api), Flavor::Mediamtx) => {
+            match &self.observer {
+                Some(Observer::Mediamtx(api)) => {
                     // The API path must be exactly what the file says, or a reload would replace it.
                     self.entry(camera).map_err(|reason| self.rejected(&camera.name, reason))?;
                     api.recover(camera, restart).await
                 }
-                (Some(_), Flavor::Go2rtc) => Err(self.rejected(
+                Some(Observer::Go2rtc(_)) => Err(self.rejected(
                     &camera.name,
                     "go2rtc-file streams are not recovered through go2rtc's API, which would write the \
                      expanded credentials into its file; restart go2rtc, or use a go2rtc API target"
                         .into(),
                 )),
-                (None, _) => Err(self.rejected(
+                None => Err(self.rejected(
                     &camera.name,
                     "set the target's `api:` to let camsync recover streams through the server's API".into(),
                 )),
