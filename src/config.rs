@@ -750,13 +750,18 @@ fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
     }
 }
 
+/// A server address as shown in an error: credentials masked, escaped, cut.
+fn shown_url(value: &str) -> String {
+    Echo(&crate::secret::redact(value)).to_string()
+}
+
 fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    let url =
-        url::Url::parse(&s.value).map_err(|e| format!("{} is not a URL: {e}", Echo(&s.value)))?;
+    let url = url::Url::parse(&s.value)
+        .map_err(|e| format!("{} is not a URL: {e}", shown_url(&s.value)))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
             "{} must be an http:// or https:// URL with a host",
-            Echo(&s.value)
+            shown_url(&s.value)
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -766,10 +771,13 @@ fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
 }
 
 fn parse_rtsp_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    let url =
-        url::Url::parse(&s.value).map_err(|e| format!("{} is not a URL: {e}", Echo(&s.value)))?;
+    let url = url::Url::parse(&s.value)
+        .map_err(|e| format!("{} is not a URL: {e}", shown_url(&s.value)))?;
     if !matches!(url.scheme(), "rtsp" | "rtsps") || url.host_str().is_none() {
-        return Err(format!("{:?} must be an rtsp:// URL with a host", s.value));
+        return Err(format!(
+            "{} must be an rtsp:// URL with a host",
+            shown_url(&s.value)
+        ));
     }
     Ok(url)
 }
@@ -814,6 +822,22 @@ resync: 30s
             Some("http://127.0.0.1:1984/")
         );
         assert!(!c.allow_mass_delete);
+    }
+
+    #[test]
+    fn a_refused_server_address_is_shown_without_its_password() {
+        for (key, value) in [
+            ("api", "ftp://admin:Sekrit-41@192.0.2.1/"),
+            ("api", "http://admin:Sekrit-41@[bad/"),
+            ("rtsp", "http://admin:Sekrit-41@192.0.2.1/"),
+        ] {
+            let text = format!(
+                "source:\n  file: c.yaml\ntargets:\n  - name: g\n    kind: go2rtc\n    api: http://127.0.0.1:1984\n    {key}: {value}\n"
+            )
+            .replacen("    api: http://127.0.0.1:1984\n    api:", "    api:", 1);
+            let e = err(&text);
+            assert!(e.contains(key) && !e.contains("Sekrit"), "{e}");
+        }
     }
 
     #[test]
