@@ -31,10 +31,10 @@ use crate::secret::redact;
 use crate::source::{Inventory, Rejection};
 
 /// Sync results kept for `GET /v1/syncs/{id}`, at most.
-pub const KEEP_SYNCS: usize = 1024;
+pub const KEEP_SYNCS: usize = 4096;
 /// Steps (one per camera and target) the kept results may hold together; the newest result is
 /// kept whatever its size.
-pub const KEEP_STEPS: usize = 20_000;
+pub const KEEP_STEPS: usize = 50_000;
 
 pub struct Activity {
     events: EventBus,
@@ -268,15 +268,15 @@ impl Activity {
         self.lock().requested
     }
 
-    pub fn inventory_loaded(&self, inventory: &Inventory) {
+    pub fn inventory_loaded(&self, inventory: Arc<Inventory>) {
         let (cameras, rejected) = (inventory.cameras.len(), inventory.rejected.len());
         {
             let mut inner = self.lock();
-            inner.inventory = Some(Arc::new(inventory.clone()));
-            inner.last_source_error = None;
             inner
                 .pairs
                 .retain(|(camera, _), _| inventory.cameras.contains_key(camera));
+            inner.inventory = Some(inventory);
+            inner.last_source_error = None;
         }
         self.metrics.inventory_loaded(cameras, rejected);
         self.publish(Event::InventoryLoaded { cameras, rejected });

@@ -49,7 +49,8 @@ pub enum AppError {
 /// Loads and validates the camera inventory the config points at, once, keeping this
 /// instance's shard of it (all of it when not sharded).
 pub async fn load_inventory(config: &Config) -> Result<Inventory, SourceError> {
-    Source::new(config).load().await
+    let inventory = Source::new(config).load().await?;
+    Ok(Arc::unwrap_or_clone(inventory))
 }
 
 /// How the ledger is opened.

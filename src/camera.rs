@@ -5,7 +5,8 @@
 //! and the reason. Credentials are held as [`Secret`]s and put into a source URL only by
 //! [`SourceUrl::expose`], at the moment a request is built.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -52,6 +53,40 @@ pub struct ValidationContext<'a> {
     pub profiles: &'a Profiles,
     /// Reads an environment variable; injectable for tests.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The password files read so far in this validation pass.
+    pub secret_files: SecretFiles,
+}
+
+impl<'a> ValidationContext<'a> {
+    pub fn new(
+        base_dir: &'a Path,
+        targets: &'a BTreeMap<String, TargetKind>,
+        profiles: &'a Profiles,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> ValidationContext<'a> {
+        ValidationContext {
+            base_dir,
+            targets,
+            profiles,
+            env,
+            secret_files: SecretFiles::default(),
+        }
+    }
+}
+
+/// Password files read during one validation pass: each is read once, however many cameras
+/// name it (a thousand cameras often share one).
+#[derive(Default)]
+pub struct SecretFiles(RefCell<HashMap<PathBuf, Result<Secret, String>>>);
+
+impl SecretFiles {
+    fn read(&self, path: PathBuf) -> Result<Secret, String> {
+        self.0
+            .borrow_mut()
+            .entry(path)
+            .or_insert_with_key(|path| crate::config::read_secret_file(path))
+            .clone()
+    }
 }
 
 /// A validated camera.
@@ -261,7 +296,9 @@ fn resolve_password(
                 "environment variable {var} (password_env) is not set or empty"
             ))),
         },
-        (None, None, Some(path)) => crate::config::read_secret_file(&ctx.base_dir.join(path))
+        (None, None, Some(path)) => ctx
+            .secret_files
+            .read(ctx.base_dir.join(path))
             .map(Some)
             .map_err(|e| missing(format!("password_file: {e}"))),
         _ => Err(CameraError::PasswordTwice {
@@ -479,12 +516,7 @@ mod tests {
         profiles: &'a Profiles,
         env: &'a dyn Fn(&str) -> Option<String>,
     ) -> ValidationContext<'a> {
-        ValidationContext {
-            base_dir: Path::new("."),
-            targets,
-            profiles,
-            env,
-        }
+        ValidationContext::new(Path::new("."), targets, profiles, env)
     }
 
     fn go2rtc_only() -> BTreeMap<String, TargetKind> {

@@ -358,8 +358,7 @@ impl Daemon {
                     rejected = fresh.rejected.len(),
                     "inventory loaded"
                 );
-                self.activity.inventory_loaded(&fresh);
-                let fresh = Arc::new(fresh);
+                self.activity.inventory_loaded(fresh.clone());
                 self.workers.publish(fresh.clone());
                 self.loaded = Some(fresh);
                 self.status.send_modify(|s| s.inventory_loads += 1);

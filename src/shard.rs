@@ -184,12 +184,7 @@ mod tests {
             [("go2rtc".to_string(), TargetKind::Go2rtc)].into();
         let profiles = Profiles::builtin();
         let env = |_: &str| None;
-        let ctx = ValidationContext {
-            base_dir: std::path::Path::new("."),
-            targets: &targets,
-            profiles: &profiles,
-            env: &env,
-        };
+        let ctx = ValidationContext::new(std::path::Path::new("."), &targets, &profiles, &env);
         let records = |order: &[String]| -> Vec<Record> {
             order
                 .iter()

@@ -14,18 +14,24 @@ pub const MAX_NODES: usize = 2_000_000;
 /// The most parser events in one document.
 pub const MAX_EVENTS: usize = 5_000_000;
 
-/// The parser's budget: its defaults, with [`MAX_NODES`] and [`MAX_EVENTS`].
-fn budget() -> serde_saphyr::Budget {
+/// The parser's budget: its defaults, with `max_nodes` and [`MAX_EVENTS`].
+fn budget(max_nodes: usize) -> serde_saphyr::Budget {
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_nodes = MAX_NODES;
+    budget.max_nodes = max_nodes;
     budget.max_events = MAX_EVENTS;
     budget
 }
 
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    from_str_within(text, MAX_NODES)
+}
+
+/// [`from_str`] for a part of a document, which may hold at most `max_nodes` of the whole
+/// document's [`MAX_NODES`].
+pub fn from_str_within<T: DeserializeOwned>(text: &str, max_nodes: usize) -> Result<T, String> {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
-    options.budget = Some(budget());
+    options.budget = Some(budget(max_nodes));
     serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let message = e.to_string();
         if message.contains("budget breached") {

@@ -125,13 +125,13 @@ fn parse_config(text: &str, path: &Path, env: &Env) -> Config {
 fn inventory(config: &Config, host_file: &Path, env: &Env) -> Inventory {
     let targets = config.target_kinds();
     let env_fn = |name: &str| env.get(name);
-    let ctx = ValidationContext {
-        base_dir: host_file.parent().unwrap(),
-        targets: &targets,
-        profiles: &config.profiles,
-        env: &env_fn,
-    };
-    file::load(host_file, &ctx).unwrap_or_else(|e| panic!("{e}"))
+    let ctx = ValidationContext::new(
+        host_file.parent().unwrap(),
+        &targets,
+        &config.profiles,
+        &env_fn,
+    );
+    file::load(host_file, &ctx, &mut Default::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn assert_no_rejection(inventory: &Inventory, what: &str) {

@@ -44,13 +44,13 @@ fn parse_inventory(text: &str) {
     ]
     .into();
     let profiles = Profiles::builtin();
-    let ctx = ValidationContext {
-        base_dir: Path::new("/nonexistent"),
-        targets: &targets,
-        profiles: &profiles,
-        env: &|_| None,
-    };
-    match file::parse(text, Path::new("cameras.yaml"), &ctx) {
+    let ctx = ValidationContext::new(Path::new("/nonexistent"), &targets, &profiles, &|_| None);
+    match file::parse(
+        text,
+        Path::new("cameras.yaml"),
+        &ctx,
+        &mut Default::default(),
+    ) {
         Ok(inventory) => {
             for r in &inventory.rejected {
                 no_forged_lines(&r.reason);

@@ -49,12 +49,7 @@ pub fn inventory(
 ) -> Inventory {
     let targets = targets.iter().cloned().collect();
     let profiles = Profiles::builtin();
-    let ctx = ValidationContext {
-        base_dir: std::path::Path::new("."),
-        targets: &targets,
-        profiles: &profiles,
-        env: &|_| None,
-    };
+    let ctx = ValidationContext::new(std::path::Path::new("."), &targets, &profiles, &|_| None);
     let records = names
         .into_iter()
         .enumerate()

@@ -2,6 +2,7 @@
 //! (`GET /v1/syncs/{id}`) and the dry-run plan.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Json;
@@ -115,7 +116,7 @@ async fn check_known(state: &ApiState, names: &[String]) -> Result<(), ApiError>
     )))
 }
 
-async fn read_source(state: &ApiState) -> Result<Inventory, ApiError> {
+async fn read_source(state: &ApiState) -> Result<Arc<Inventory>, ApiError> {
     state
         .source
         .load()

@@ -4,34 +4,33 @@
 //! renaming a new file over the old one, which a watch on the old inode would miss.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 use tokio::sync::mpsc;
 
+use super::file_entries::{Entry, EntryCache, RawInventory};
 use super::{Inventory, Record, SourceError, validate_records};
 use crate::camera::{CameraSpec, ValidationContext};
 
 /// How long the file must be quiet before a change is reported: editors write in bursts.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInventory {
-    cameras: Vec<Spanned<serde_json::Value>>,
-}
-
-/// Reads and validates the inventory file.
-pub fn load(path: &Path, ctx: &ValidationContext<'_>) -> Result<Inventory, SourceError> {
+/// Reads and validates the inventory file, parsing only the entries `cache` has not seen.
+pub fn load(
+    path: &Path,
+    ctx: &ValidationContext<'_>,
+    cache: &mut EntryCache,
+) -> Result<Inventory, SourceError> {
     let text = crate::bounded_read::read_to_string(path, crate::bounded_read::INVENTORY_LIMIT)
         .map_err(|source| SourceError::Read {
             path: path.to_owned(),
             source,
         })?;
-    parse(&text, path, ctx)
+    parse(&text, path, ctx, cache)
 }
 
 /// Validates inventory text as if read from `path`.
@@ -39,6 +38,7 @@ pub fn parse(
     text: &str,
     path: &Path,
     ctx: &ValidationContext<'_>,
+    cache: &mut EntryCache,
 ) -> Result<Inventory, SourceError> {
     let parse_error = |message: String| SourceError::Parse {
         path: path.to_owned(),
@@ -50,23 +50,29 @@ pub fn parse(
             "the file is empty (write `cameras: []` to mean no cameras)".into(),
         ));
     }
-    let raw: RawInventory = crate::yaml::from_str(text).map_err(parse_error)?;
-    let records = raw
-        .cameras
+    let entries = match cache.entries(text) {
+        Some(entries) => entries,
+        None => {
+            let raw: RawInventory = crate::yaml::from_str(text).map_err(parse_error)?;
+            raw.cameras
+                .into_iter()
+                .map(|entry| Entry {
+                    line: entry.referenced.line(),
+                    value: Arc::new(entry.value),
+                })
+                .collect()
+        }
+    };
+    let records = entries
         .into_iter()
-        .map(|entry| {
-            let location = format!("{}:{}", path.display(), entry.referenced.line());
-            let name = entry
+        .map(|entry| Record {
+            location: format!("{}:{}", path.display(), entry.line),
+            name: entry
                 .value
                 .get("name")
                 .and_then(|n| n.as_str())
-                .map(str::to_owned);
-            let spec = serde_json::from_value::<CameraSpec>(entry.value).map_err(|e| e.to_string());
-            Record {
-                location,
-                name,
-                spec,
-            }
+                .map(str::to_owned),
+            spec: CameraSpec::deserialize(&*entry.value).map_err(|e| e.to_string()),
         })
         .collect();
     Ok(validate_records(records, ctx))
@@ -150,13 +156,13 @@ mod tests {
             [("go2rtc".to_string(), TargetKind::Go2rtc)].into();
         let profiles = Profiles::builtin();
         let env = |v: &str| (v == "PW").then(|| "pw".to_string());
-        let ctx = ValidationContext {
-            base_dir: Path::new("."),
-            targets: &targets,
-            profiles: &profiles,
-            env: &env,
-        };
-        parse(text, Path::new("cams.yaml"), &ctx)
+        let ctx = ValidationContext::new(Path::new("."), &targets, &profiles, &env);
+        parse(
+            text,
+            Path::new("cams.yaml"),
+            &ctx,
+            &mut EntryCache::default(),
+        )
     }
 
     #[test]

@@ -12,11 +12,13 @@
 
 pub mod columns;
 pub mod file;
+mod file_entries;
 pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -26,7 +28,7 @@ use crate::config::{Config, SourceConfig, TargetKind};
 use crate::profile::Profiles;
 
 /// The desired state: valid cameras by name, and the records that were rejected.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {
     pub cameras: BTreeMap<String, Camera>,
     pub rejected: Vec<Rejection>,
@@ -121,14 +123,17 @@ pub struct Source {
     profiles: Profiles,
     shard: Option<crate::shard::Shard>,
     /// The valid cameras of the last successful read.
-    last_good: std::sync::Mutex<BTreeMap<String, Camera>>,
+    last_good: std::sync::Mutex<Option<Arc<Inventory>>>,
     /// Config `max_cameras`, and the config file that sets it.
     max_cameras: usize,
     config_path: PathBuf,
 }
 
 enum Kind {
-    File(PathBuf),
+    File {
+        path: PathBuf,
+        entries: std::sync::Mutex<file_entries::EntryCache>,
+    },
     Sqlite(sqlite::Sqlite),
     Postgres(postgres::Postgres),
 }
@@ -137,7 +142,13 @@ impl Source {
     pub fn new(config: &Config) -> Source {
         let dir_of = |path: &Path| path.parent().unwrap_or(Path::new(".")).to_owned();
         let (kind, base_dir) = match &config.source {
-            SourceConfig::File(path) => (Kind::File(path.clone()), dir_of(path)),
+            SourceConfig::File(path) => (
+                Kind::File {
+                    path: path.clone(),
+                    entries: Default::default(),
+                },
+                dir_of(path),
+            ),
             SourceConfig::Sqlite(c) => (
                 Kind::Sqlite(sqlite::Sqlite::new(c.path.clone(), c.query.clone(), c.poll)),
                 dir_of(&config.path),
@@ -162,9 +173,12 @@ impl Source {
     /// Reads and validates the inventory. An error means "keep the last good one".
     /// Only this instance's shard is kept (everything when not sharded). A camera rejected now
     /// that was valid at the last read keeps that version.
-    pub async fn load(&self) -> Result<Inventory, SourceError> {
+    pub async fn load(&self) -> Result<Arc<Inventory>, SourceError> {
         let inventory = match &self.kind {
-            Kind::File(path) => file::load(path, &self.context())?,
+            Kind::File { path, entries } => {
+                let mut entries = entries.lock().unwrap_or_else(PoisonError::into_inner);
+                file::load(path, &self.context(), &mut entries)?
+            }
             Kind::Sqlite(db) => validate_records(db.read().await?, &self.context()),
             Kind::Postgres(db) => validate_records(db.read().await?, &self.context()),
         };
@@ -173,7 +187,7 @@ impl Source {
         if count > self.max_cameras {
             return Err(SourceError::TooMany {
                 inventory: match &self.kind {
-                    Kind::File(path) => path.display().to_string(),
+                    Kind::File { path, .. } => path.display().to_string(),
                     Kind::Sqlite(db) => db.label(),
                     Kind::Postgres(db) => db.label(),
                 },
@@ -185,26 +199,33 @@ impl Source {
         let mut last_good = self
             .last_good
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inventory.keep_last_good(&last_good);
-        last_good.clone_from(&inventory.cameras);
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(last_good) = last_good.as_ref() {
+            inventory.keep_last_good(&last_good.cameras);
+            if inventory == **last_good {
+                // Unchanged: the syncs a burst of webhooks starts share one copy.
+                return Ok(last_good.clone());
+            }
+        }
+        let inventory = Arc::new(inventory);
+        *last_good = Some(inventory.clone());
         Ok(inventory)
     }
 
     fn context(&self) -> ValidationContext<'_> {
-        ValidationContext {
-            base_dir: &self.base_dir,
-            targets: &self.targets,
-            profiles: &self.profiles,
-            env: &crate::app::process_env,
-        }
+        ValidationContext::new(
+            &self.base_dir,
+            &self.targets,
+            &self.profiles,
+            &crate::app::process_env,
+        )
     }
 
     /// Starts watching for changes: the file's directory, or the database's change signal.
     pub fn changes(&self) -> Result<Changes, SourceError> {
         let cancel = CancellationToken::new();
         let rx = match &self.kind {
-            Kind::File(path) => {
+            Kind::File { path, .. } => {
                 let (watch, rx) = file::watch(path)?;
                 return Ok(Changes {
                     rx: Some(rx),
@@ -298,4 +319,48 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
         }
     }
     inventory
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_inventory_is_one_shared_copy_and_a_change_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cameras = dir.path().join("cameras.yaml");
+        let one = "cameras:\n  - name: a\n    url: rtsp://127.0.0.1/a\n";
+        write(&cameras, one);
+        write(
+            &dir.path().join("camsync.yaml"),
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: g\n    kind: go2rtc\n    api: http://127.0.0.1:1984\n",
+        );
+        let config = crate::config::load(&dir.path().join("camsync.yaml"), &|_| None).unwrap();
+        let source = Source::new(&config);
+
+        let first = source.load().await.unwrap();
+        let again = source.load().await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "an unchanged re-read is shared"
+        );
+
+        write(
+            &cameras,
+            &format!("{one}  - name: b\n    url: rtsp://127.0.0.1/b\n"),
+        );
+        let changed = source.load().await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &changed));
+        assert_eq!(
+            changed.cameras.keys().collect::<Vec<_>>(),
+            ["a", "b"],
+            "the added entry is read"
+        );
+        write(&cameras, one);
+        assert_eq!(source.load().await.unwrap().cameras.len(), 1);
+    }
 }
