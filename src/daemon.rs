@@ -39,6 +39,9 @@ use crate::source::{Changes, Inventory, Source};
 /// How long the daemon's tasks get to finish after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a requested sync waits for the last one to finish before it starts anyway.
+pub const COALESCE: Duration = Duration::from_millis(25);
+
 /// What the daemon has done so far; readable while it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
@@ -246,6 +249,9 @@ async fn run_loop(
         status,
         loaded: None,
         finishing: None,
+        started: 0,
+        last_start: None,
+        written: watch::Sender::new(0),
     };
     tracing::info!(config = %config.path.display(), targets = config.targets.len(), resync = ?config.resync, "camsync running");
     daemon
@@ -266,6 +272,7 @@ async fn run_loop(
                 daemon.reload_and_sync(Asked::default(), Priority::Change).await;
             },
             _ = daemon.activity.sync_requested() => {
+                daemon.gather_requests().await;
                 daemon.reload_and_sync(Asked::default(), Priority::Change).await;
             }
             _ = resync.tick() => {
@@ -295,9 +302,27 @@ struct Daemon {
     loaded: Option<Arc<Inventory>>,
     /// The last sync started, until it has finished.
     finishing: Option<tokio::task::JoinHandle<()>>,
+    /// Syncs started, when the last one started, and the latest whose writes are done.
+    started: u64,
+    last_start: Option<tokio::time::Instant>,
+    written: watch::Sender<u64>,
 }
 
 impl Daemon {
+    /// While the last sync is still writing, lets requests gather until its writes are done or
+    /// [`COALESCE`] has passed since it started. A burst of webhooks then costs a re-read of the
+    /// source every `COALESCE` at most, a webhook after a quiet spell starts at once, and a hung
+    /// server holds back the others' changes by no more than `COALESCE`.
+    async fn gather_requests(&self) {
+        let Some(last_start) = self.last_start else {
+            return;
+        };
+        let started = self.started;
+        let mut written = self.written.subscribe();
+        let done = written.wait_for(|&w| w >= started);
+        let _ = tokio::time::timeout_at(last_start + COALESCE, done).await;
+    }
+
     /// Reads the inventory again and enqueues a sync: of everything when `asked` (or a pending
     /// request) says so, else of the cameras that changed or were named.
     async fn reload_and_sync(&mut self, asked: Asked, priority: Priority) {
@@ -308,6 +333,8 @@ impl Daemon {
             return;
         };
         let (ticket, requested) = self.activity.sync_started();
+        self.started += 1;
+        self.last_start = Some(tokio::time::Instant::now());
         let everything = asked.everything || requested.everything || before.is_none();
         let mut names: BTreeSet<String> = asked.cameras;
         names.extend(requested.cameras);
@@ -320,16 +347,19 @@ impl Daemon {
             self.workers.converge(&names, priority, Some(ticket.sync()))
         };
         let covered = (!everything).then_some(names);
-        let (activity, status, workers) = (
+        let (activity, status, workers, written, index) = (
             self.activity.clone(),
             self.status.clone(),
             self.workers.clone(),
+            self.written.clone(),
+            self.started,
         );
         // Syncs finish in the order they started: one with nothing to do does not count as done
         // before the start-up sync still writing ahead of it.
         let earlier = self.finishing.take();
         self.finishing = Some(tokio::spawn(async move {
             work.wait().await;
+            written.send_modify(|w| *w = (*w).max(index));
             if let Some(earlier) = earlier {
                 let _ = earlier.await;
             }

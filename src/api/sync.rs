@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, body};
 use crate::activity::Lookup;
+use crate::echo::{Echo, Message};
 use crate::reconcile::report::SyncReport;
 use crate::source::Inventory;
 
@@ -57,22 +58,43 @@ pub async fn webhook(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let raw = body(raw)?;
     state.auth.webhook(&headers, &raw, SystemTime::now())?;
-    let changed: CameraChanged = serde_json::from_slice(&raw).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "invalid JSON body ({e}); send {{\"name\": \"front_door\"}}, {{\"names\": [...]}} or {{}}"
-        ))
-    })?;
-    let names = match (changed.name, changed.names) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "give `name` or `names`, not both".into(),
-            ));
-        }
-        (Some(name), None) => vec![name],
-        (None, names) => names.unwrap_or_default(),
-    };
+    let names = changed_cameras(&raw).map_err(ApiError::BadRequest)?;
     check_known(&state, &names).await?;
     Ok(accepted(&state, names))
+}
+
+/// The cameras a webhook body names (empty: every camera), or why the body is refused; the
+/// reason quotes the body only escaped and cut.
+fn changed_cameras(raw: &[u8]) -> Result<Vec<String>, String> {
+    let changed: CameraChanged = serde_json::from_slice(raw).map_err(|e| {
+        format!(
+            "invalid JSON body ({}); send {{\"name\": \"front_door\"}}, {{\"names\": [...]}} or {{}}",
+            Message(&e.to_string())
+        )
+    })?;
+    match (changed.name, changed.names) {
+        (Some(_), Some(_)) => Err("give `name` or `names`, not both".into()),
+        (Some(name), None) => Ok(vec![name]),
+        (None, names) => Ok(names.unwrap_or_default()),
+    }
+}
+
+/// How many unknown names an error lists before it only counts the rest.
+const UNKNOWN_SHOWN: usize = 5;
+
+fn unknown_cameras(unknown: &[&String]) -> String {
+    let mut list: Vec<String> = unknown
+        .iter()
+        .take(UNKNOWN_SHOWN)
+        .map(|n| Echo(n).to_string())
+        .collect();
+    if unknown.len() > UNKNOWN_SHOWN {
+        list.push(format!("and {} more", unknown.len() - UNKNOWN_SHOWN));
+    }
+    format!(
+        "unknown camera {}: not in the camera inventory and not owned by camsync on any target",
+        list.join(", ")
+    )
 }
 
 pub async fn sync_now(State(state): State<ApiState>) -> (StatusCode, Json<Accepted>) {
@@ -109,11 +131,7 @@ async fn check_known(state: &ApiState, names: &[String]) -> Result<(), ApiError>
     if unknown.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = unknown.iter().map(|n| format!("{n:?}")).collect();
-    Err(ApiError::BadRequest(format!(
-        "unknown camera {}: not in the camera inventory and not owned by camsync on any target",
-        list.join(", ")
-    )))
+    Err(ApiError::BadRequest(unknown_cameras(&unknown)))
 }
 
 async fn read_source(state: &ApiState) -> Result<Arc<Inventory>, ApiError> {
@@ -176,4 +194,80 @@ pub async fn result(
 pub async fn plan(State(state): State<ApiState>) -> Result<Json<SyncReport>, ApiError> {
     let inventory = read_source(&state).await?;
     Ok(Json(state.plan.plan(&inventory).await))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn one_bounded_line(text: &str) -> bool {
+        !text.chars().any(char::is_control) && text.chars().count() < 1_500
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever a caller posts, the body is read or refused with one short line.
+        #[test]
+        fn any_body_is_read_or_refused_in_one_short_line(
+            raw in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..2048),
+                "\\{(\"(name|names|nonce|x)\": ?(\"[^\"]{0,3000}\"|\\[\\]|null|1|\\{\\}),? ?){0,3}\\}"
+                    .prop_map(String::into_bytes),
+            ],
+        ) {
+            if let Err(reason) = changed_cameras(&raw) {
+                prop_assert!(one_bounded_line(&reason), "{reason}");
+            }
+        }
+
+        /// The names a body gives are the names a sync is asked for, byte for byte.
+        #[test]
+        fn the_names_sent_are_the_names_synced(
+            names in proptest::collection::vec(any::<String>(), 0..20),
+            nonce in any::<Option<String>>(),
+        ) {
+            let body = serde_json::json!({"names": names, "nonce": nonce}).to_string();
+            prop_assert_eq!(changed_cameras(body.as_bytes()), Ok(names.clone()));
+            if let Some(first) = names.first() {
+                let body = serde_json::json!({"name": first}).to_string();
+                prop_assert_eq!(changed_cameras(body.as_bytes()), Ok(vec![first.clone()]));
+            }
+        }
+
+        /// Refusing unknown names never echoes a forged line or a whole 64 KiB body.
+        #[test]
+        fn unknown_names_are_reported_in_one_short_line(
+            names in proptest::collection::vec(any::<String>(), 1..50),
+        ) {
+            let refs: Vec<&String> = names.iter().collect();
+            let message = unknown_cameras(&refs);
+            prop_assert!(one_bounded_line(&message), "{message}");
+            let more = names.len().saturating_sub(UNKNOWN_SHOWN);
+            prop_assert_eq!(message.contains(&format!("and {more} more")), more > 0);
+        }
+    }
+
+    #[test]
+    fn name_and_names_together_or_the_wrong_shape_are_refused() {
+        assert!(changed_cameras(br#"{"name": "a", "names": ["b"]}"#).is_err());
+        assert!(changed_cameras(br#"{"camera": "a"}"#).is_err());
+        assert!(changed_cameras(br#"["a"]"#).is_err());
+        assert_eq!(changed_cameras(b"{}"), Ok(vec![]));
+        let long = format!(r#"{{"name": 1, "x": "{}"}}"#, "y\n".repeat(40_000));
+        let reason = changed_cameras(long.as_bytes()).unwrap_err();
+        assert!(one_bounded_line(&reason), "{reason}");
+        let forged = changed_cameras(br#"{"a\r\nX-Forged: 1": 1}"#).unwrap_err();
+        assert!(forged.contains(r"a\r\nX-Forged"), "{forged}");
+        assert!(one_bounded_line(&forged), "{forged}");
+        let long_name = "n".repeat(60_000);
+        let message = unknown_cameras(&[&long_name]);
+        assert!(one_bounded_line(&message), "{}", message.len());
+    }
 }

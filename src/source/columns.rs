@@ -9,6 +9,7 @@
 
 use super::{Record, SourceError};
 use crate::camera::CameraSpec;
+use crate::echo::Echo;
 use crate::profile::MediamtxFields;
 use crate::secret::Secret;
 
@@ -181,7 +182,7 @@ impl Columns {
         let location = match self.id.and_then(|i| cells.get(i)) {
             Some(Cell::Int(id)) => format!("{} row {number} (id {id})", self.database),
             Some(Cell::Text(id)) if !id.is_empty() => {
-                format!("{} row {number} (id {id:?})", self.database)
+                format!("{} row {number} (id {})", self.database, Echo(id))
             }
             _ => format!("{} row {number}", self.database),
         };
@@ -340,6 +341,8 @@ fn object(column: &str, cell: Cell) -> Result<MediamtxFields, String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const QUERY: &str = "SELECT * FROM cameras";
@@ -508,5 +511,121 @@ mod tests {
             .unwrap();
         assert_eq!(spec.mediamtx.unwrap()["maxReaders"], 4);
         assert_eq!(spec.targets, Some(vec!["go2rtc".to_string()]));
+    }
+
+    /// Any value a database may return, its text marked so that a message quoting it shows.
+    fn any_cell() -> impl Strategy<Value = Cell> {
+        let marked = || "[a-z0-9 \r\n]{0,12}".prop_map(|t| format!("VALUE-{t}"));
+        prop_oneof![
+            Just(Cell::Null),
+            any::<bool>().prop_map(Cell::Bool),
+            any::<i64>().prop_map(Cell::Int),
+            any::<f64>().prop_map(Cell::Real),
+            marked().prop_map(Cell::Text),
+            Just(Cell::Text(String::new())),
+            proptest::sample::select(vec![
+                "0",
+                "1",
+                "true",
+                "no",
+                "go2rtc, mediamtx",
+                "{}",
+                "{\"maxReaders\": 2}",
+                "[1]",
+                "{",
+            ])
+            .prop_map(|t| Cell::Text(t.into())),
+            marked().prop_map(|t| Cell::Json(serde_json::json!({ "k": t }))),
+            marked().prop_map(|t| Cell::Json(serde_json::json!([t]))),
+            proptest::collection::vec(marked(), 0..3).prop_map(Cell::List),
+            Just(Cell::Blob),
+            Just(Cell::Other("tsvector".into())),
+        ]
+    }
+
+    const COLUMNS: [&str; 16] = [
+        "name",
+        "NAME",
+        "url",
+        "url_sub",
+        "Url_Main",
+        "id",
+        "username",
+        "password",
+        "password_env",
+        "password_file",
+        "profile",
+        "enabled",
+        "targets",
+        "mediamtx",
+        "shard",
+        "codec",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 1024,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever columns a query returns and whatever their rows hold, each row is a record
+        /// or a rejection of that row alone, and no rejection or location quotes a value.
+        #[test]
+        fn any_row_is_a_record_or_a_rejection_that_quotes_no_value(
+            picked in proptest::collection::vec(proptest::sample::select(COLUMNS.to_vec()), 1..10),
+            cells in proptest::collection::vec(any_cell(), 0..12),
+        ) {
+            let Ok(c) = columns(&picked) else { return Ok(()) };
+            let record = c.record(7, cells);
+            prop_assert!(record.location.starts_with("cams.db row 7"), "{}", record.location);
+            prop_assert!(!record.location.contains(['\r', '\n']), "{}", record.location);
+            if let Err(reason) = record.spec {
+                prop_assert!(!reason.contains("VALUE-"), "{reason}");
+                prop_assert!(!reason.contains(['\r', '\n']), "{reason}");
+            }
+        }
+
+        /// A well-typed row comes out as the camera it describes, field for field.
+        #[test]
+        fn a_well_typed_row_is_the_camera_it_describes(
+            name in "[a-z0-9_]{1,20}",
+            urls in proptest::collection::vec("rtsp://127\\.0\\.0\\.1/[a-z0-9/]{0,20}", 1..4),
+            username in proptest::option::of("[ -~]{1,20}"),
+            password in proptest::option::of("[ -~]{1,20}"),
+            enabled in proptest::option::of(any::<bool>()),
+            shard in proptest::option::of(0u32..64),
+            targets in proptest::option::of(proptest::collection::vec("[a-z0-9]{1,8}", 1..3)),
+        ) {
+            let mut names = vec!["name".to_string()];
+            let mut row = vec![text(&name)];
+            for (i, url) in urls.iter().enumerate() {
+                names.push(if i == 0 { "url".into() } else { format!("url_{i}") });
+                row.push(text(url));
+            }
+            let optional = |value: Option<Cell>| value.unwrap_or(Cell::Null);
+            names.extend(["username", "password", "enabled", "shard", "targets"].map(String::from));
+            row.push(optional(username.as_deref().map(text)));
+            row.push(optional(password.as_deref().map(text)));
+            row.push(optional(enabled.map(Cell::Bool)));
+            row.push(optional(shard.map(|n| Cell::Int(n.into()))));
+            row.push(optional(targets.as_ref().map(|t| text(&t.join(", ")))));
+            let c = columns(&names.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+            let record = c.record(1, row);
+            prop_assert_eq!(record.name.as_deref(), Some(name.as_str()));
+            let spec = record.spec.unwrap();
+            prop_assert_eq!(&spec.name, &name);
+            let read_urls = spec.url.map(|u| vec![u]).or(spec.urls).unwrap();
+            prop_assert_eq!(read_urls, urls);
+            // An empty text is "not set", as a NULL is.
+            prop_assert_eq!(spec.username, username.filter(|u| !u.is_empty()));
+            prop_assert_eq!(
+                spec.password.as_ref().map(|p| p.expose().to_owned()),
+                password.filter(|p| !p.is_empty())
+            );
+            prop_assert_eq!(spec.enabled, enabled);
+            prop_assert_eq!(spec.shard, shard);
+            prop_assert_eq!(spec.targets, targets);
+        }
     }
 }
