@@ -123,6 +123,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::test_support::cases(256))]
+
         #[test]
         fn an_echo_is_one_short_printable_line(value in ".*") {
             let shown = echo(&value);

@@ -28,5 +28,7 @@ pub mod sim;
 pub mod source;
 pub mod status;
 pub mod target;
+#[cfg(test)]
+mod test_support;
 mod yaml;
 pub mod yaml_edit;

@@ -131,11 +131,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 512,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::cases(512))]
 
         /// Whatever a peer sends, reading ends, with heads within the bounds; a well-formed
         /// answer is read whole.

@@ -207,11 +207,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 512,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::cases(512))]
 
         /// Whatever a caller posts, the body is read or refused with one short line.
         #[test]

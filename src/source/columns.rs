@@ -563,11 +563,7 @@ mod tests {
     ];
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 1024,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::cases(1024))]
 
         /// Whatever columns a query returns and whatever their rows hold, each row is a record
         /// or a rejection of that row alone, and no rejection or location quotes a value.

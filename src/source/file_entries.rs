@@ -281,11 +281,7 @@ mod tests {
     ];
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 2048,
-            failure_persistence: None,
-            ..Default::default()
-        })]
+        #![proptest_config(crate::test_support::cases(2048))]
 
         #[test]
         fn entries_never_read_differently_from_the_whole_document(
