@@ -2,6 +2,9 @@
 //! CI in bounded time): the config and the inventory file never panic, and what they say back
 //! never carries a raw control character that could forge a line of output.
 
+#[path = "../src/test_support.rs"]
+mod test_support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -69,11 +72,7 @@ fn parse_config(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 512,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::test_support::cases(512))]
 
     #[test]
     fn a_mangled_inventory_is_read_or_refused_never_a_panic(text in mangled(INVENTORY)) {
@@ -162,11 +161,7 @@ impl Hostile {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::test_support::cases(64))]
 
     /// A server answering anything (JSON-shaped or not, any status) is an error or a
     /// listing, never a panic, and its words reach camsync's messages escaped.

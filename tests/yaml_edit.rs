@@ -9,6 +9,9 @@
 //! Set `UPDATE_GOLDEN=1` to rewrite the expected files after an intended change, then review
 //! the diff.
 
+#[path = "../src/test_support.rs"]
+mod test_support;
+
 use camsync::yaml_edit::{Change, Document, EditError};
 use serde_json::{Value, json};
 
@@ -1392,11 +1395,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 256,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::cases(256))]
 
         /// Whatever the string, it is written so that it reads back as itself, as a value and
         /// as a key (stream and path names).
@@ -1419,11 +1418,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 64,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_support::cases(64))]
 
         #[test]
         fn random_edits_keep_user_bytes_and_converge(
