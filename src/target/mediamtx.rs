@@ -30,6 +30,8 @@ use crate::profile::is_duration_field;
 /// Paths per page when listing: the API's maximum is not documented; 1,000 keeps a page of a
 /// large site around 2 MB.
 const PAGE_SIZE: usize = 1000;
+/// Up to this many paths are checked one GET each; more, with one paged list.
+const ONE_BY_ONE: usize = 8;
 
 pub struct Mediamtx {
     api: ApiClient,
@@ -181,17 +183,40 @@ impl Mediamtx {
 
     /// Whether the server's configuration of path `name` is `want` (the fields given, as
     /// MediaMTX normalises them), or has no such path for `None`.
-    pub(crate) async fn holds(
+    async fn holds(
         &self,
         name: &str,
         want: Option<&Map<String, Value>>,
     ) -> Result<bool, TargetError> {
         let current = self.current(&format!("check path {name:?}"), name).await?;
-        Ok(match (want, current) {
-            (Some(want), Some(current)) => changed_fields(want, &current).is_empty(),
-            (None, None) => true,
-            _ => false,
-        })
+        Ok(is_as_wanted(want, current.as_ref()))
+    }
+
+    /// Whether the server holds every `expected` path (its fields given, as MediaMTX
+    /// normalises them; `None`: no such path). Many paths are checked with one paged list
+    /// of their configurations, a few with one GET each.
+    pub(crate) async fn holds_all(
+        &self,
+        expected: &BTreeMap<String, Option<Map<String, Value>>>,
+    ) -> Result<bool, TargetError> {
+        if expected.len() <= ONE_BY_ONE {
+            for (name, want) in expected {
+                if !self.holds(name, want.as_ref()).await? {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        let listed: Vec<Map<String, Value>> = self
+            .all_pages("check paths", "v3/config/paths/list")
+            .await?;
+        let current: BTreeMap<&str, &Map<String, Value>> = listed
+            .iter()
+            .filter_map(|config| Some((config.get("name")?.as_str()?, config)))
+            .collect();
+        Ok(expected
+            .iter()
+            .all(|(name, want)| is_as_wanted(want.as_ref(), current.get(name.as_str()).copied())))
     }
 
     async fn upsert_path(&self, camera: &Camera) -> Result<Applied, TargetError> {
@@ -264,6 +289,15 @@ impl Mediamtx {
 }
 
 /// The desired fields whose value differs from the server's.
+/// Whether a path's `current` configuration is `want` (`None`: the path must not exist).
+fn is_as_wanted(want: Option<&Map<String, Value>>, current: Option<&Map<String, Value>>) -> bool {
+    match (want, current) {
+        (Some(want), Some(current)) => changed_fields(want, current).is_empty(),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 fn changed_fields(
     desired: &Map<String, Value>,
     current: &Map<String, Value>,
@@ -365,6 +399,66 @@ mod tests {
         assert_eq!(
             changed_fields(&source, &current),
             map(json!({"source": "rtsp://h/y"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn many_paths_are_checked_with_one_list_and_any_difference_is_seen() {
+        use std::time::Duration;
+
+        use crate::config::TargetKind;
+        use crate::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+        let sim = MediamtxSim::start(MediamtxSimOptions::default())
+            .await
+            .unwrap();
+        let api = Mediamtx::new(&TargetConfig {
+            name: "m".into(),
+            kind: TargetKind::Mediamtx,
+            api: Some(sim.api_url().parse().unwrap()),
+            rtsp: None,
+            username: None,
+            password: None,
+            timeout: Duration::from_secs(5),
+            path: None,
+            inline_credentials: false,
+            env_file: None,
+            max_writes_per_minute: None,
+            max_in_flight: 1,
+        })
+        .unwrap();
+        let source = |i: usize| json!({"source": format!("rtsp://127.0.0.1/{i}"), "maxReaders": 0});
+        for i in 0..20 {
+            sim.add_path_by_hand(&format!("p{i}"), source(i));
+        }
+        let mut expected: BTreeMap<String, Option<Map<String, Value>>> = (0..20)
+            .map(|i| (format!("p{i}"), Some(map(source(i)))))
+            .collect();
+        expected.insert("gone".into(), None);
+        assert!(expected.len() > ONE_BY_ONE, "the list is what is tested");
+        assert!(api.holds_all(&expected).await.unwrap());
+
+        let mut differs = expected.clone();
+        differs.insert(
+            "p3".into(),
+            Some(map(json!({"source": "rtsp://127.0.0.1/x"}))),
+        );
+        assert!(!api.holds_all(&differs).await.unwrap(), "a changed field");
+        let mut missing = expected.clone();
+        missing.insert("p20".into(), Some(map(source(20))));
+        assert!(!api.holds_all(&missing).await.unwrap(), "a path not there");
+        let mut present = expected.clone();
+        present.insert("p4".into(), None);
+        assert!(
+            !api.holds_all(&present).await.unwrap(),
+            "a path that must be gone"
+        );
+        let few: BTreeMap<_, _> = differs
+            .into_iter()
+            .filter(|(name, _)| ["gone", "p3", "p5"].contains(&name.as_str()))
+            .collect();
+        assert!(
+            !api.holds_all(&few).await.unwrap(),
+            "one by one, the same answer"
         );
     }
 

@@ -51,9 +51,19 @@ pub(super) async fn loaded(
     api: &Mediamtx,
     expected: &BTreeMap<String, Option<Value>>,
 ) -> Result<bool, TargetError> {
+    // An entry that is not a mapping only has to exist.
+    let wanted = expected
+        .iter()
+        .map(|(name, want)| {
+            let want = want
+                .as_ref()
+                .map(|v| v.as_object().cloned().unwrap_or_default());
+            (name.clone(), want)
+        })
+        .collect();
     let deadline = Instant::now() + LOADED_WITHIN;
     loop {
-        if holds_all(api, expected).await? {
+        if api.holds_all(&wanted).await? {
             return Ok(true);
         }
         if Instant::now() >= deadline {
@@ -61,20 +71,4 @@ pub(super) async fn loaded(
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-async fn holds_all(
-    api: &Mediamtx,
-    expected: &BTreeMap<String, Option<Value>>,
-) -> Result<bool, TargetError> {
-    for (name, want) in expected {
-        // An entry that is not a mapping only has to exist.
-        let want = want
-            .as_ref()
-            .map(|v| v.as_object().cloned().unwrap_or_default());
-        if !api.holds(name, want.as_ref()).await? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }

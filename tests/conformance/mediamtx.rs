@@ -356,8 +356,9 @@ async fn two_syncs_half_a_second_apart_both_reach_the_server_with_api(m: Mediamt
     two_syncs_half_a_second_apart(&m, &api).await;
 }
 
-/// `camsync sync` twice, half a second apart, each adding a camera to a `mediamtx-file`
-/// target that is the server's own file: both cameras end up loaded.
+/// `camsync sync` twice, half a second apart, the first adding one camera to a `mediamtx-file`
+/// target that is the server's own file, the second ten (with `api:`, ten paths are checked
+/// through one list): every camera ends up loaded.
 async fn two_syncs_half_a_second_apart(m: &Mediamtx, target_extra: &str) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("camsync.yaml");
@@ -371,19 +372,26 @@ async fn two_syncs_half_a_second_apart(m: &Mediamtx, target_extra: &str) {
     )
     .unwrap();
     let camera = |name: &str| format!("  - name: {name}\n    url: rtsp://127.0.0.1:9/{name}\n");
+    let second: Vec<String> = (0..10).map(|i| format!("two{i}")).collect();
     let mut cameras = String::from("cameras:\n");
-    for name in ["one", "two"] {
-        cameras.push_str(&camera(name));
-        std::fs::write(dir.path().join("cameras.yaml"), &cameras).unwrap();
-        let started = tokio::time::Instant::now();
-        crate::wire::camsync(&config, &["sync"]).await;
-        if name == "one" {
-            tokio::time::sleep(Duration::from_millis(500).saturating_sub(started.elapsed())).await;
+    cameras.push_str(&camera("one"));
+    std::fs::write(dir.path().join("cameras.yaml"), &cameras).unwrap();
+    let started = tokio::time::Instant::now();
+    crate::wire::camsync(&config, &["sync"]).await;
+    tokio::time::sleep(Duration::from_millis(500).saturating_sub(started.elapsed())).await;
+    second
+        .iter()
+        .for_each(|name| cameras.push_str(&camera(name)));
+    std::fs::write(dir.path().join("cameras.yaml"), &cameras).unwrap();
+    crate::wire::camsync(&config, &["sync"]).await;
+    let all = until(Duration::from_secs(5), || async {
+        for name in std::iter::once("one").chain(second.iter().map(String::as_str)) {
+            if !has_path(m, name).await {
+                return None;
+            }
         }
-    }
-    let both = until(Duration::from_secs(5), || async {
-        (has_path(m, "one").await && has_path(m, "two").await).then_some(())
+        Some(())
     })
     .await;
-    assert!(both.is_some(), "{}: both cameras loaded", m.label());
+    assert!(all.is_some(), "{}: every camera loaded", m.label());
 }
