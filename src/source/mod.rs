@@ -175,10 +175,10 @@ impl Source {
     /// that was valid at the last read keeps that version.
     pub async fn load(&self) -> Result<Arc<Inventory>, SourceError> {
         let inventory = match &self.kind {
-            Kind::File { path, entries } => {
+            Kind::File { path, entries } => blocking(|| {
                 let mut entries = entries.lock().unwrap_or_else(PoisonError::into_inner);
-                file::load(path, &self.context(), &mut entries)?
-            }
+                file::load(path, &self.context(), &mut entries)
+            })?,
             Kind::Sqlite(db) => validate_records(db.read().await?, &self.context()),
             Kind::Postgres(db) => validate_records(db.read().await?, &self.context()),
         };
@@ -319,6 +319,15 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
         }
     }
     inventory
+}
+
+/// Runs file reading and parsing (tens of milliseconds for a large inventory read whole) so
+/// that the runtime's other tasks move to another thread meanwhile, where there is one.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 #[cfg(test)]
