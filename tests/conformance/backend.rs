@@ -10,72 +10,105 @@ use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 
 use crate::real::{Kind, RealServer};
 
-/// A go2rtc to run a scenario against.
-pub enum Go2rtc {
-    Sim(Go2rtcSim, tempfile::TempDir),
+/// What the scenarios ask of a simulator.
+pub trait Simulator {
+    /// Its file's name in the temp directory.
+    const FILE: &'static str;
+    fn api_url(&self) -> String;
+    fn rtsp_url(&self) -> String;
+}
+
+impl Simulator for Go2rtcSim {
+    const FILE: &'static str = "go2rtc.yaml";
+    fn api_url(&self) -> String {
+        Go2rtcSim::api_url(self)
+    }
+    fn rtsp_url(&self) -> String {
+        Go2rtcSim::rtsp_url(self)
+    }
+}
+
+impl Simulator for MediamtxSim {
+    const FILE: &'static str = "mediamtx.yml";
+    fn api_url(&self) -> String {
+        MediamtxSim::api_url(self)
+    }
+    fn rtsp_url(&self) -> String {
+        MediamtxSim::rtsp_url(self)
+    }
+}
+
+/// A server to run a scenario against: the simulator `S`, or the real binary.
+pub enum Backend<S> {
+    Sim(S, tempfile::TempDir),
     Real(RealServer),
 }
 
-impl Go2rtc {
-    pub async fn sim() -> Go2rtc {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("go2rtc.yaml");
-        std::fs::write(&file, "log:\n  level: info\n").expect("write go2rtc.yaml");
-        let sim = Go2rtcSim::start(Go2rtcSimOptions {
-            config_file: Some(file),
-            ..Go2rtcSimOptions::default()
-        })
-        .await
-        .expect("start the go2rtc simulator");
-        Go2rtc::Sim(sim, dir)
-    }
+/// A go2rtc to run a scenario against.
+pub type Go2rtc = Backend<Go2rtcSim>;
+/// A MediaMTX to run a scenario against.
+pub type Mediamtx = Backend<MediamtxSim>;
 
-    pub async fn real() -> Go2rtc {
-        Go2rtc::Real(RealServer::start(Kind::Go2rtc, "").await)
+impl<S: Simulator> Backend<S> {
+    /// A temp directory holding the simulator's file with `text`.
+    fn sim_dir(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join(S::FILE);
+        std::fs::write(&file, text).expect("write the simulator's file");
+        (dir, file)
     }
 
     pub fn api(&self, route: &str) -> String {
         match self {
-            Go2rtc::Sim(sim, _) => format!("{}{route}", sim.api_url()),
-            Go2rtc::Real(real) => format!("{}{route}", real.api_url()),
+            Backend::Sim(sim, _) => format!("{}{route}", sim.api_url()),
+            Backend::Real(real) => format!("{}{route}", real.api_url()),
         }
     }
 
-    /// `rtsp://127.0.0.1:PORT/<name>` on go2rtc's RTSP server.
+    /// `rtsp://127.0.0.1:PORT/<name>` on the server's RTSP server.
     pub fn rtsp(&self, name: &str) -> String {
         match self {
-            Go2rtc::Sim(sim, _) => format!("{}/{name}", sim.rtsp_url()),
-            Go2rtc::Real(real) => format!("{}/{name}", real.rtsp_url()),
+            Backend::Sim(sim, _) => format!("{}/{name}", sim.rtsp_url()),
+            Backend::Real(real) => format!("{}/{name}", real.rtsp_url()),
         }
     }
 
     pub fn config_path(&self) -> PathBuf {
         match self {
-            Go2rtc::Sim(_, dir) => dir.path().join("go2rtc.yaml"),
-            Go2rtc::Real(real) => real.config_path(),
+            Backend::Sim(_, dir) => dir.path().join(S::FILE),
+            Backend::Real(real) => real.config_path(),
         }
     }
 
     /// "sim" or "real", for messages.
     pub fn label(&self) -> &'static str {
         match self {
-            Go2rtc::Sim(..) => "sim",
-            Go2rtc::Real(_) => "real",
+            Backend::Sim(..) => "sim",
+            Backend::Real(_) => "real",
         }
     }
 }
 
-/// A MediaMTX to run a scenario against.
-pub enum Mediamtx {
-    Sim(MediamtxSim, tempfile::TempDir),
-    Real(RealServer),
+impl Go2rtc {
+    pub async fn sim() -> Go2rtc {
+        let (dir, file) = Self::sim_dir("log:\n  level: info\n");
+        let sim = Go2rtcSim::start(Go2rtcSimOptions {
+            config_file: Some(file),
+            ..Go2rtcSimOptions::default()
+        })
+        .await
+        .expect("start the go2rtc simulator");
+        Backend::Sim(sim, dir)
+    }
+
+    pub async fn real() -> Go2rtc {
+        Backend::Real(RealServer::start(Kind::Go2rtc, "").await)
+    }
 }
 
 impl Mediamtx {
     pub async fn sim() -> Mediamtx {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("mediamtx.yml");
-        std::fs::write(&file, "logLevel: info\n").expect("write mediamtx.yml");
+        let (dir, file) = Self::sim_dir("logLevel: info\n");
         let sim = MediamtxSim::start(MediamtxSimOptions {
             config_file: Some(file),
             file_paths: BTreeMap::new(),
@@ -83,32 +116,11 @@ impl Mediamtx {
         })
         .await
         .expect("start the MediaMTX simulator");
-        Mediamtx::Sim(sim, dir)
+        Backend::Sim(sim, dir)
     }
 
     pub async fn real() -> Mediamtx {
-        Mediamtx::Real(RealServer::start(Kind::Mediamtx, "").await)
-    }
-
-    pub fn api(&self, route: &str) -> String {
-        match self {
-            Mediamtx::Sim(sim, _) => format!("{}{route}", sim.api_url()),
-            Mediamtx::Real(real) => format!("{}{route}", real.api_url()),
-        }
-    }
-
-    pub fn rtsp(&self, name: &str) -> String {
-        match self {
-            Mediamtx::Sim(sim, _) => format!("{}/{name}", sim.rtsp_url()),
-            Mediamtx::Real(real) => format!("{}/{name}", real.rtsp_url()),
-        }
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        match self {
-            Mediamtx::Sim(_, dir) => dir.path().join("mediamtx.yml"),
-            Mediamtx::Real(real) => real.config_path(),
-        }
+        Backend::Real(RealServer::start(Kind::Mediamtx, "").await)
     }
 
     /// Replaces the `paths:` section of the server's file, atomically (rename), as camsync
@@ -126,15 +138,8 @@ impl Mediamtx {
     /// Stops the process and starts it again, as a crash and a supervisor would.
     pub async fn restart(&mut self) {
         match self {
-            Mediamtx::Sim(sim, _) => sim.restart().await,
-            Mediamtx::Real(real) => real.resume().await,
-        }
-    }
-
-    pub fn label(&self) -> &'static str {
-        match self {
-            Mediamtx::Sim(..) => "sim",
-            Mediamtx::Real(_) => "real",
+            Backend::Sim(sim, _) => sim.restart().await,
+            Backend::Real(real) => real.resume().await,
         }
     }
 }
