@@ -1,7 +1,9 @@
 //! camsync end to end against the real go2rtc and MediaMTX (`CAMSYNC_GO2RTC_BIN`,
 //! `CAMSYNC_MEDIAMTX_BIN`; ignored without them) with the streaming simulated camera:
-//! `camsync sync` creates, updates and deletes on both while the users' own entries stay, and
-//! `camsync run` re-applies its paths after MediaMTX restarts.
+//! `camsync sync` creates, updates and deletes on both while the users' own entries stay,
+//! `camsync probe` tells served streams from those whose camera is down, and `camsync run`
+//! re-applies its paths after MediaMTX restarts and heals a camera reboot without restarting
+//! either server.
 
 mod common;
 #[path = "common/real.rs"]
@@ -220,4 +222,150 @@ async fn run_reapplies_its_paths_after_mediamtx_restarts() {
     })
     .await;
     daemon.stop().await;
+}
+
+/// `camsync probe --output json`, and its exit status.
+async fn probe(dir: &Path) -> (bool, Value) {
+    let mut command = Command::new(BIN);
+    command
+        .args(["probe", "--output", "json", "--timeout", "12s"])
+        .env("CAMSYNC_CONFIG", dir.join("camsync.yaml"))
+        .env_remove("CAMSYNC_LOG")
+        .stdin(Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "camsync probe printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), json)
+}
+
+/// The verdicts of a probe's JSON: (camera, target) → verdict.
+fn verdicts(checks: &Value) -> Vec<(String, String, String)> {
+    checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+            (field("camera"), field("target"), field("verdict"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(camsync_go2rtc, camsync_mediamtx)),
+    ignore = "set CAMSYNC_GO2RTC_BIN and CAMSYNC_MEDIAMTX_BIN to the servers' binaries"
+)]
+async fn probe_tells_served_streams_from_those_whose_camera_is_down_on_both() {
+    let g = RealServer::go2rtc("").await;
+    let m = RealServer::mediamtx("").await;
+    let up = SimCamera::start().await.unwrap();
+    let down = SimCamera::start().await.unwrap();
+    down.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), Some(&g), &m, "");
+    write_cameras(
+        dir.path(),
+        &[("front", up.url("front")), ("garage", down.url("garage"))],
+    );
+    sync(dir.path()).await;
+
+    let (all_ok, checks) = probe(dir.path()).await;
+    let got = verdicts(&checks);
+    let want: Vec<(String, String, String)> = [
+        ("front", "go2rtc", "ok"),
+        ("front", "mediamtx", "ok"),
+        ("garage", "go2rtc", "not-served"),
+        ("garage", "mediamtx", "not-served"),
+    ]
+    .iter()
+    .map(|(c, t, v)| (c.to_string(), t.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(got, want, "{checks:#}");
+    assert!(!all_ok, "a stream that is not served fails the probe");
+    let front = &checks[0];
+    assert_eq!(front["rtsp_status"], 200);
+    assert!(
+        front["detail"].as_str().is_some_and(|d| d.contains("H264")),
+        "the camera's media, as the proxy describes it: {front}"
+    );
+
+    down.resume().await.unwrap();
+    let dir = dir.path();
+    eventually("garage served on both once its camera is back", || async {
+        let (ok, _) = probe(dir).await;
+        ok
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(camsync_go2rtc, camsync_mediamtx)),
+    ignore = "set CAMSYNC_GO2RTC_BIN and CAMSYNC_MEDIAMTX_BIN to the servers' binaries"
+)]
+async fn run_heals_a_camera_reboot_on_both_without_restarting_a_server() {
+    let g = RealServer::go2rtc("").await;
+    let m = RealServer::mediamtx("").await;
+    let camera = SimCamera::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let health = "health:\n  interval: 200ms\n  grace: 1s\n  camera_watch: 100ms\n";
+    write_config(dir.path(), Some(&g), &m, "");
+    let text = std::fs::read_to_string(dir.path().join("camsync.yaml")).unwrap();
+    let text = text.replace("health:\n  enabled: false\n", health);
+    std::fs::write(dir.path().join("camsync.yaml"), text).unwrap();
+    write_cameras(dir.path(), &[("front", camera.url("front"))]);
+    let config =
+        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
+    let mut daemon = start(config);
+    daemon
+        .until("both streams judged healthy", |s| {
+            s.syncs >= 1 && s.last_sync_ok && s.health_events >= 2
+        })
+        .await;
+    let started = get(&format!("{}/v3/info", m.api_url())).await.1["started"].clone();
+
+    // The camera reboots: off the network for three seconds.
+    let before = daemon.current().health_events;
+    camera.stop().await;
+    daemon
+        .until("the outage seen on both", |s| s.health_events >= before + 2)
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    camera.resume().await.unwrap();
+    daemon
+        .until("both streams healthy again", |s| s.recoveries >= 2)
+        .await;
+    let status = daemon.current();
+    assert_eq!(status.server_restarts, 0, "{status:?}");
+    assert!(
+        status.recovery_writes >= 1,
+        "camsync re-armed the stream: {status:?}"
+    );
+    daemon.stop().await;
+
+    // Nothing writes any more: go2rtc's API may be read without meeting a write.
+    let ready = format!("{}/v3/paths/get/front", m.api_url());
+    eventually("front ready on MediaMTX again", || async {
+        get(&ready).await.1["ready"] == true
+    })
+    .await;
+    let info = get(&format!("{}/v3/info", m.api_url())).await.1;
+    assert_eq!(info["started"], started, "MediaMTX was not restarted");
+    let stream = format!("{}/api/streams?src=front", g.api_url());
+    let bytes = || async { get(&stream).await.1["producers"][0]["bytes_recv"].as_u64() };
+    let first = bytes().await;
+    eventually("media flowing into go2rtc again", || async {
+        bytes().await > first
+    })
+    .await;
+    let starts = g.log().matches("INF go2rtc platform=").count();
+    assert_eq!(starts, 1, "go2rtc was not restarted:\n{}", g.log());
 }
