@@ -2,8 +2,9 @@
 //! `CAMSYNC_MEDIAMTX_BIN`; ignored without them) with the streaming simulated camera:
 //! `camsync sync` creates, updates and deletes on both while the users' own entries stay,
 //! `camsync probe` tells served streams from those whose camera is down, and `camsync run`
-//! re-applies its paths after MediaMTX restarts and heals a camera reboot without restarting
-//! either server.
+//! re-applies its paths after MediaMTX restarts and its streams after go2rtc restarts with an
+//! older file, keeps a watched MediaMTX file in step through quick edits, and heals a camera
+//! reboot without restarting either server.
 
 mod common;
 #[path = "common/real.rs"]
@@ -224,6 +225,16 @@ async fn run_reapplies_its_paths_after_mediamtx_restarts() {
     daemon.stop().await;
 }
 
+/// The status of one `DESCRIBE` of `url` (0 when nothing answered).
+async fn describe(url: &str) -> u16 {
+    let probe = camsync::health::probe::Probe {
+        url: url::Url::parse(url).unwrap(),
+        credentials: None,
+        timeout: Duration::from_secs(12),
+    };
+    probe.describe().await.map_or(0, |answer| answer.status)
+}
+
 /// `camsync probe --output json`, and its exit status.
 async fn probe(dir: &Path) -> (bool, Value) {
     let mut command = Command::new(BIN);
@@ -368,4 +379,121 @@ async fn run_heals_a_camera_reboot_on_both_without_restarting_a_server() {
     .await;
     let starts = g.log().matches("INF go2rtc platform=").count();
     assert_eq!(starts, 1, "go2rtc was not restarted:\n{}", g.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(camsync_mediamtx),
+    ignore = "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary"
+)]
+async fn run_keeps_a_watched_mediamtx_file_in_step_through_quick_edits() {
+    let m = RealServer::mediamtx("paths:\n  users_own:\n    source: publisher\n").await;
+    let camera = SimCamera::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("camsync.yaml"),
+        format!(
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: mediamtx\n    kind: mediamtx-file\n    \
+             path: {}\n    api: {}\nstate: camsync.db\nresync: 1h\nhealth:\n  enabled: false\n",
+            m.config_path().display(),
+            m.api_url()
+        ),
+    )
+    .unwrap();
+    write_cameras(dir.path(), &[("front", camera.url("front"))]);
+    let config =
+        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
+    let mut daemon = start(config);
+    daemon
+        .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
+        .await;
+    eventually("front loaded by MediaMTX from its file", || async {
+        mediamtx_source(&m, "front").await == Some(camera.url("front"))
+    })
+    .await;
+
+    // Two edits of the inventory half a second apart: MediaMTX would ignore a second file
+    // change that soon after its reload; camsync spaces its writes so that both are loaded.
+    let syncs = daemon.current().syncs;
+    write_cameras(
+        dir.path(),
+        &[("front", camera.url("front")), ("back", camera.url("back"))],
+    );
+    daemon
+        .until("the first edit synced", |s| s.syncs > syncs)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    write_cameras(
+        dir.path(),
+        &[("back", camera.url("back")), ("side", camera.url("side"))],
+    );
+    eventually("both edits loaded by MediaMTX", || async {
+        mediamtx_source(&m, "front").await.is_none()
+            && mediamtx_source(&m, "back").await == Some(camera.url("back"))
+            && mediamtx_source(&m, "side").await == Some(camera.url("side"))
+    })
+    .await;
+    let ready = format!("{}/v3/paths/get/side", m.api_url());
+    eventually("side ready", || async {
+        get(&ready).await.1["ready"] == true
+    })
+    .await;
+    assert_eq!(
+        mediamtx_source(&m, "users_own").await.as_deref(),
+        Some("publisher"),
+        "the user's path stays"
+    );
+    daemon.stop().await;
+    let file = std::fs::read_to_string(m.config_path()).unwrap();
+    assert!(file.contains("users_own:\n    source: publisher"), "{file}");
+    assert!(m.log().contains("reloading configuration"), "{}", m.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(camsync_go2rtc, camsync_mediamtx)),
+    ignore = "set CAMSYNC_GO2RTC_BIN and CAMSYNC_MEDIAMTX_BIN to the servers' binaries"
+)]
+async fn run_puts_its_streams_back_when_go2rtc_restarts_with_an_older_file() {
+    let mut g = RealServer::go2rtc("streams:\n  doorbell: rtsp://127.0.0.1:9/users-own\n").await;
+    let m = RealServer::mediamtx("").await;
+    let camera = SimCamera::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), Some(&g), &m, "restart_check: 200ms\n");
+    write_cameras(
+        dir.path(),
+        &[("front", camera.url("front")), ("back", camera.url("back"))],
+    );
+    let older = std::fs::read_to_string(g.config_path()).unwrap();
+    let config =
+        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
+    let mut daemon = start(config);
+    daemon
+        .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
+        .await;
+
+    // go2rtc's container comes back with the file it was deployed with: camsync's streams,
+    // which go2rtc had saved into its file, are gone from it.
+    g.kill();
+    std::fs::write(g.config_path(), &older).unwrap();
+    g.resume().await;
+    daemon
+        .until("the restart noticed", |s| s.restarts_seen >= 1)
+        .await;
+    // Asked through its RTSP proxy: an API read could meet camsync's writes (SERVERS.md).
+    for name in ["front", "back"] {
+        let url = format!("{}/{name}", g.rtsp_url());
+        eventually(&format!("{name} served by go2rtc again"), || async {
+            describe(&url).await == 200
+        })
+        .await;
+    }
+    daemon.stop().await;
+    for name in ["front", "back"] {
+        assert_eq!(go2rtc_source(&g, name).await, Some(camera.url(name)));
+    }
+    assert_eq!(
+        go2rtc_source(&g, "doorbell").await.as_deref(),
+        Some("rtsp://127.0.0.1:9/users-own")
+    );
 }
