@@ -2,24 +2,18 @@
 //! says of the stream, and what its RTSP proxy answers to a `DESCRIBE`.
 //!
 //! Each target's stream list is read once. A path the server does not list is not probed (a
-//! 404 would say nothing more). Probes run at most [`PROBES_IN_FLIGHT`] at a time, so a large
-//! site does not open hundreds of RTSP sessions at once.
+//! 404 would say nothing more). Probes go the health monitor's way ([`super::sweep`]), at most
+//! [`super::sweep::PROBES_IN_FLIGHT`] at a time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
-use super::probe::Probe;
+use super::sweep::{AskCamera, Limits, Look, NetProber, Prober, sweep};
 use crate::camera::Camera;
 use crate::config::Config;
 use crate::target::{StreamStatus, Target, TargetError};
-
-/// How many DESCRIBEs may be open at once.
-pub const PROBES_IN_FLIGHT: usize = 8;
+use serde::Serialize;
 
 /// A proxy probe must wait longer than the server's own dial: go2rtc holds a DESCRIBE up to
 /// ~10 s while it dials the camera, MediaMTX an on-demand path up to its start timeout (10 s by
@@ -80,9 +74,19 @@ pub async fn check(
     cameras: &[&Camera],
     timeout: Duration,
 ) -> Vec<PathCheck> {
-    let permits = Arc::new(Semaphore::new(PROBES_IN_FLIGHT));
-    let mut tasks = JoinSet::new();
+    let prober: Arc<dyn Prober> = Arc::new(NetProber);
+    check_with(&prober, targets, cameras, timeout).await
+}
+
+/// [`check`] through `prober`.
+pub async fn check_with(
+    prober: &Arc<dyn Prober>,
+    targets: &[CheckedTarget],
+    cameras: &[&Camera],
+    timeout: Duration,
+) -> Vec<PathCheck> {
     let mut checks = Vec::new();
+    let mut looks = Vec::new();
     for (t_index, checked) in targets.iter().enumerate() {
         let name = checked.target.name().to_owned();
         let listing: Result<BTreeMap<String, StreamStatus>, String> =
@@ -106,63 +110,57 @@ pub async fn check(
                     check.verdict = Verdict::TargetDown;
                     check.detail = Some(e.clone());
                 }
-                Ok(streams) => match streams.get(&camera.name) {
-                    None => {}
-                    Some(status) => {
+                Ok(streams) => {
+                    if let Some(status) = streams.get(&camera.name) {
                         check.status = Some(*status);
                         check.verdict = Verdict::NotProbed;
-                        if let Some(url) = checked
+                        let proxy = checked
                             .rtsp
                             .as_ref()
-                            .and_then(|base| base.join(&camera.name).ok())
-                        {
-                            let permits = permits.clone();
-                            let probe = Probe {
-                                url,
-                                credentials: None,
-                                timeout,
-                            };
-                            tasks.spawn(async move {
-                                let _permit = permits.acquire_owned().await;
-                                ((c_index, t_index), describe(check, &probe).await)
+                            .and_then(|b| b.join(&camera.name).ok());
+                        if proxy.is_some() {
+                            looks.push(Look {
+                                key: ((c_index, t_index), check),
+                                proxy,
+                                camera: None,
+                                ask_camera: AskCamera::IfNotServed,
                             });
                             continue;
                         }
                     }
-                },
+                }
             }
             checks.push(((c_index, t_index), check));
         }
     }
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(result) => checks.push(result),
-            Err(e) => tracing::error!(error = %e, "a probe task failed"),
+    let limits = Limits {
+        probe: timeout,
+        camera: timeout,
+    };
+    for seen in sweep(prober, looks, limits).await {
+        let (order, mut check) = seen.key;
+        match seen.proxy {
+            Some(Ok(answer)) => {
+                check.rtsp_status = Some(answer.status);
+                check.latency_ms = Some(answer.latency.as_millis().try_into().unwrap_or(u64::MAX));
+                if answer.status == 200 {
+                    check.verdict = Verdict::Ok;
+                    check.detail = (!answer.media.is_empty()).then(|| answer.media.join(", "));
+                } else {
+                    check.verdict = Verdict::NotServed;
+                    check.detail = Some(format!("RTSP {} {}", answer.status, answer.reason));
+                }
+            }
+            Some(Err(e)) => {
+                check.verdict = Verdict::NotServed;
+                check.detail = Some(format!("proxy: {e}"));
+            }
+            None => {}
         }
+        checks.push((order, check));
     }
     checks.sort_by_key(|(order, _)| *order);
     checks.into_iter().map(|(_, check)| check).collect()
-}
-
-async fn describe(mut check: PathCheck, probe: &Probe) -> PathCheck {
-    match probe.describe().await {
-        Ok(answer) => {
-            check.rtsp_status = Some(answer.status);
-            check.latency_ms = Some(answer.latency.as_millis().try_into().unwrap_or(u64::MAX));
-            if answer.status == 200 {
-                check.verdict = Verdict::Ok;
-                check.detail = (!answer.media.is_empty()).then(|| answer.media.join(", "));
-            } else {
-                check.verdict = Verdict::NotServed;
-                check.detail = Some(format!("RTSP {} {}", answer.status, answer.reason));
-            }
-        }
-        Err(e) => {
-            check.verdict = Verdict::NotServed;
-            check.detail = Some(format!("proxy: {e}"));
-        }
-    }
-    check
 }
 
 /// The human table.
@@ -179,4 +177,81 @@ pub fn render_text(checks: &[PathCheck]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::fakes::{FakeNet, FakeServer, Proxy};
+
+    fn listed(names: &[&str]) -> BTreeMap<String, StreamStatus> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), StreamStatus::default()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn verdicts_follow_the_list_then_the_proxy_on_the_monitors_path() {
+        let cameras: Vec<Camera> = ["door", "gone", "yard"]
+            .iter()
+            .map(|n| Camera::example(n, "rtsp://127.0.0.1:10000/s"))
+            .collect();
+        let cameras: Vec<&Camera> = cameras.iter().collect();
+        let proxied = Arc::new(FakeServer::listing("proxied", listed(&["door", "yard"])));
+        let api_only = Arc::new(FakeServer::listing("api-only", listed(&["door"])));
+        let down = Arc::new(FakeServer::listing("down", listed(&[])));
+        *down.streams.lock().unwrap() = None;
+        let rtsp = url::Url::parse("rtsp://127.0.0.1:8554/").ok();
+        let targets = [
+            CheckedTarget {
+                target: proxied,
+                rtsp: rtsp.clone(),
+            },
+            CheckedTarget {
+                target: api_only,
+                rtsp: None,
+            },
+            CheckedTarget { target: down, rtsp },
+        ];
+        let net = Arc::new(FakeNet::default());
+        net.proxy
+            .lock()
+            .unwrap()
+            .insert("door".into(), Proxy::Serves);
+        net.proxy
+            .lock()
+            .unwrap()
+            .insert("yard".into(), Proxy::Hangs);
+        let prober: Arc<dyn Prober> = net.clone();
+
+        let checks = check_with(&prober, &targets, &cameras, Duration::from_secs(15)).await;
+        let got: Vec<(&str, &str, Verdict)> = checks
+            .iter()
+            .map(|c| (c.camera.as_str(), c.target.as_str(), c.verdict))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("door", "proxied", Verdict::Ok),
+                ("door", "api-only", Verdict::NotProbed),
+                ("door", "down", Verdict::TargetDown),
+                ("gone", "proxied", Verdict::NotListed),
+                ("gone", "api-only", Verdict::NotListed),
+                ("gone", "down", Verdict::TargetDown),
+                ("yard", "proxied", Verdict::NotServed),
+                ("yard", "api-only", Verdict::NotListed),
+                ("yard", "down", Verdict::TargetDown),
+            ]
+        );
+        assert_eq!(checks[0].rtsp_status, Some(200));
+        let yard = &checks[6];
+        assert!(
+            yard.detail
+                .as_deref()
+                .is_some_and(|d| d.contains("no answer within 15s")),
+            "{yard:?}"
+        );
+        assert_eq!(net.describes.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 }

@@ -15,7 +15,8 @@
 //! 4. decides: re-add a lost stream, delete + add a stuck one or one whose camera came back
 //!    (the target's upsert re-arms a go2rtc preload), or resync a target whose API is back.
 //!
-//! Probes go through a [`Prober`], so rounds run against fakes under tokio's paused clock.
+//! Probes go through [`super::sweep`], the path `camsync probe` takes too, and its [`Prober`],
+//! so rounds run against fakes under tokio's paused clock.
 //! Only streams camsync owns are judged. A server restart is asked for only with the opt-in
 //! escalation ([`Settings::restart_server`]): when most of its streams stay broken after
 //! camsync restarted them while their cameras answer, at most once per window.
@@ -25,19 +26,14 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::probe::{Answer, Probe, ProbeError};
 use super::state::{
     Action, CameraReach, Listing, Observation, PairHealth, Policy, ProxyAnswer, State, Transition,
 };
+use super::sweep::{self, AskCamera, Look, NetProber, Prober};
 use crate::camera::Camera;
-use crate::target::{BoxFuture, StreamStatus, Target};
-
-pub const PROBES_IN_FLIGHT: usize = 8;
+use crate::target::{StreamStatus, Target};
 
 /// Monitor settings (config `health:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,48 +100,6 @@ pub struct RoundOutcome {
     pub intents: Vec<Intent>,
     /// The proxy probes the round made.
     pub probes: Vec<ProbeSample>,
-}
-
-/// The monitor's view of the network: a `DESCRIBE` through a server's proxy, and whether a
-/// camera accepts a connection.
-pub trait Prober: Send + Sync {
-    fn describe(
-        &self,
-        url: url::Url,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<Answer, ProbeError>>;
-    fn reach(&self, addr: String, timeout: Duration) -> BoxFuture<'_, CameraReach>;
-}
-
-/// The real network: RTSP `DESCRIBE` and a plain TCP connect.
-pub struct NetProber;
-
-impl Prober for NetProber {
-    fn describe(
-        &self,
-        url: url::Url,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<Answer, ProbeError>> {
-        Box::pin(async move {
-            Probe {
-                url,
-                credentials: None,
-                timeout,
-            }
-            .describe()
-            .await
-        })
-    }
-
-    /// A TCP connect: a down camera refuses it (or lets it time out) without any session cost.
-    fn reach(&self, addr: String, timeout: Duration) -> BoxFuture<'_, CameraReach> {
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(_)) => CameraReach::Answers,
-                _ => CameraReach::Down,
-            }
-        })
-    }
 }
 
 /// One proxy probe: how long it took and whether the stream was served.
@@ -217,30 +171,14 @@ impl TargetMonitor {
     }
 
     /// Whether the camera of any `camera-offline` stream answers now: one TCP connect per such
-    /// camera, at most [`PROBES_IN_FLIGHT`] at once. Cheap enough to run between rounds.
+    /// camera, at most [`sweep::PROBES_IN_FLIGHT`] at once. Cheap enough to run between rounds.
     pub async fn offline_camera_answers(&self, cameras: &BTreeMap<String, Camera>) -> bool {
-        let permits = Arc::new(Semaphore::new(PROBES_IN_FLIGHT));
-        let mut checks = JoinSet::new();
         let offline = self
             .pairs
             .iter()
             .filter(|(_, p)| p.health.state() == State::CameraOffline)
             .filter_map(|(name, _)| cameras.get(name).and_then(camera_address));
-        for addr in offline {
-            let permits = permits.clone();
-            let timeout = self.settings.camera_timeout;
-            let prober = self.prober.clone();
-            checks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                prober.reach(addr, timeout).await
-            });
-        }
-        while let Some(done) = checks.join_next().await {
-            if matches!(done, Ok(CameraReach::Answers)) {
-                return true;
-            }
-        }
-        false
+        sweep::any_answers(&self.prober, offline, self.settings.camera_timeout).await
     }
 
     /// One round over the target for `cameras` (those camsync owns there): what changed, and
@@ -348,9 +286,8 @@ impl TargetMonitor {
         status: Option<&BTreeMap<String, StreamStatus>>,
         now: Instant,
     ) -> (Vec<(String, Observation)>, Vec<ProbeSample>) {
-        let permits = Arc::new(Semaphore::new(PROBES_IN_FLIGHT));
-        let mut probes = JoinSet::new();
         let mut seen = Vec::new();
+        let mut looks = Vec::new();
         for (camera, pair) in &mut self.pairs {
             // A stream kept connected (a go2rtc preload, an always-on MediaMTX path) should
             // always carry data; an idle on-demand stream need not.
@@ -371,13 +308,13 @@ impl TargetMonitor {
                     }
                 },
             };
-            let observation = Observation {
+            let passive = Observation {
                 listing,
                 proxy: ProxyAnswer::NotProbed,
                 camera: CameraReach::Unknown,
             };
             let Listing::Listed { flowing, frozen } = listing else {
-                seen.push((camera.clone(), observation));
+                seen.push((camera.clone(), passive));
                 continue;
             };
             let unhealthy = pair.health.state() != State::Healthy;
@@ -386,56 +323,50 @@ impl TargetMonitor {
                 .get(camera)
                 .filter(|_| unhealthy || idle_turn || frozen)
             else {
-                seen.push((camera.clone(), observation));
+                seen.push((camera.clone(), passive));
                 continue;
             };
             if idle_turn {
                 pair.next_idle_probe = now + self.settings.idle_probe;
             }
-            let probe_url = self.rtsp.as_ref().and_then(|base| base.join(camera).ok());
-            let probe_timeout = self.settings.probe_timeout;
-            let camera_addr = camera_address(source);
-            let camera_timeout = self.settings.camera_timeout;
-            let permits = permits.clone();
-            let prober = self.prober.clone();
-            let name = camera.clone();
-            probes.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let started = Instant::now();
-                let proxy = match probe_url {
-                    None => ProxyAnswer::NotProbed,
-                    Some(url) => match prober.describe(url, probe_timeout).await {
-                        Ok(answer) if answer.status == 200 => ProxyAnswer::Ok,
-                        _ => ProxyAnswer::Failed,
-                    },
-                };
-                let sample = (proxy != ProxyAnswer::NotProbed).then(|| ProbeSample {
-                    latency: started.elapsed(),
-                    ok: proxy == ProxyAnswer::Ok,
-                });
-                // A preloaded go2rtc stream answers DESCRIBE from cached tracks while its camera
-                // is down, and an on-demand DESCRIBE can work while the preload is not armed, so
-                // a frozen stream asks the camera too.
-                let camera = match camera_addr {
-                    Some(addr) if proxy == ProxyAnswer::Failed || frozen => {
-                        prober.reach(addr, camera_timeout).await
-                    }
-                    _ => CameraReach::Unknown,
-                };
-                let seen = Observation {
-                    listing,
-                    proxy,
-                    camera,
-                };
-                (name, seen, sample)
+            // A preloaded go2rtc stream answers DESCRIBE from cached tracks while its camera
+            // is down, and an on-demand DESCRIBE can work while the preload is not armed, so
+            // a frozen stream asks the camera too.
+            looks.push(Look {
+                key: (camera.clone(), listing),
+                proxy: self.rtsp.as_ref().and_then(|base| base.join(camera).ok()),
+                camera: camera_address(source),
+                ask_camera: if frozen {
+                    AskCamera::Always
+                } else {
+                    AskCamera::IfNotServed
+                },
             });
         }
+        let limits = sweep::Limits {
+            probe: self.settings.probe_timeout,
+            camera: self.settings.camera_timeout,
+        };
         let mut samples = Vec::new();
-        while let Some(done) = probes.join_next().await {
-            if let Ok((name, observation, sample)) = done {
-                seen.push((name, observation));
-                samples.extend(sample);
+        for look in sweep::sweep(&self.prober, looks, limits).await {
+            let proxy = match &look.proxy {
+                None => ProxyAnswer::NotProbed,
+                Some(_) if look.served() => ProxyAnswer::Ok,
+                Some(_) => ProxyAnswer::Failed,
+            };
+            if look.proxy.is_some() {
+                samples.push(ProbeSample {
+                    latency: look.latency,
+                    ok: look.served(),
+                });
             }
+            let (camera, listing) = look.key;
+            let observation = Observation {
+                listing,
+                proxy,
+                camera: look.camera,
+            };
+            seen.push((camera, observation));
         }
         (seen, samples)
     }
@@ -463,4 +394,222 @@ fn spread(name: &str, period: Duration) -> Duration {
     name.hash(&mut hasher);
     let fraction = (hasher.finish() % 10_000) as f64 / 10_000.0;
     period.mul_f64(fraction)
+}
+
+/// Rounds against a fake server and a fake network under tokio's paused clock: the probe
+/// timeouts, grace periods and idle schedules cost no wall-clock time.
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::health::fakes::{FakeNet, FakeServer, Proxy};
+    use crate::health::state::Policy;
+
+    const GRACE: Duration = Duration::from_secs(10);
+    const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+    struct Rig {
+        server: Arc<FakeServer>,
+        net: Arc<FakeNet>,
+        monitor: TargetMonitor,
+        cameras: BTreeMap<String, Camera>,
+    }
+
+    /// Streams `names`, listed and idle (no bytes), each camera on its own 127.0.0.1 port.
+    fn rig(names: &[&str]) -> Rig {
+        let cameras: BTreeMap<String, Camera> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let url = format!("rtsp://127.0.0.1:{}/s", 10_000 + i);
+                (n.to_string(), Camera::example(n, &url))
+            })
+            .collect();
+        let streams = names
+            .iter()
+            .map(|n| (n.to_string(), StreamStatus::default()))
+            .collect();
+        let server = Arc::new(FakeServer::listing("t", streams));
+        let net = Arc::new(FakeNet::default());
+        let settings = Settings {
+            probe_timeout: PROBE_TIMEOUT,
+            policy: Policy {
+                grace: GRACE,
+                ..Policy::default()
+            },
+            ..Settings::default()
+        };
+        let rtsp = url::Url::parse("rtsp://127.0.0.1:8554/").ok();
+        let monitor = TargetMonitor::with_prober(server.clone(), rtsp, settings, net.clone())
+            .with_jitter(|| 0.0);
+        Rig {
+            server,
+            net,
+            monitor,
+            cameras,
+        }
+    }
+
+    impl Rig {
+        fn proxy(&self, stream: &str, proxy: Proxy) {
+            self.net.proxy.lock().unwrap().insert(stream.into(), proxy);
+        }
+
+        fn camera_up(&self, stream: &str, up: bool) {
+            let addr = camera_address(&self.cameras[stream]).unwrap();
+            let mut cameras = self.net.cameras_up.lock().unwrap();
+            if up {
+                cameras.insert(addr);
+            } else {
+                cameras.remove(&addr);
+            }
+        }
+
+        async fn round(&mut self) -> RoundOutcome {
+            self.monitor.round(&self.cameras, Instant::now()).await
+        }
+
+        /// A round once the grace of new streams is over.
+        async fn round_after_grace(&mut self) -> RoundOutcome {
+            tokio::time::advance(GRACE).await;
+            self.round().await
+        }
+    }
+
+    fn asks(outcome: &RoundOutcome, camera: &str, restart: bool) -> bool {
+        outcome.intents.iter().any(|i| {
+            matches!(i, Intent::Recover { camera: c, restart: r, .. } if c == camera && *r == restart)
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_proxy_whose_camera_answers_is_restarted_after_one_probe_timeout() {
+        let mut rig = rig(&["door"]);
+        rig.proxy("door", Proxy::Hangs);
+        rig.camera_up("door", true);
+        rig.round().await;
+        tokio::time::advance(GRACE).await;
+
+        let started = Instant::now();
+        let outcome = rig.round().await;
+        assert_eq!(
+            started.elapsed(),
+            PROBE_TIMEOUT,
+            "one probe, held to its timeout"
+        );
+        assert!(asks(&outcome, "door", true), "delete + add: {outcome:?}");
+        assert_eq!(
+            outcome.events.last().map(|e| e.transition.reason),
+            Some("the camera answers but the server does not serve the stream")
+        );
+        assert_eq!(outcome.probes.len(), 1);
+        assert!(!outcome.probes[0].ok);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_down_camera_is_waited_for_and_its_return_is_seen_between_rounds() {
+        let mut rig = rig(&["door"]);
+        rig.camera_up("door", false);
+        rig.round().await;
+        for _ in 0..3 {
+            let outcome = rig.round_after_grace().await;
+            assert!(outcome.intents.is_empty(), "no churn: {outcome:?}");
+        }
+        assert_eq!(rig.monitor.state("door"), Some(State::CameraOffline));
+        assert!(!rig.monitor.offline_camera_answers(&rig.cameras).await);
+
+        // The camera is back, the server still answers 404 (a stuck go2rtc stream).
+        rig.camera_up("door", true);
+        assert!(rig.monitor.offline_camera_answers(&rig.cameras).await);
+        let outcome = rig.round().await;
+        assert!(
+            asks(&outcome, "door", true),
+            "re-armed at once: {outcome:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_stream_is_not_acted_on_within_its_grace() {
+        let mut rig = rig(&["door"]);
+        rig.camera_up("door", true);
+        let outcome = rig.round().await;
+        assert!(outcome.intents.is_empty(), "{outcome:?}");
+        tokio::time::advance(GRACE - Duration::from_secs(1)).await;
+        assert!(rig.round().await.intents.is_empty());
+
+        let outcome = rig.round_after_grace().await;
+        assert!(asks(&outcome, "door", true), "{outcome:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flowing_streams_are_not_probed_and_idle_ones_once_per_idle_period() {
+        let mut rig = rig(&["door", "yard"]);
+        rig.proxy("door", Proxy::Serves);
+        rig.proxy("yard", Proxy::Serves);
+        rig.round().await;
+        rig.round_after_grace().await;
+        assert_eq!(rig.monitor.state("door"), Some(State::Healthy));
+        assert_eq!(rig.monitor.state("yard"), Some(State::Healthy));
+
+        // door carries data from now on; yard stays idle (an on-demand stream nobody watches).
+        let probes_before = rig.net.describes.load(Ordering::SeqCst);
+        let idle = Settings::default().idle_probe;
+        let rounds = idle.as_secs() / 2 * 2;
+        for i in 0..rounds {
+            rig.server.streams.lock().unwrap().as_mut().unwrap().insert(
+                "door".into(),
+                StreamStatus {
+                    ready: true,
+                    bytes_in: 1_000 * (i + 1),
+                    consumers: 1,
+                },
+            );
+            tokio::time::advance(Settings::default().interval).await;
+            rig.round().await;
+        }
+        let probes = rig.net.describes.load(Ordering::SeqCst) - probes_before;
+        // Two idle periods: yard twice (its turn is spread within the period), door never.
+        assert!(
+            (1..=2).contains(&probes),
+            "{probes} probes of an idle stream"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_more_than_eight_probes_run_at_once() {
+        let names: Vec<String> = (0..20).map(|i| format!("cam{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut rig = rig(&names);
+        rig.round().await;
+        let started = Instant::now();
+        let outcome = rig.round_after_grace().await;
+        assert_eq!(outcome.probes.len(), 20);
+        assert_eq!(
+            rig.net.most_in_flight.load(Ordering::SeqCst),
+            sweep::PROBES_IN_FLIGHT
+        );
+        // 20 probes of 100 ms, 8 at a time: three waves.
+        assert_eq!(started.elapsed(), GRACE + Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_does_not_answer_is_left_alone_and_asked_for_a_resync_when_back() {
+        let mut rig = rig(&["door"]);
+        rig.proxy("door", Proxy::Serves);
+        rig.round().await;
+        rig.round_after_grace().await;
+        let listed = rig.server.streams.lock().unwrap().take();
+        let outcome = rig.round().await;
+        assert!(outcome.intents.is_empty(), "{outcome:?}");
+        assert_eq!(rig.monitor.state("door"), Some(State::TargetDown));
+        assert_eq!(
+            rig.net.describes.load(Ordering::SeqCst),
+            1,
+            "no probe while down"
+        );
+
+        *rig.server.streams.lock().unwrap() = listed;
+        assert_eq!(rig.round().await.intents, [Intent::Resync]);
+    }
 }
