@@ -500,23 +500,36 @@ async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_
     assert_heals(&mut monitor, &s.cameras, "door").await;
     // The camera keeps its port open but sends nothing: consumers attached, counters frozen.
     camera.hang();
-    let before = s.f.go2rtc.bytes_recv("door");
-    assert!(
-        eventually(Duration::from_secs(5), || s.f.go2rtc.bytes_recv("door")
-            == before)
-        .await
-    );
-    let mut events = Vec::new();
+    // Two reads 20 ms apart are equal only once the counter froze (it grows 1 kB per 20 ms).
+    let mut last = s.f.go2rtc.bytes_recv("door");
+    let frozen = eventually(Duration::from_secs(5), || {
+        let now = s.f.go2rtc.bytes_recv("door");
+        std::mem::replace(&mut last, now) == now
+    })
+    .await;
+    assert!(frozen, "the counter freezes while the camera hangs");
+    let mut outcome = RoundOutcome::default();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && events.is_empty() {
-        events.extend(monitor.round(&s.cameras).await.events);
+    while Instant::now() < deadline && outcome.events.is_empty() {
+        outcome = monitor.monitor.round(&s.cameras, Instant::now()).await;
     }
     assert_eq!(
-        events.first().map(|e| e.transition.reason),
+        outcome.events.first().map(|e| e.transition.reason),
         Some("no data moves although the stream is in use or kept connected"),
-        "{events:?}"
+        "{outcome:?}"
     );
+    assert!(asks_recovery(&outcome, "door", true), "{outcome:?}");
+    // The camera's stream comes back before camsync acts (a restart while it still hangs
+    // would only wait out go2rtc's dial timeouts).
     camera.answer();
+    let done = Ticket::new();
+    apply(
+        &monitor.worker,
+        &outcome.intents,
+        std::slice::from_ref(&done),
+    );
+    done.release();
+    done.wait().await;
     assert_heals(&mut monitor, &s.cameras, "door").await;
 }
 
