@@ -6,7 +6,8 @@
 //! views: the server's API (is the stream listed? is it flowing?), the proxy probe, and the
 //! camera itself. The decisions:
 //! - the API does not answer → `TargetDown`: nothing is touched; when it answers again, the
-//!   target is resynced first;
+//!   target is resynced first and the stream is `Unverified` again (with a new grace): a
+//!   camera that went down meanwhile is found by the next probes, not taken for healthy;
 //! - not listed → re-added at once;
 //! - listed, the camera does not answer → `CameraOffline`: nothing is churned; the moment the
 //!   camera answers, the stream is restarted (delete + add, re-armed preload) and verified;
@@ -197,6 +198,11 @@ impl PairHealth {
             return (None, Action::None);
         }
         let (to, reason, action) = self.decide(now, seen, policy, jitter);
+        if self.state == State::TargetDown && to == State::Unverified {
+            // The server is back (often restarted) and its resync may register the stream
+            // again: a new grace, then a verdict from probes, never "healthy" unseen.
+            self.grace_until = Some(now + policy.grace);
+        }
         let transition = self.go(to, reason, action, now);
         (transition, action)
     }
@@ -217,9 +223,10 @@ impl PairHealth {
                     Action::None,
                 );
             }
+            // What this round saw of the stream predates the resync: it is judged afresh.
             _ if self.state == State::TargetDown => {
                 return (
-                    State::Healthy,
+                    State::Unverified,
                     "the server's API answers again",
                     Action::ResyncTarget,
                 );
@@ -608,8 +615,44 @@ mod tests {
         );
         assert_eq!(
             (t.unwrap().to, action),
-            (State::Healthy, Action::ResyncTarget)
+            (State::Unverified, Action::ResyncTarget)
         );
+    }
+
+    /// Found by the chaos soak: go2rtc's API failed for a while, a camera rebooted meanwhile
+    /// and its stream got stuck; the API's return called every stream healthy unseen, so the
+    /// stuck one waited for its next idle probe (minutes).
+    #[test]
+    fn back_from_a_down_api_a_stuck_stream_is_judged_by_its_probes_after_a_new_grace() {
+        let policy = Policy::default();
+        let (mut pair, now) = settled(&policy);
+        let api_down = seen(
+            Listing::Unreachable,
+            ProxyAnswer::NotProbed,
+            CameraReach::Unknown,
+        );
+        pair.observe(now, api_down, &policy, 0.0);
+        let stuck = seen(LISTED_IDLE, ProxyAnswer::Failed, CameraReach::Answers);
+        let back = now + Duration::from_secs(5);
+        let (t, action) = pair.observe(back, stuck, &policy, 0.0);
+        assert_eq!(
+            (t.unwrap().to, action),
+            (State::Unverified, Action::ResyncTarget)
+        );
+
+        let (t, action) = pair.observe(back + Duration::from_secs(1), stuck, &policy, 0.0);
+        assert_eq!(
+            action,
+            Action::None,
+            "the resync's re-registration gets its grace"
+        );
+        assert_eq!(t.unwrap().to, State::Failing { checks: 1 });
+        let (t, action) = pair.observe(back + policy.grace, stuck, &policy, 0.0);
+        assert_eq!(action, Action::Restart);
+        assert!(matches!(
+            t.unwrap().to,
+            State::Recovering { attempt: 1, .. }
+        ));
     }
 
     #[test]
