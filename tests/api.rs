@@ -88,6 +88,11 @@ impl Api {
             .bearer_auth(TOKEN)
     }
 
+    /// The status and error message of `method path` (with the token).
+    async fn error(&self, method: Method, path: &str) -> (StatusCode, String) {
+        error_of(self.request(method, path).send().await.unwrap()).await
+    }
+
     fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{}{path}", self.base))
     }
@@ -253,13 +258,7 @@ async fn every_route_answers_with_the_token_and_the_guarded_ones_refuse_without(
             .unwrap();
         assert_eq!(with_token.status(), *expected, "{method} {path}");
     }
-    let (status, why) = error_of(
-        api.request(Method::GET, "/v1/nothing")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, why) = api.error(Method::GET, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(why.contains("openapi"), "{why}");
     api.stop().await;
@@ -523,13 +522,7 @@ async fn cameras_show_desired_state_redacted_with_ownership_and_last_sync_per_ta
     let front = api.json("/v1/cameras/front").await;
     assert_eq!(front["targets"][0]["last_sync"]["outcome"], "unchanged");
 
-    let (status, why) = error_of(
-        api.request(Method::GET, "/v1/cameras/nope")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, why) = api.error(Method::GET, "/v1/cameras/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(why.contains("\"nope\""), "{why}");
     api.stop().await;
@@ -593,25 +586,15 @@ async fn reconnect_re_registers_owned_streams_only_and_names_what_is_unknown() {
     assert_eq!(answer["targets"].as_array().unwrap().len(), 1);
     assert_eq!(f.go2rtc.write_count(), g1, "go2rtc untouched");
 
-    let (status, why) = error_of(
-        api.request(Method::POST, "/v1/cameras/front/reconnect?target=nope")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, why) = api
+        .error(Method::POST, "/v1/cameras/front/reconnect?target=nope")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         why.contains("\"nope\"") && why.contains("go2rtc, mediamtx"),
         "{why}"
     );
-    let (status, why) = error_of(
-        api.request(Method::POST, "/v1/cameras/mine/reconnect")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, why) = api.error(Method::POST, "/v1/cameras/mine/reconnect").await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
@@ -1312,8 +1295,7 @@ async fn event_streams_beyond_the_limit_are_refused_with_503() {
     let second = api.request(Method::GET, "/v1/events").send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::OK);
-    let (status, why) =
-        error_of(api.request(Method::GET, "/v1/events").send().await.unwrap()).await;
+    let (status, why) = api.error(Method::GET, "/v1/events").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(why.contains("api.max_event_streams"), "{why}");
     // A closed stream frees its place (the server sees it gone at its next write).
@@ -1387,7 +1369,7 @@ async fn a_camera_name_with_a_slash_is_addressed_percent_encoded_and_the_404_say
             "/v1/cameras/site%2Fdoor/reconnect",
         ),
     ] {
-        let (status, error) = error_of(api.request(method, path).send().await.unwrap()).await;
+        let (status, error) = api.error(method, path).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(error.contains(hint), "{error}");
     }

@@ -61,11 +61,17 @@ fn write_config(dir: &Path, go2rtc: Option<&RealServer>, mediamtx: &RealServer, 
         mediamtx.api_url(),
         mediamtx.rtsp_url()
     ));
+    // Health monitoring is off unless `extra` configures it.
+    let health = if extra.contains("health:") {
+        ""
+    } else {
+        "health:\n  enabled: false\n"
+    };
     std::fs::write(
         dir.join("camsync.yaml"),
         format!(
             "source:\n  file: cameras.yaml\ntargets:\n{targets}state: camsync.db\nresync: 1h\n\
-             health:\n  enabled: false\n{extra}"
+             {health}{extra}"
         ),
     )
     .unwrap();
@@ -328,10 +334,7 @@ async fn run_heals_a_camera_reboot_on_both_without_restarting_a_server() {
     let camera = SimCamera::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let health = "health:\n  interval: 200ms\n  grace: 1s\n  camera_watch: 100ms\n";
-    write_config(dir.path(), Some(&g), &m, "");
-    let text = std::fs::read_to_string(dir.path().join("camsync.yaml")).unwrap();
-    let text = text.replace("health:\n  enabled: false\n", health);
-    std::fs::write(dir.path().join("camsync.yaml"), text).unwrap();
+    write_config(dir.path(), Some(&g), &m, health);
     write_cameras(dir.path(), &[("front", camera.url("front"))]);
     let config =
         config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
