@@ -18,6 +18,7 @@ conformance!(
     values_come_back_normalised,
     a_restart_forgets_api_paths,
     a_file_reload_replaces_api_paths,
+    a_file_it_cannot_load_stops_the_server,
     rtsp_answers_unknown_down_and_streaming,
     on_demand_source_that_hangs_is_given_up,
     a_file_change_within_a_second_of_a_reload_is_never_loaded,
@@ -254,6 +255,28 @@ async fn a_file_reload_replaces_api_paths(m: Mediamtx) {
         "{}",
         m.label()
     );
+}
+
+/// SERVERS.md: a changed file that MediaMTX cannot load stops it (the process exits, with
+/// status 0): a `mediamtx-file` target must never write one.
+async fn a_file_it_cannot_load_stops_the_server(m: Mediamtx) {
+    assert_eq!(get(&m.api("/v3/info")).await.status, 200, "{}", m.label());
+    m.write_paths(
+        "  cam:
+    noSuchField: yes
+",
+    );
+    let info = m.api("/v3/info");
+    let stopped = until(Duration::from_secs(5), || async {
+        let answer = reqwest::Client::new()
+            .get(&info)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        answer.is_err().then_some(())
+    })
+    .await;
+    assert!(stopped.is_some(), "{}: the API stops answering", m.label());
 }
 
 async fn rtsp_answers_unknown_down_and_streaming(m: Mediamtx) {
