@@ -73,6 +73,8 @@ pub struct RealServer {
     pub api_port: u16,
     pub rtsp_port: u16,
     child: Option<Child>,
+    /// Variables set for the process, beside the test's own environment.
+    env: Vec<(String, String)>,
 }
 
 impl RealServer {
@@ -94,6 +96,7 @@ impl RealServer {
                 api_port,
                 rtsp_port,
                 child: None,
+                env: Vec::new(),
             };
             tries += 1;
             match server.spawn().await {
@@ -124,6 +127,14 @@ impl RealServer {
     /// The YAML file the server was started with (and that it rewrites or watches).
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join(self.kind.file_name())
+    }
+
+    /// Sets the process's environment for its next start (a container's env file).
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     pub fn dir(&self) -> &Path {
@@ -165,6 +176,7 @@ impl RealServer {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
         let err = log.try_clone().expect("log file");
         let mut command = Command::new(&binary);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         match self.kind {
             Kind::Go2rtc => command.arg("-config").arg(self.config_path()),
             Kind::Mediamtx => command.arg(self.config_path()),

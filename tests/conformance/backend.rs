@@ -104,6 +104,24 @@ impl Go2rtc {
     pub async fn real() -> Go2rtc {
         Backend::Real(RealServer::start(Kind::Go2rtc, "").await)
     }
+
+    /// Stops the process and starts it again with `env` (a container started again with
+    /// another env file); its file's `${VAR}`s are expanded from it.
+    pub async fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        match self {
+            Backend::Sim(sim, _) => {
+                let env = env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                sim.restart_with_env(env).await;
+            }
+            Backend::Real(real) => {
+                real.set_env(env);
+                real.resume().await;
+            }
+        }
+    }
 }
 
 impl Mediamtx {

@@ -14,6 +14,7 @@ conformance!(
     go2rtc,
     streams_are_created_replaced_listed_and_deleted,
     credentials_are_shown_as_sent_and_options_kept,
+    values_from_the_environment_are_masked_wherever_they_appear,
     command_and_whitespace_sources_are_refused,
     preload_dials_first_and_counts_bytes,
     api_restart_keeps_put_streams,
@@ -134,6 +135,30 @@ async fn credentials_are_shown_as_sent_and_options_kept(g: Go2rtc) {
     assert!(
         file.contains(src),
         "{}: the file has it in clear:\n{file}",
+        g.label()
+    );
+}
+
+/// go2rtc shows `***` for every value its file's `${VAR}`s were replaced with, in any source,
+/// and nothing else (CONFORMANCE-NOTES.md).
+async fn values_from_the_environment_are_masked_wherever_they_appear(mut g: Go2rtc) {
+    let path = g.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let stream = "streams:\n  cam: rtsp://admin:${CAM_PW}@127.0.0.1:9/main\n";
+    std::fs::write(&path, format!("{text}{stream}")).unwrap();
+    g.restart_with_env(&[("CAM_PW", "env-s3cret")]).await;
+    assert_eq!(
+        producer_urls(&g, "cam").await,
+        ["rtsp://admin:***@127.0.0.1:9/main"],
+        "{}",
+        g.label()
+    );
+    let src = "rtsp://other:env-s3cret@127.0.0.1:9/o";
+    assert_eq!(put(&g, "other", src).await.status, 200);
+    assert_eq!(
+        producer_urls(&g, "other").await,
+        ["rtsp://other:***@127.0.0.1:9/o"],
+        "{}: the same value in a source sent later",
         g.label()
     );
 }
