@@ -153,6 +153,18 @@ impl Mediamtx {
         std::fs::rename(&tmp, &path).expect("rename mediamtx.yml");
     }
 
+    /// Attaches a reader to path `name`: the simulator's own, or an RTSP session playing it on
+    /// the real server. The reader lasts as long as the value.
+    pub async fn attach_reader(&self, name: &str) -> Option<tokio::net::TcpStream> {
+        match self {
+            Backend::Sim(sim, _) => {
+                assert!(sim.add_reader(name), "sim: a reader on {name}");
+                None
+            }
+            Backend::Real(_) => Some(crate::wire::play(&self.rtsp(name)).await),
+        }
+    }
+
     /// Stops the process and starts it again, as a crash and a supervisor would.
     pub async fn restart(&mut self) {
         match self {

@@ -19,6 +19,7 @@ conformance!(
     a_restart_forgets_api_paths,
     a_file_reload_replaces_api_paths,
     a_file_it_cannot_load_stops_the_server,
+    a_write_to_a_path_drops_its_readers_and_no_others,
     rtsp_answers_unknown_down_and_streaming,
     on_demand_source_that_hangs_is_given_up,
     a_file_change_within_a_second_of_a_reload_is_never_loaded,
@@ -277,6 +278,57 @@ async fn a_file_it_cannot_load_stops_the_server(m: Mediamtx) {
     })
     .await;
     assert!(stopped.is_some(), "{}: the API stops answering", m.label());
+}
+
+/// SERVERS.md: any field change of a path (even `sourceOnDemandCloseAfter`) recreates it and
+/// drops its readers; a write to another path leaves them alone.
+async fn a_write_to_a_path_drops_its_readers_and_no_others(m: Mediamtx) {
+    let camera = SimCamera::start().await.unwrap();
+    for name in ["front", "back"] {
+        let body = json!({"source": camera.url(name), "rtspTransport": "tcp"});
+        assert_eq!(config(&m, "add", name, Some(body)).await, ok());
+    }
+    let readers = |name: &'static str| {
+        let m = &m;
+        async move {
+            let json = get(&m.api(&format!("/v3/paths/get/{name}"))).await.json();
+            json["readers"].as_array().map_or(0, Vec::len)
+        }
+    };
+    for name in ["front", "back"] {
+        let ready = until(Duration::from_secs(10), || async {
+            let json = get(&m.api(&format!("/v3/paths/get/{name}"))).await.json();
+            (json["ready"] == true).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "{}: {name} ready", m.label());
+    }
+    let _front = m.attach_reader("front").await;
+    let _back = m.attach_reader("back").await;
+    assert_eq!(
+        (readers("front").await, readers("back").await),
+        (1, 1),
+        "{}",
+        m.label()
+    );
+
+    let patch = json!({"sourceOnDemandCloseAfter": "15s"});
+    assert_eq!(config(&m, "patch", "front", Some(patch)).await, ok());
+    let dropped = until(Duration::from_secs(5), || async {
+        (readers("front").await == 0).then_some(())
+    })
+    .await;
+    assert!(
+        dropped.is_some(),
+        "{}: the patched path's reader dropped",
+        m.label()
+    );
+    assert_eq!(
+        readers("back").await,
+        1,
+        "{}: the other path's reader stays",
+        m.label()
+    );
 }
 
 async fn rtsp_answers_unknown_down_and_streaming(m: Mediamtx) {
