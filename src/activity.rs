@@ -298,7 +298,7 @@ impl Activity {
         self.lock().inventory.clone()
     }
 
-    pub fn camera(&self, name: &str) -> Option<Camera> {
+    pub fn camera(&self, name: &str) -> Option<Arc<Camera>> {
         self.lock()
             .inventory
             .as_ref()
@@ -439,8 +439,12 @@ impl Activity {
                     _ => "unchanged",
                 };
                 let cameras: Box<dyn Iterator<Item = &Camera>> = match covered {
-                    None => Box::new(inventory.cameras.values()),
-                    Some(names) => Box::new(names.iter().filter_map(|n| inventory.cameras.get(n))),
+                    None => Box::new(inventory.cameras.values().map(|c| &**c)),
+                    Some(names) => Box::new(
+                        names
+                            .iter()
+                            .filter_map(|n| inventory.cameras.get(n).map(|c| &**c)),
+                    ),
                 };
                 for camera in cameras {
                     if !camera.wants_target(&t.target) || listed.contains(camera.name.as_str()) {
@@ -709,7 +713,12 @@ mod tests {
         let a = activity();
         let inventory = Inventory {
             cameras: ["front", "back"]
-                .map(|n| (n.to_string(), Camera::example(n, "rtsp://192.0.2.1/x")))
+                .map(|n| {
+                    (
+                        n.to_string(),
+                        Arc::new(Camera::example(n, "rtsp://192.0.2.1/x")),
+                    )
+                })
                 .into(),
             rejected: Vec::new(),
         };

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -25,7 +26,7 @@ const MEDIAMTX_SCHEMES: [&str; 10] = [
 ];
 
 /// A camera record as a source delivers it, before validation.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraSpec {
     pub name: String,
@@ -55,6 +56,9 @@ pub struct ValidationContext<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// The password files read so far in this validation pass.
     pub secret_files: SecretFiles,
+    /// The cameras of the last pass, and those of this one.
+    earlier: Validated,
+    now: RefCell<Validated>,
 }
 
 impl<'a> ValidationContext<'a> {
@@ -70,8 +74,42 @@ impl<'a> ValidationContext<'a> {
             profiles,
             env,
             secret_files: SecretFiles::default(),
+            earlier: Validated::default(),
+            now: RefCell::default(),
         }
     }
+
+    /// Lets this pass reuse the cameras of an earlier one against the same targets and profiles
+    /// (see [`Validated`]).
+    pub fn remembering(mut self, earlier: Validated) -> Self {
+        self.now = RefCell::new(Validated(HashMap::with_capacity(earlier.0.len())));
+        self.earlier = earlier;
+        self
+    }
+
+    /// The cameras validated in this pass, for the next; the earlier ones when the pass did not
+    /// complete (a source that could not be read says nothing about its cameras).
+    pub fn into_validated(self, completed: bool) -> Validated {
+        if completed {
+            self.now.into_inner()
+        } else {
+            self.earlier
+        }
+    }
+}
+
+/// The cameras one validation pass made, by name, with the spec and password each came from.
+/// The next pass reuses a camera whose spec and password are unchanged instead of validating it
+/// again: a webhook re-reads the whole inventory, and with thousands of cameras the validation
+/// (URL parsing, profiles, credentials) was most of that read. Sharing the camera also makes
+/// comparing two inventories a pointer comparison per unchanged camera.
+#[derive(Default)]
+pub struct Validated(HashMap<String, Known>);
+
+struct Known {
+    spec: CameraSpec,
+    password: Option<Secret>,
+    camera: Arc<Camera>,
 }
 
 /// Password files read during one validation pass: each is read once, however many cameras
@@ -80,14 +118,19 @@ impl<'a> ValidationContext<'a> {
 pub struct SecretFiles(RefCell<HashMap<PathBuf, Result<Secret, String>>>);
 
 impl SecretFiles {
-    fn read(&self, path: PathBuf) -> Result<Secret, String> {
-        self.0
-            .borrow_mut()
-            .entry(path)
-            .or_insert_with_key(|path| crate::config::read_secret_file(path))
-            .clone()
+    /// The secret in `path` (relative to `base_dir`), read at its first mention.
+    fn read(&self, base_dir: &Path, path: &Path) -> Result<Secret, String> {
+        if let Some(read) = self.0.borrow().get(path) {
+            return read.clone();
+        }
+        let read = crate::config::read_secret_file(&base_dir.join(path));
+        self.0.borrow_mut().insert(path.to_owned(), read.clone());
+        read
     }
 }
+
+/// Validated cameras by name, shared between the inventories and passes that hold them.
+pub type Cameras = BTreeMap<String, Arc<Camera>>;
 
 /// A validated camera.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +167,7 @@ pub struct SourceUrl {
     password: Option<Secret>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CameraError {
     #[error("camera {}: invalid name: {reason}", Echo(.name))]
     InvalidName { name: String, reason: &'static str },
@@ -172,6 +215,43 @@ pub enum CameraError {
 
 impl CameraSpec {
     pub fn validate(self, ctx: &ValidationContext<'_>) -> Result<Camera, CameraError> {
+        let password = self.resolve_password(ctx);
+        self.validate_with(password, ctx)
+    }
+
+    /// [`CameraSpec::validate`], reusing the earlier pass's camera when the spec and its
+    /// password are what they were (see [`Validated`]).
+    pub fn validate_shared(self, ctx: &ValidationContext<'_>) -> Result<Arc<Camera>, CameraError> {
+        let password = self.resolve_password(ctx);
+        let reused = match (&password, ctx.earlier.0.get(&self.name)) {
+            (Ok(password), Some(known)) if known.spec == self && known.password == *password => {
+                Some(known.camera.clone())
+            }
+            _ => None,
+        };
+        let camera = match reused {
+            Some(camera) => camera,
+            None => Arc::new(self.clone().validate_with(password.clone(), ctx)?),
+        };
+        if let Ok(password) = password {
+            ctx.now
+                .borrow_mut()
+                .0
+                .entry(self.name.clone())
+                .or_insert_with(|| Known {
+                    spec: self,
+                    password,
+                    camera: camera.clone(),
+                });
+        }
+        Ok(camera)
+    }
+
+    fn validate_with(
+        self,
+        password: Result<Option<Secret>, CameraError>,
+        ctx: &ValidationContext<'_>,
+    ) -> Result<Camera, CameraError> {
         let name = self.name;
         if let Err(reason) = check_stream_name(&name) {
             return Err(CameraError::InvalidName { name, reason });
@@ -182,13 +262,7 @@ impl CameraSpec {
             (None, Some(urls)) if !urls.is_empty() => urls,
             _ => return Err(CameraError::NoUrl { name }),
         };
-        let password = resolve_password(
-            &name,
-            self.password,
-            self.password_env,
-            self.password_file,
-            ctx,
-        )?;
+        let password = password?;
         if password.is_some() && self.username.is_none() {
             return Err(CameraError::PasswordWithoutUser { name });
         }
@@ -270,41 +344,36 @@ impl CameraSpec {
             shard: self.shard,
         })
     }
+
+    /// The password as `password`, `password_env` or `password_file` gives it now.
+    fn resolve_password(&self, ctx: &ValidationContext<'_>) -> Result<Option<Secret>, CameraError> {
+        let missing = |reason: String| CameraError::MissingSecret {
+            name: self.name.clone(),
+            reason,
+        };
+        match (&self.password, &self.password_env, &self.password_file) {
+            (None, None, None) => Ok(None),
+            (Some(secret), None, None) => Ok(Some(secret.clone())),
+            (None, Some(var), None) => match (ctx.env)(var) {
+                Some(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
+                _ => Err(missing(format!(
+                    "environment variable {var} (password_env) is not set or empty"
+                ))),
+            },
+            (None, None, Some(path)) => ctx
+                .secret_files
+                .read(ctx.base_dir, path)
+                .map(Some)
+                .map_err(|e| missing(format!("password_file: {e}"))),
+            _ => Err(CameraError::PasswordTwice {
+                name: self.name.clone(),
+            }),
+        }
+    }
 }
 
 fn join(names: &BTreeSet<String>) -> String {
     names.iter().cloned().collect::<Vec<_>>().join(", ")
-}
-
-fn resolve_password(
-    name: &str,
-    inline: Option<Secret>,
-    env_var: Option<String>,
-    file: Option<PathBuf>,
-    ctx: &ValidationContext<'_>,
-) -> Result<Option<Secret>, CameraError> {
-    let missing = |reason: String| CameraError::MissingSecret {
-        name: name.to_owned(),
-        reason,
-    };
-    match (inline, env_var, file) {
-        (None, None, None) => Ok(None),
-        (Some(secret), None, None) => Ok(Some(secret)),
-        (None, Some(var), None) => match (ctx.env)(&var) {
-            Some(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
-            _ => Err(missing(format!(
-                "environment variable {var} (password_env) is not set or empty"
-            ))),
-        },
-        (None, None, Some(path)) => ctx
-            .secret_files
-            .read(ctx.base_dir.join(path))
-            .map(Some)
-            .map_err(|e| missing(format!("password_file: {e}"))),
-        _ => Err(CameraError::PasswordTwice {
-            name: name.to_owned(),
-        }),
-    }
 }
 
 /// The longest stream name: a name becomes a URL path on both servers and a directory or file

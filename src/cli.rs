@@ -204,6 +204,7 @@ async fn probe(path: &std::path::Path, args: ProbeArgs) -> Result<ExitCode, AppE
         .cameras
         .values()
         .filter(|c| args.names.is_empty() || args.names.contains(&c.name))
+        .map(|c| &**c)
         .collect();
     let targets = CheckedTarget::from_config(&config)?;
     let checks = check::check(&targets, &cameras, args.timeout).await;
@@ -253,7 +254,8 @@ async fn render(path: &std::path::Path, args: RenderArgs) -> Result<ExitCode, Ap
         let cameras = inventory
             .cameras
             .values()
-            .filter(|c| c.wants_target(&args.target));
+            .filter(|c| c.wants_target(&args.target))
+            .map(|c| &**c);
         let text = crate::target::yaml_file::env_file_text(cameras);
         crate::atomic_file::write_private(env_file, text.as_bytes())?;
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::app::{AppError, LedgerMode, load_inventory, process_env, reconciler};
-use crate::camera::Camera;
+use crate::camera::Cameras;
 use crate::config;
 use crate::health::monitor::{Settings, TargetMonitor};
 use crate::health::runner::apply;
@@ -244,7 +244,7 @@ async fn nightly_reboot(
         .collect();
     let inventory = load_inventory(config).await?;
     workers.publish(std::sync::Arc::new(inventory.clone()));
-    let cameras: BTreeMap<String, Camera> = inventory
+    let cameras: Cameras = inventory
         .cameras
         .into_iter()
         .filter(|(name, _)| name == "front_door")
@@ -301,7 +301,7 @@ async fn nightly_reboot(
 /// monitor decides is carried out by the target's worker before the next round.
 async fn watch_round(
     monitors: &mut [(TargetMonitor, WorkerHandle)],
-    cameras: &BTreeMap<String, Camera>,
+    cameras: &Cameras,
     start: Instant,
 ) {
     for (monitor, worker) in monitors.iter_mut() {

@@ -103,6 +103,7 @@ pub fn parse_ordinal(value: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use super::*;
     use crate::camera::ValidationContext;
@@ -126,7 +127,10 @@ mod tests {
 
     fn inventory(names: &[String]) -> Inventory {
         Inventory {
-            cameras: names.iter().map(|n| (n.clone(), camera(n, None))).collect(),
+            cameras: names
+                .iter()
+                .map(|n| (n.clone(), Arc::new(camera(n, None))))
+                .collect(),
             rejected: Vec::new(),
         }
     }
@@ -270,7 +274,8 @@ mod tests {
             .into_iter()
             .find(|n| owner(n, 3) == 0 && owner(n, 4) == 0)
             .unwrap();
-        inv.cameras.insert(name.clone(), camera(&name, Some(2)));
+        inv.cameras
+            .insert(name.clone(), Arc::new(camera(&name, Some(2))));
         for count in [3, 4] {
             assert!(selected(&inv, 2, count).contains(&name));
             for index in (0..count).filter(|i| *i != 2) {
@@ -284,7 +289,8 @@ mod tests {
     #[test]
     fn a_pin_beyond_the_count_is_rejected_in_every_shard_with_the_reason() {
         let mut inv = inventory(&names(3));
-        inv.cameras.insert("lobby".into(), camera("lobby", Some(5)));
+        inv.cameras
+            .insert("lobby".into(), Arc::new(camera("lobby", Some(5))));
         for index in 0..3 {
             let out = select(inv.clone(), Some(&shard(index, 3)));
             assert!(!out.cameras.contains_key("lobby"));

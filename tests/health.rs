@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use camsync::camera::Camera;
+use camsync::camera::Cameras;
 use camsync::config::Config;
 use camsync::health::monitor::{Intent, RoundOutcome, Settings, TargetMonitor};
 use camsync::health::runner::apply;
@@ -66,7 +65,7 @@ struct Watched {
 }
 
 impl Watched {
-    async fn round(&mut self, cameras: &BTreeMap<String, Camera>) -> RoundOutcome {
+    async fn round(&mut self, cameras: &Cameras) -> RoundOutcome {
         let outcome = self.monitor.round(cameras, Instant::now()).await;
         let done = Ticket::new();
         apply(&self.worker, &outcome.intents, std::slice::from_ref(&done));
@@ -82,7 +81,7 @@ impl Watched {
 
 struct Setup {
     f: Fixture,
-    cameras: BTreeMap<String, Camera>,
+    cameras: Cameras,
     running: Running,
 }
 
@@ -241,7 +240,7 @@ async fn delete_by_hand(mtx: &camsync::sim::mediamtx::MediamtxSim, name: &str) {
 }
 
 /// Rounds until `camera` is healthy; fails the test after the deadline.
-async fn assert_heals(monitor: &mut Watched, cameras: &BTreeMap<String, Camera>, camera: &str) {
+async fn assert_heals(monitor: &mut Watched, cameras: &Cameras, camera: &str) {
     let healed = eventually_round(monitor, cameras, |m| {
         m.state(camera) == Some(State::Healthy)
     })
@@ -251,7 +250,7 @@ async fn assert_heals(monitor: &mut Watched, cameras: &BTreeMap<String, Camera>,
 
 async fn eventually_round(
     monitor: &mut Watched,
-    cameras: &BTreeMap<String, Camera>,
+    cameras: &Cameras,
     done: impl Fn(&Watched) -> bool,
 ) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -584,11 +583,7 @@ async fn a_recovery_does_not_wait_behind_a_large_resync_of_its_target() {
 }
 
 /// Rounds until `rounds` have passed; the server restarts they made.
-async fn server_restarts(
-    monitor: &mut Watched,
-    cameras: &BTreeMap<String, Camera>,
-    rounds: usize,
-) -> usize {
+async fn server_restarts(monitor: &mut Watched, cameras: &Cameras, rounds: usize) -> usize {
     let mut restarts = 0;
     for _ in 0..rounds {
         let outcome = monitor.round(cameras).await;

@@ -316,7 +316,7 @@ async fn probe_reports_each_path_through_the_servers_proxies() {
     let config = f.config();
     let inventory = camsync::app::load_inventory(&config).await.unwrap();
     let targets = CheckedTarget::from_config(&config).unwrap();
-    let cameras: Vec<_> = inventory.cameras.values().collect();
+    let cameras: Vec<_> = inventory.cameras.values().map(|c| &**c).collect();
     let checks = check::check(&targets, &cameras, Duration::from_secs(5)).await;
     let verdict = |camera: &str, target: &str| {
         checks

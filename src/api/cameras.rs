@@ -118,7 +118,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<CamerasView> {
     })
 }
 
-fn camera(state: &ApiState, name: &str) -> Result<Camera, ApiError> {
+fn camera(state: &ApiState, name: &str) -> Result<Arc<Camera>, ApiError> {
     state.activity.camera(name).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no camera named {name:?} in the inventory (GET /v1/cameras lists them)"

@@ -32,7 +32,7 @@ use super::state::{
     Action, CameraReach, Listing, Observation, PairHealth, Policy, ProxyAnswer, State, Transition,
 };
 use super::sweep::{self, AskCamera, Look, NetProber, Prober};
-use crate::camera::Camera;
+use crate::camera::{Camera, Cameras};
 use crate::target::{StreamStatus, Target};
 
 /// Monitor settings (config `health:`).
@@ -172,22 +172,18 @@ impl TargetMonitor {
 
     /// Whether the camera of any `camera-offline` stream answers now: one TCP connect per such
     /// camera, at most [`sweep::PROBES_IN_FLIGHT`] at once. Cheap enough to run between rounds.
-    pub async fn offline_camera_answers(&self, cameras: &BTreeMap<String, Camera>) -> bool {
+    pub async fn offline_camera_answers(&self, cameras: &Cameras) -> bool {
         let offline = self
             .pairs
             .iter()
             .filter(|(_, p)| p.health.state() == State::CameraOffline)
-            .filter_map(|(name, _)| cameras.get(name).and_then(camera_address));
+            .filter_map(|(name, _)| cameras.get(name).and_then(|c| camera_address(c)));
         sweep::any_answers(&self.prober, offline, self.settings.camera_timeout).await
     }
 
     /// One round over the target for `cameras` (those camsync owns there): what changed, and
     /// what the worker should do.
-    pub async fn round(
-        &mut self,
-        cameras: &BTreeMap<String, Camera>,
-        now: Instant,
-    ) -> RoundOutcome {
+    pub async fn round(&mut self, cameras: &Cameras, now: Instant) -> RoundOutcome {
         let name = self.target.name().to_owned();
         let wanted: BTreeSet<&String> = cameras
             .values()
@@ -282,7 +278,7 @@ impl TargetMonitor {
     /// Builds one observation per pair: passive signals, then probes where needed (timed).
     async fn observe(
         &mut self,
-        cameras: &BTreeMap<String, Camera>,
+        cameras: &Cameras,
         status: Option<&BTreeMap<String, StreamStatus>>,
         now: Instant,
     ) -> (Vec<(String, Observation)>, Vec<ProbeSample>) {
@@ -413,17 +409,17 @@ mod tests {
         server: Arc<FakeServer>,
         net: Arc<FakeNet>,
         monitor: TargetMonitor,
-        cameras: BTreeMap<String, Camera>,
+        cameras: Cameras,
     }
 
     /// Streams `names`, listed and idle (no bytes), each camera on its own 127.0.0.1 port.
     fn rig(names: &[&str]) -> Rig {
-        let cameras: BTreeMap<String, Camera> = names
+        let cameras: Cameras = names
             .iter()
             .enumerate()
             .map(|(i, n)| {
                 let url = format!("rtsp://127.0.0.1:{}/s", 10_000 + i);
-                (n.to_string(), Camera::example(n, &url))
+                (n.to_string(), Arc::new(Camera::example(n, &url)))
             })
             .collect();
         let streams = names

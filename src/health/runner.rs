@@ -3,7 +3,6 @@
 //! [`Intent`] to that worker. Between rounds, the cameras of `camera-offline` streams are
 //! watched (`camera_watch`) so a camera's return is acted on at once.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::monitor::{Intent, RoundOutcome, Settings, TargetMonitor};
 use super::state::State;
-use crate::camera::Camera;
+use crate::camera::Cameras;
 use crate::reconcile::queue::Priority;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::WorkerHandle;
@@ -99,7 +98,7 @@ impl HealthLoop {
         let monitors = self.monitors.iter_mut().zip(selected).filter(|(_, s)| **s);
         for ((monitor, worker), _) in monitors {
             let confirmed = worker.confirmed();
-            let judged: BTreeMap<String, Camera> = inventory
+            let judged: Cameras = inventory
                 .cameras
                 .iter()
                 .filter(|(name, _)| confirmed.contains(*name))

@@ -368,7 +368,7 @@ async fn preview(
         .filter_map(|step| match step.action {
             Action::Delete => Some(Change::Delete(&step.name)),
             Action::Create | Action::Adopt | Action::Update | Action::Recover => {
-                inventory.cameras.get(&step.name).map(Change::Upsert)
+                inventory.cameras.get(&step.name).map(|c| Change::Upsert(c))
             }
             Action::Unchanged | Action::Hold | Action::Forget => None,
         })
@@ -450,7 +450,7 @@ mod tests {
     fn inventory() -> Inventory {
         let camera = Camera::example("cam", "rtsp://192.0.2.1/x");
         Inventory {
-            cameras: [("cam".to_string(), camera)].into(),
+            cameras: [("cam".to_string(), Arc::new(camera))].into(),
             rejected: Vec::new(),
         }
     }
@@ -607,10 +607,10 @@ mod tests {
                 .map(|n| {
                     (
                         n.to_string(),
-                        Camera {
+                        Arc::new(Camera {
                             name: n.to_string(),
-                            ..base.clone()
-                        },
+                            ..(*base).clone()
+                        }),
                     )
                 })
                 .collect(),

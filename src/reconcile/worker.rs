@@ -1226,7 +1226,12 @@ mod tests {
         Arc::new(Inventory {
             cameras: names
                 .into_iter()
-                .map(|n| (n.clone(), Camera::example(&n, "rtsp://192.0.2.1/x")))
+                .map(|n| {
+                    (
+                        n.clone(),
+                        Arc::new(Camera::example(&n, "rtsp://192.0.2.1/x")),
+                    )
+                })
                 .collect(),
             rejected: Vec::new(),
         })
@@ -1372,9 +1377,10 @@ mod tests {
 
         // The camera's URL changes: tried now, not at the end of the backoff.
         let mut changed = (*inventory(["a".to_string()])).clone();
-        changed
-            .cameras
-            .insert("a".into(), Camera::example("a", "rtsp://192.0.2.2/y"));
+        changed.cameras.insert(
+            "a".into(),
+            Arc::new(Camera::example("a", "rtsp://192.0.2.2/y")),
+        );
         h.inventory.send_replace(Arc::new(changed));
         let ticket = Ticket::new();
         h.worker

@@ -23,14 +23,14 @@ use std::sync::{Arc, PoisonError};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::camera::{Camera, CameraError, CameraSpec, ValidationContext};
+use crate::camera::{CameraError, CameraSpec, Cameras, Validated, ValidationContext};
 use crate::config::{Config, SourceConfig, TargetKind};
 use crate::profile::Profiles;
 
 /// The desired state: valid cameras by name, and the records that were rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {
-    pub cameras: BTreeMap<String, Camera>,
+    pub cameras: Cameras,
     pub rejected: Vec<Rejection>,
 }
 
@@ -60,7 +60,7 @@ impl std::fmt::Display for Rejection {
 impl Inventory {
     /// Puts back the version in `last_good` of each camera that is rejected now and has no
     /// valid record: a camera that was valid and becomes invalid is kept, not deleted.
-    fn keep_last_good(&mut self, last_good: &BTreeMap<String, Camera>) {
+    fn keep_last_good(&mut self, last_good: &Cameras) {
         for rejection in &mut self.rejected {
             if self.cameras.contains_key(&rejection.camera) {
                 continue; // a duplicate: the first record stands
@@ -124,6 +124,8 @@ pub struct Source {
     shard: Option<crate::shard::Shard>,
     /// The valid cameras of the last successful read.
     last_good: std::sync::Mutex<Option<Arc<Inventory>>>,
+    /// The cameras the last read validated, for the next to reuse.
+    validated: std::sync::Mutex<Validated>,
     /// Config `max_cameras`, and the config file that sets it.
     max_cameras: usize,
     config_path: PathBuf,
@@ -165,6 +167,7 @@ impl Source {
             profiles: config.profiles.clone(),
             shard: config.shard.clone(),
             last_good: Default::default(),
+            validated: Default::default(),
             max_cameras: config.max_cameras,
             config_path: config.path.clone(),
         }
@@ -177,10 +180,10 @@ impl Source {
         let inventory = match &self.kind {
             Kind::File { path, entries } => blocking(|| {
                 let mut entries = entries.lock().unwrap_or_else(PoisonError::into_inner);
-                file::load(path, &self.context(), &mut entries)
+                self.validate(|ctx| file::load(path, ctx, &mut entries))
             })?,
-            Kind::Sqlite(db) => validate_records(db.read().await?, &self.context()),
-            Kind::Postgres(db) => validate_records(db.read().await?, &self.context()),
+            Kind::Sqlite(db) => self.validate_rows(db.read().await?),
+            Kind::Postgres(db) => self.validate_rows(db.read().await?),
         };
         let mut inventory = crate::shard::select(inventory, self.shard.as_ref());
         let count = inventory.cameras.len() + inventory.rejected.len();
@@ -212,13 +215,33 @@ impl Source {
         Ok(inventory)
     }
 
-    fn context(&self) -> ValidationContext<'_> {
-        ValidationContext::new(
+    fn validate_rows(&self, records: Vec<Record>) -> Inventory {
+        let read = |ctx: &ValidationContext<'_>| {
+            Ok::<_, std::convert::Infallible>(validate_records(records, ctx))
+        };
+        let Ok(inventory) = blocking(|| self.validate(read));
+        inventory
+    }
+
+    /// Runs `read` with a validation context that reuses the cameras of the last read.
+    fn validate<E>(
+        &self,
+        read: impl FnOnce(&ValidationContext<'_>) -> Result<Inventory, E>,
+    ) -> Result<Inventory, E> {
+        let mut validated = self
+            .validated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let ctx = ValidationContext::new(
             &self.base_dir,
             &self.targets,
             &self.profiles,
             &crate::app::process_env,
         )
+        .remembering(std::mem::take(&mut validated));
+        let read = read(&ctx);
+        *validated = ctx.into_validated(read.is_ok());
+        read
     }
 
     /// Starts watching for changes: the file's directory, or the database's change signal.
@@ -301,7 +324,7 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
                 use crate::echo::{Echo, Message};
                 format!("camera {}: {}", Echo(&label), Message(&e))
             })
-            .and_then(|spec| spec.validate(ctx).map_err(|e| e.to_string()));
+            .and_then(|spec| spec.validate_shared(ctx).map_err(|e| e.to_string()));
         match result {
             Err(reason) => inventory.rejected.push(reject(reason)),
             Ok(camera) => {
@@ -371,5 +394,70 @@ mod tests {
         );
         write(&cameras, one);
         assert_eq!(source.load().await.unwrap().cameras.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_camera_is_validated_again_only_when_its_record_or_password_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cameras = dir.path().join("cameras.yaml");
+        let entry = |url: &str| {
+            format!("  - name: a\n    url: {url}\n    username: u\n    password_file: pw\n")
+        };
+        let b = "  - name: b\n    url: rtsp://127.0.0.1/b\n";
+        write(&dir.path().join("pw"), "first");
+        write(
+            &cameras,
+            &format!("cameras:\n{}{b}", entry("rtsp://127.0.0.1/a")),
+        );
+        write(
+            &dir.path().join("camsync.yaml"),
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: g\n    kind: go2rtc\n    api: http://127.0.0.1:1984\n",
+        );
+        let config = crate::config::load(&dir.path().join("camsync.yaml"), &|_| None).unwrap();
+        let source = Source::new(&config);
+        let exposed = |inventory: &Inventory| inventory.cameras["a"].sources[0].expose();
+
+        let first = source.load().await.unwrap();
+        assert_eq!(exposed(&first), "rtsp://u:first@127.0.0.1/a");
+
+        // Another camera changes: `a` is the very same camera, not validated again.
+        write(
+            &cameras,
+            &format!(
+                "cameras:\n{}{}",
+                entry("rtsp://127.0.0.1/a"),
+                b.replace("/b", "/b2")
+            ),
+        );
+        let second = source.load().await.unwrap();
+        assert!(Arc::ptr_eq(&first.cameras["a"], &second.cameras["a"]));
+        assert_ne!(first.cameras["b"], second.cameras["b"]);
+
+        // Its password file changes, its record does not: the new password is used.
+        write(&dir.path().join("pw"), "second");
+        write(
+            &cameras,
+            &format!("cameras:\n{}{b}", entry("rtsp://127.0.0.1/a")),
+        );
+        let third = source.load().await.unwrap();
+        assert_eq!(exposed(&third), "rtsp://u:second@127.0.0.1/a");
+
+        // Its record changes back to an earlier URL: validated again, not an older copy.
+        write(
+            &cameras,
+            &format!("cameras:\n{}{b}", entry("rtsp://127.0.0.1/a2")),
+        );
+        let fourth = source.load().await.unwrap();
+        assert_eq!(exposed(&fourth), "rtsp://u:second@127.0.0.1/a2");
+
+        // A read that fails keeps what the last good read validated.
+        write(&cameras, "cameras: [");
+        assert!(source.load().await.is_err());
+        write(
+            &cameras,
+            &format!("cameras:\n{}{b}", entry("rtsp://127.0.0.1/a2")),
+        );
+        let fifth = source.load().await.unwrap();
+        assert!(Arc::ptr_eq(&fourth.cameras["a"], &fifth.cameras["a"]));
     }
 }
