@@ -107,7 +107,7 @@ impl<'a> ValidationContext<'a> {
 pub struct Validated(HashMap<String, Known>);
 
 struct Known {
-    spec: CameraSpec,
+    spec: Arc<CameraSpec>,
     password: Option<Secret>,
     camera: Arc<Camera>,
 }
@@ -221,25 +221,31 @@ impl CameraSpec {
 
     /// [`CameraSpec::validate`], reusing the earlier pass's camera when the spec and its
     /// password are what they were (see [`Validated`]).
-    pub fn validate_shared(self, ctx: &ValidationContext<'_>) -> Result<Arc<Camera>, CameraError> {
-        let password = self.resolve_password(ctx);
-        let reused = match (&password, ctx.earlier.0.get(&self.name)) {
-            (Ok(password), Some(known)) if known.spec == self && known.password == *password => {
+    pub fn validate_shared(
+        spec: Arc<CameraSpec>,
+        ctx: &ValidationContext<'_>,
+    ) -> Result<Arc<Camera>, CameraError> {
+        let password = spec.resolve_password(ctx);
+        let reused = match (&password, ctx.earlier.0.get(&spec.name)) {
+            (Ok(password), Some(known))
+                if (Arc::ptr_eq(&known.spec, &spec) || known.spec == spec)
+                    && known.password == *password =>
+            {
                 Some(known.camera.clone())
             }
             _ => None,
         };
         let camera = match reused {
             Some(camera) => camera,
-            None => Arc::new(self.clone().validate_with(password.clone(), ctx)?),
+            None => Arc::new((*spec).clone().validate_with(password.clone(), ctx)?),
         };
         if let Ok(password) = password {
             ctx.now
                 .borrow_mut()
                 .0
-                .entry(self.name.clone())
+                .entry(spec.name.clone())
                 .or_insert_with(|| Known {
-                    spec: self,
+                    spec,
                     password,
                     camera: camera.clone(),
                 });

@@ -199,6 +199,7 @@ mod tests {
                     spec: serde_json::from_value(serde_json::json!({
                         "name": name, "url": "rtsp://192.0.2.1/x"
                     }))
+                    .map(Arc::new)
                     .map_err(|e| e.to_string()),
                 })
                 .collect()

@@ -56,13 +56,13 @@ pub fn inventory(
         .map(|(i, name)| Record {
             location: format!("bench:{i}"),
             name: None,
-            spec: Ok(CameraSpec {
+            spec: Ok(std::sync::Arc::new(CameraSpec {
                 url: Some(format!("rtsp://192.0.2.{}:554/{name}", i % 250 + 1)),
                 username: Some("admin".into()),
                 password: Some(Secret::new("bench-password")),
                 name,
                 ..CameraSpec::default()
-            }),
+            })),
         })
         .collect();
     validate_records(records, &ctx)

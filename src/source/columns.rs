@@ -7,6 +7,8 @@
 //! other problem is a problem of one row, which is rejected on its own with the column named.
 //! Values are never quoted in messages: a row may hold a password, and a URL its credentials.
 
+use std::sync::Arc;
+
 use super::{Record, SourceError};
 use crate::camera::CameraSpec;
 use crate::echo::Echo;
@@ -193,7 +195,7 @@ impl Columns {
         Record {
             location,
             name,
-            spec: self.spec(cells),
+            spec: self.spec(cells).map(Arc::new),
         }
     }
 
@@ -508,6 +510,7 @@ mod tests {
                 ],
             )
             .spec
+            .map(Arc::unwrap_or_clone)
             .unwrap();
         assert_eq!(spec.mediamtx.unwrap()["maxReaders"], 4);
         assert_eq!(spec.targets, Some(vec!["go2rtc".to_string()]));
@@ -609,7 +612,7 @@ mod tests {
             let c = columns(&names.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
             let record = c.record(1, row);
             prop_assert_eq!(record.name.as_deref(), Some(name.as_str()));
-            let spec = record.spec.unwrap();
+            let spec = record.spec.map(Arc::unwrap_or_clone).unwrap();
             prop_assert_eq!(&spec.name, &name);
             let read_urls = spec.url.map(|u| vec![u]).or(spec.urls).unwrap();
             prop_assert_eq!(read_urls, urls);

@@ -4,17 +4,15 @@
 //! renaming a new file over the old one, which a watch on the old inode would miss.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::file_entries::{Entry, EntryCache, RawInventory};
 use super::{Inventory, Record, SourceError, validate_records};
-use crate::camera::{CameraSpec, ValidationContext};
+use crate::camera::ValidationContext;
 
 /// How long the file must be quiet before a change is reported: editors write in bursts.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -56,10 +54,7 @@ pub fn parse(
             let raw: RawInventory = crate::yaml::from_str(text).map_err(parse_error)?;
             raw.cameras
                 .into_iter()
-                .map(|entry| Entry {
-                    line: entry.referenced.line(),
-                    value: Arc::new(entry.value),
-                })
+                .map(|entry| Entry::new(entry.referenced.line(), entry.value))
                 .collect()
         }
     };
@@ -72,7 +67,7 @@ pub fn parse(
                 .get("name")
                 .and_then(|n| n.as_str())
                 .map(str::to_owned),
-            spec: CameraSpec::deserialize(&*entry.value).map_err(|e| e.to_string()),
+            spec: entry.spec,
         })
         .collect();
     Ok(validate_records(records, ctx))

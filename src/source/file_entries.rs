@@ -18,12 +18,35 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::camera::CameraSpec;
 use crate::yaml::MAX_NODES;
 
-/// One entry of the `cameras:` sequence: its line in the file and its value.
+/// One entry of the `cameras:` sequence: its line in the file, its value and the camera spec
+/// it reads as (or why it is none).
 pub struct Entry {
     pub line: u64,
     pub value: Arc<serde_json::Value>,
+    pub spec: Spec,
+}
+
+/// An entry as a camera spec, shared by every read that finds the entry's text unchanged (the
+/// validation of an unchanged spec is skipped too: see [`crate::camera::Validated`]).
+pub type Spec = Result<Arc<CameraSpec>, String>;
+
+impl Entry {
+    pub fn new(line: u64, value: serde_json::Value) -> Entry {
+        Entry {
+            line,
+            spec: spec_of(&value),
+            value: Arc::new(value),
+        }
+    }
+}
+
+fn spec_of(value: &serde_json::Value) -> Spec {
+    CameraSpec::deserialize(value)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 /// The top level of an inventory document.
@@ -44,6 +67,7 @@ struct Parsed {
     /// The value's line counted from the entry's first line (0 for `- name: …`).
     line_offset: u64,
     value: Arc<serde_json::Value>,
+    spec: Spec,
     nodes: usize,
 }
 
@@ -72,6 +96,7 @@ impl EntryCache {
             entries.push(Entry {
                 line: first_line + parsed.line_offset,
                 value: parsed.value.clone(),
+                spec: parsed.spec.clone(),
             });
             self.parsed.insert(key, parsed);
         }
@@ -89,6 +114,7 @@ fn parse_alone(chunk: &str, max_nodes: usize) -> Option<Parsed> {
     Some(Parsed {
         line_offset,
         nodes: count_nodes(&entry.value),
+        spec: spec_of(&entry.value),
         value: Arc::new(entry.value),
     })
 }

@@ -299,7 +299,7 @@ impl Changes {
 pub struct Record {
     pub location: String,
     pub name: Option<String>,
-    pub spec: Result<CameraSpec, String>,
+    pub spec: Result<Arc<CameraSpec>, String>,
 }
 
 /// Validates records one by one. Of two records with one name the first stands and the later is
@@ -324,7 +324,7 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
                 use crate::echo::{Echo, Message};
                 format!("camera {}: {}", Echo(&label), Message(&e))
             })
-            .and_then(|spec| spec.validate_shared(ctx).map_err(|e| e.to_string()));
+            .and_then(|spec| CameraSpec::validate_shared(spec, ctx).map_err(|e| e.to_string()));
         match result {
             Err(reason) => inventory.rejected.push(reject(reason)),
             Ok(camera) => {
