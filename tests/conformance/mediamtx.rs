@@ -22,6 +22,8 @@ conformance!(
     a_write_to_a_path_drops_its_readers_and_no_others,
     rtsp_answers_unknown_down_and_streaming,
     on_demand_source_that_hangs_is_given_up,
+    a_lost_source_is_retried_after_5_s_and_delete_add_dials_at_once,
+    an_always_available_path_answers_while_its_camera_is_down,
     a_file_change_within_a_second_of_a_reload_is_never_loaded,
     two_syncs_half_a_second_apart_both_reach_the_server,
     two_syncs_half_a_second_apart_both_reach_the_server_with_api,
@@ -388,6 +390,95 @@ async fn on_demand_source_that_hangs_is_given_up(m: Mediamtx) {
         "{}: held for the start timeout: {took:?}",
         m.label()
     );
+}
+
+/// Whether path `name` is ready, polled until it is `want` or `within` has passed; the time it
+/// took.
+async fn ready_within(m: &Mediamtx, name: &str, want: bool, within: Duration) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    until(within, || async {
+        let path = get(&m.api(&format!("/v3/paths/get/{name}"))).await;
+        let ready = path.status == 200 && path.json()["ready"] == true;
+        (ready == want).then(|| started.elapsed())
+    })
+    .await
+}
+
+/// SERVERS.md, "Camera connections": a source that fails is dialled again after a fixed 5 s,
+/// so a camera back at once after its source failed is served only at that retry; a delete +
+/// add dials at once. Why camsync re-adds a path whose camera is back instead of waiting.
+async fn a_lost_source_is_retried_after_5_s_and_delete_add_dials_at_once(m: Mediamtx) {
+    let camera = SimCamera::start().await.unwrap();
+    let body = json!({"source": camera.url("live")});
+    assert_eq!(config(&m, "add", "cam", Some(body.clone())).await, ok());
+    let up = ready_within(&m, "cam", true, Duration::from_secs(10)).await;
+    assert!(up.is_some(), "{}: ready at first", m.label());
+
+    // The camera goes away and is back as soon as the server has noticed.
+    camera.stop().await;
+    let down = ready_within(&m, "cam", false, Duration::from_secs(15)).await;
+    assert!(
+        down.is_some(),
+        "{}: not ready while the camera is down",
+        m.label()
+    );
+    camera.resume().await.unwrap();
+    let back = ready_within(&m, "cam", true, Duration::from_secs(12)).await;
+    let back = back.unwrap_or_else(|| panic!("{}: ready again after the retry", m.label()));
+    assert!(
+        back >= Duration::from_secs(3),
+        "{}: served again after {back:?}, before the 5 s retry",
+        m.label()
+    );
+
+    // The same again, but the path is deleted and added once the camera is back.
+    camera.stop().await;
+    let down = ready_within(&m, "cam", false, Duration::from_secs(15)).await;
+    assert!(down.is_some(), "{}: not ready again", m.label());
+    camera.resume().await.unwrap();
+    assert_eq!(config(&m, "delete", "cam", None).await, ok());
+    assert_eq!(config(&m, "add", "cam", Some(body)).await, ok());
+    let back = ready_within(&m, "cam", true, Duration::from_secs(12)).await;
+    let back = back.unwrap_or_else(|| panic!("{}: ready again after delete + add", m.label()));
+    assert!(
+        back < Duration::from_secs(2),
+        "{}: delete + add served after {back:?}",
+        m.label()
+    );
+}
+
+/// SERVERS.md, "RTSP": `alwaysAvailable` answers DESCRIBE 200 (an offline slate) while the
+/// camera is down, so a DESCRIBE through MediaMTX cannot tell camsync such a camera is down.
+async fn an_always_available_path_answers_while_its_camera_is_down(m: Mediamtx) {
+    let down = SimCamera::start().await.unwrap();
+    down.stop().await;
+    let body = json!({"source": down.url("live"), "alwaysAvailable": true});
+    assert_eq!(config(&m, "add", "slate", Some(body)).await, ok());
+    let plain = json!({"source": down.url("live")});
+    assert_eq!(config(&m, "add", "plain", Some(plain)).await, ok());
+    let timeout = Duration::from_secs(15);
+    let slate = until(Duration::from_secs(10), || async {
+        let (status, _) = describe(&m.rtsp("slate"), timeout).await;
+        (status == Some(200)).then_some(())
+    })
+    .await;
+    assert!(slate.is_some(), "{}: 200 from the slate", m.label());
+    assert_eq!(
+        describe(&m.rtsp("plain"), timeout).await.0,
+        Some(404),
+        "{}: without it, camera down",
+        m.label()
+    );
+    // Ready, with a track and bytes flowing: nothing in its state says the camera is down.
+    let state = until(Duration::from_secs(5), || async {
+        let state = get(&m.api("/v3/paths/get/slate")).await.json();
+        (state["bytesReceived"].as_u64() > Some(0)).then_some(state)
+    })
+    .await;
+    let state = state.unwrap_or_else(|| panic!("{}: the slate's bytes are counted", m.label()));
+    assert_eq!(state["ready"], true, "{}: {state}", m.label());
+    assert_eq!(state["available"], true, "{}: {state}", m.label());
+    assert_eq!(state["tracks"], json!(["H264"]), "{}: {state}", m.label());
 }
 
 async fn has_path(m: &Mediamtx, name: &str) -> bool {

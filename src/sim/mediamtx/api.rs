@@ -294,14 +294,14 @@ async fn paths_get(HttpState(shared): HttpState<Arc<Shared>>, name: Name) -> Res
 }
 
 /// A path's runtime state in `/v3/paths/*` (shape of v1.16.2). MediaMTX reports every
-/// configured path `online`, ready or not.
+/// configured path `online`, ready or not. An `alwaysAvailable` path is ready from its creation
+/// on, camera or not, and counts the bytes of its offline slate.
 fn runtime_json(name: &str, path: &LivePath, now: SystemTime) -> Value {
-    let ready_time = path.ready_since.map(rfc3339);
-    let available_time = match &ready_time {
-        None if path.conf.always_available() => Some(rfc3339(path.created)),
-        other => other.clone(),
-    };
-    let bytes_received = path.ready_since.map_or(0, |since| {
+    let ready_since =
+        (path.ready_since).or_else(|| path.conf.always_available().then_some(path.created));
+    let ready_time = ready_since.map(rfc3339);
+    let available_time = ready_time.clone();
+    let bytes_received = ready_since.map_or(0, |since| {
         let millis = now.duration_since(since).unwrap_or_default().as_millis();
         u64::try_from(millis * BYTES_PER_MILLI).unwrap_or(u64::MAX)
     });
