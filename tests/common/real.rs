@@ -198,8 +198,9 @@ impl RealServer {
         let url = format!("{}{}", self.api_url(), self.kind.info_route());
         let deadline = tokio::time::Instant::now() + START_DEADLINE;
         loop {
+            // Up: any answer of the API, a refusal for want of credentials included.
             if let Ok(r) = client.get(&url).send().await
-                && r.status().is_success()
+                && (r.status().is_success() || r.status() == reqwest::StatusCode::UNAUTHORIZED)
             {
                 return Ok(());
             }

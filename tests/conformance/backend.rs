@@ -141,6 +141,31 @@ impl Mediamtx {
         Backend::Real(RealServer::start(Kind::Mediamtx, "").await)
     }
 
+    /// A simulator whose API wants `user`:`pass`.
+    pub async fn sim_with_api_user(user: &str, pass: &str) -> Mediamtx {
+        let (dir, file) = Self::sim_dir("logLevel: info\n");
+        let sim = MediamtxSim::start(MediamtxSimOptions {
+            config_file: Some(file),
+            username: Some(user.into()),
+            password: Some(pass.into()),
+            ..MediamtxSimOptions::default()
+        })
+        .await
+        .expect("start the MediaMTX simulator");
+        Backend::Sim(sim, dir)
+    }
+
+    /// The real server with the API permission given to `user`:`pass` alone (anyone may still
+    /// read and publish), as an operator who secures the API configures it.
+    pub async fn real_with_api_user(user: &str, pass: &str) -> Mediamtx {
+        let tail = format!(
+            "authInternalUsers:\n\
+             - user: {user}\n  pass: {pass}\n  ips: []\n  permissions:\n  - action: api\n\
+             - user: any\n  pass:\n  ips: []\n  permissions:\n  - action: read\n  - action: publish\n"
+        );
+        Backend::Real(RealServer::start(Kind::Mediamtx, &tail).await)
+    }
+
     /// Replaces the `paths:` section of the server's file, atomically (rename), as camsync
     /// writes it; the rest of the file is kept.
     pub fn write_paths(&self, paths_yaml: &str) {

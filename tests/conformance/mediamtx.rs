@@ -481,6 +481,61 @@ async fn an_always_available_path_answers_while_its_camera_is_down(m: Mediamtx) 
     assert_eq!(state["tracks"], json!(["H264"]), "{}: {state}", m.label());
 }
 
+/// SERVERS.md, "Auth": with the `api` permission given to one user, a call without credentials
+/// or with wrong ones is refused with 401, and one with them (HTTP Basic, as camsync sends
+/// `targets[].username`/`password`) answers. Run against a server set up that way, so not
+/// through `conformance!`.
+mod api_needs_its_user_when_one_is_configured {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sim() {
+        scenario(Mediamtx::sim_with_api_user("admin", "s3cret").await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(camsync_mediamtx),
+        ignore = "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary"
+    )]
+    async fn real() {
+        scenario(Mediamtx::real_with_api_user("admin", "s3cret").await).await;
+    }
+
+    async fn call(m: &Mediamtx, user: Option<(&str, &str)>) -> (Answer, Option<String>) {
+        let client = reqwest::Client::new();
+        let mut request = client
+            .get(m.api("/v3/config/paths/list"))
+            .timeout(Duration::from_secs(30));
+        if let Some((user, pass)) = user {
+            request = request.basic_auth(user, Some(pass));
+        }
+        let response = request.send().await.expect("the API answers");
+        let challenge = (response.headers().get("www-authenticate"))
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        (Answer { status, body }, challenge)
+    }
+
+    async fn scenario(m: Mediamtx) {
+        let refused = error(401, "authentication error");
+        let (anonymous, challenge) = call(&m, None).await;
+        assert_eq!(anonymous, refused, "{}: no credentials", m.label());
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Basic realm="mediamtx""#),
+            "{}: asks for them",
+            m.label()
+        );
+        let (wrong, _) = call(&m, Some(("admin", "wrong"))).await;
+        assert_eq!(wrong, refused, "{}: wrong password", m.label());
+        let (right, _) = call(&m, Some(("admin", "s3cret"))).await;
+        assert_eq!(right.status, 200, "{}: {right:?}", m.label());
+        assert_eq!(right.json()["itemCount"], 0, "{}", m.label());
+    }
+}
+
 async fn has_path(m: &Mediamtx, name: &str) -> bool {
     config(m, "get", name, None).await.status == 200
 }
