@@ -20,6 +20,8 @@ conformance!(
     api_restart_keeps_put_streams,
     rtsp_proxy_answers_unknown_down_and_streaming,
     probe_query_dials_the_camera,
+    a_camera_that_never_answers_holds_describe_for_the_dial_timeouts,
+    a_preloaded_stream_answers_from_cached_tracks_while_its_camera_is_down,
 );
 
 fn answer(status: u16, body: &str) -> Answer {
@@ -264,6 +266,47 @@ async fn rtsp_proxy_answers_unknown_down_and_streaming(g: Go2rtc) {
         back,
         Some(200),
         "{}: the next DESCRIBE dials afresh",
+        g.label()
+    );
+}
+
+/// SERVERS.md, "RTSP": a camera that accepts TCP and never answers holds a DESCRIBE through
+/// go2rtc for its dial timeouts (seen: 10 s), then 404. camsync's probe timeout (15 s) exceeds
+/// it, so such a camera reads as not served, not as a hung proxy.
+async fn a_camera_that_never_answers_holds_describe_for_the_dial_timeouts(g: Go2rtc) {
+    let camera = SimCamera::start().await.unwrap();
+    camera.hang();
+    assert_eq!(put(&g, "cam", &camera.url("live")).await.status, 200);
+    let (status, took) = describe(&g.rtsp("cam"), Duration::from_secs(20)).await;
+    assert_eq!(status, Some(404), "{}: given up after {took:?}", g.label());
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(15),
+        "{}: held for the dial timeouts, not {took:?}",
+        g.label()
+    );
+}
+
+/// SERVERS.md, "RTSP" and "Camera connections": with a consumer attached (a preload), a
+/// DESCRIBE is answered 200 from the stream's cached tracks at once even while its camera is
+/// down — why camsync checks the camera itself and the byte counters, not DESCRIBE alone.
+async fn a_preloaded_stream_answers_from_cached_tracks_while_its_camera_is_down(g: Go2rtc) {
+    let camera = SimCamera::start().await.unwrap();
+    assert_eq!(put(&g, "cam", &camera.url("live")).await.status, 200);
+    let preload = http("PUT", &g.api("/api/preload?src=cam"), None).await;
+    assert_eq!(preload.status, 200, "{}: preload: {preload:?}", g.label());
+    let flowing = until(Duration::from_secs(10), || async {
+        let json = stream(&g, "cam").await.json();
+        (json["producers"][0]["bytes_recv"].as_u64() > Some(0)).then_some(())
+    })
+    .await;
+    assert!(flowing.is_some(), "{}: bytes counted", g.label());
+
+    camera.stop().await;
+    let (status, took) = describe(&g.rtsp("cam"), Duration::from_secs(15)).await;
+    assert_eq!(status, Some(200), "{}: cached tracks", g.label());
+    assert!(
+        took < Duration::from_secs(2),
+        "{}: at once, not {took:?}",
         g.label()
     );
 }
