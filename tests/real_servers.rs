@@ -4,7 +4,8 @@
 //! `camsync probe` tells served streams from those whose camera is down, and `camsync run`
 //! re-applies its paths after MediaMTX restarts and its streams after go2rtc restarts with an
 //! older file, keeps a watched MediaMTX file in step through quick edits, and heals a camera
-//! reboot without restarting either server.
+//! reboot without restarting either server; a `go2rtc-file` target's cameras with passwords
+//! are served once the operator restarts go2rtc with camsync's env file.
 
 mod common;
 #[path = "common/real.rs"]
@@ -495,6 +496,81 @@ async fn run_puts_its_streams_back_when_go2rtc_restarts_with_an_older_file() {
     for name in ["front", "back"] {
         assert_eq!(go2rtc_source(&g, name).await, Some(camera.url(name)));
     }
+    assert_eq!(
+        go2rtc_source(&g, "doorbell").await.as_deref(),
+        Some("rtsp://127.0.0.1:9/users-own")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(camsync_go2rtc),
+    ignore = "set CAMSYNC_GO2RTC_BIN to a go2rtc binary"
+)]
+async fn a_go2rtc_file_target_serves_its_password_cameras_after_the_operator_restarts_go2rtc() {
+    // A password that needs percent-encoding in a URL.
+    const PASSWORD: &str = "p@ss:w/rd %1";
+    let mut g = RealServer::go2rtc("streams:\n  doorbell: rtsp://127.0.0.1:9/users-own\n").await;
+    let camera = SimCamera::start_with_auth("admin", PASSWORD).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("go2rtc.env");
+    std::fs::write(
+        dir.path().join("camsync.yaml"),
+        format!(
+            "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc-file\n    \
+             path: {}\n    env_file: {}\n    api: {}\nstate: camsync.db\nresync: 1h\nhealth:\n  enabled: false\n",
+            g.config_path().display(),
+            env_file.display(),
+            g.api_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("front.password"), PASSWORD).unwrap();
+    std::fs::write(
+        dir.path().join("cameras.yaml"),
+        format!(
+            "cameras:\n  - name: front\n    url: {}\n    username: admin\n    password_file: front.password\n",
+            camera.url("front")
+        ),
+    )
+    .unwrap();
+    let config =
+        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
+    let mut daemon = start(config);
+    daemon
+        .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
+        .await;
+    daemon.stop().await;
+
+    let file = std::fs::read_to_string(g.config_path()).unwrap();
+    assert!(
+        !file.contains("p@ss"),
+        "no password in go2rtc's file: {file}"
+    );
+    assert!(file.contains("${CAMSYNC_FRONT_PASSWORD}"), "{file}");
+    assert!(
+        file.contains("doorbell: rtsp://127.0.0.1:9/users-own"),
+        "{file}"
+    );
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let vars: Vec<(&str, &str)> = env.lines().filter_map(|l| l.split_once('=')).collect();
+    assert_eq!(vars.len(), 1, "{env:?}");
+
+    // The operator restarts go2rtc's container with the env file: go2rtc expands the variable
+    // and dials the camera with the password.
+    g.kill();
+    g.set_env(&vars);
+    g.resume().await;
+    let url = format!("{}/front", g.rtsp_url());
+    eventually("front served through go2rtc with its password", || async {
+        describe(&url).await == 200
+    })
+    .await;
+    assert_eq!(
+        go2rtc_source(&g, "front").await,
+        Some(camera.url("front").replacen("://", "://admin:***@", 1)),
+        "go2rtc shows the expanded password masked"
+    );
     assert_eq!(
         go2rtc_source(&g, "doorbell").await.as_deref(),
         Some("rtsp://127.0.0.1:9/users-own")
