@@ -319,6 +319,7 @@ pub fn spawn(
         ledger: parts.ledger,
         owned: owned.clone(),
         observed: Mutex::new(None),
+        fingerprints: Mutex::default(),
         limiter: Mutex::new(RateLimit::new(settings.max_writes_per_minute)),
         inventory: parts.inventory,
         allow_mass_delete: settings.allow_mass_delete,
@@ -401,6 +402,10 @@ struct Shared {
     /// What the server listed last, kept current by the worker's own writes; `None` before the
     /// first list.
     observed: Mutex<Option<BTreeSet<String>>>,
+    /// The fingerprint of each camera last planned, with the camera it was computed from: an
+    /// inventory re-read shares the camera of an unchanged record, so its fingerprint (a
+    /// rendering and an HMAC) is not computed again.
+    fingerprints: Mutex<HashMap<String, (Arc<Camera>, Fingerprint)>>,
     limiter: Mutex<RateLimit>,
     inventory: watch::Receiver<Arc<Inventory>>,
     allow_mass_delete: bool,
@@ -736,8 +741,16 @@ impl Shared {
     }
 
     /// The fingerprint of what the target would send for `camera`.
-    fn fingerprint(&self, camera: &Camera) -> Fingerprint {
-        self.ledger.fingerprint(&self.target.render(camera))
+    fn fingerprint(&self, camera: &Arc<Camera>) -> Fingerprint {
+        let mut known = lock(&self.fingerprints);
+        if let Some((from, fingerprint)) = known.get(&camera.name)
+            && Arc::ptr_eq(from, camera)
+        {
+            return fingerprint.clone();
+        }
+        let fingerprint = self.ledger.fingerprint(&self.target.render(camera));
+        known.insert(camera.name.clone(), (camera.clone(), fingerprint.clone()));
+        fingerprint
     }
 
     fn owned_entry(&self, stream: &str) -> Option<Option<Fingerprint>> {
@@ -957,6 +970,8 @@ impl Shared {
             .filter(|c| c.wants_target(self.name()))
             .map(|c| (c.name.clone(), self.fingerprint(c)))
             .collect();
+        // Cameras gone from the inventory leave the fingerprints, which stay its size.
+        lock(&self.fingerprints).retain(|name, _| desired.contains_key(name));
         let observed = match self.target.list().await {
             Ok(observed) => observed,
             Err(e) => {
