@@ -55,6 +55,8 @@ impl Target for FakeServer {
 pub enum Proxy {
     Serves,
     Answers404,
+    /// Asks for credentials (a server whose reads need them).
+    Answers401,
     /// Holds the request until the probe's timeout.
     Hangs,
 }
@@ -93,10 +95,10 @@ impl Prober for FakeNet {
                 }
                 proxy => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    let status = if matches!(proxy, Proxy::Serves) {
-                        200
-                    } else {
-                        404
+                    let status = match proxy {
+                        Proxy::Serves => 200,
+                        Proxy::Answers401 => 401,
+                        _ => 404,
                     };
                     Ok(Answer {
                         status,

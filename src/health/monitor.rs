@@ -127,6 +127,8 @@ pub struct TargetMonitor {
     jitter: fn() -> f64,
     pairs: BTreeMap<String, Pair>,
     last_server_restart: Option<Instant>,
+    /// The proxy asked camsync's probes for credentials; said once.
+    proxy_refused: bool,
 }
 
 impl TargetMonitor {
@@ -153,6 +155,16 @@ impl TargetMonitor {
             jitter: crate::reconcile::worker::random_jitter,
             pairs: BTreeMap::new(),
             last_server_restart: None,
+            proxy_refused: false,
+        }
+    }
+
+    fn warn_proxy_refuses(&mut self) {
+        if !std::mem::replace(&mut self.proxy_refused, true) {
+            tracing::warn!(
+                target_name = self.target.name(),
+                "the server's RTSP proxy asks camsync's probes for credentials (401); idle streams there are judged by the server's own signals only. Let reads from camsync's address through without credentials to have them probed"
+            );
         }
     }
 
@@ -348,6 +360,10 @@ impl TargetMonitor {
             let proxy = match &look.proxy {
                 None => ProxyAnswer::NotProbed,
                 Some(_) if look.served() => ProxyAnswer::Ok,
+                Some(_) if look.refused() => {
+                    self.warn_proxy_refuses();
+                    ProxyAnswer::NotProbed
+                }
                 Some(_) => ProxyAnswer::Failed,
             };
             if look.proxy.is_some() {
@@ -501,6 +517,23 @@ mod tests {
         );
         assert_eq!(outcome.probes.len(), 1);
         assert!(!outcome.probes[0].ok);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_proxy_that_asks_for_credentials_is_no_reason_to_touch_a_stream() {
+        let mut rig = rig(&["door"]);
+        rig.proxy("door", Proxy::Answers401);
+        rig.camera_up("door", true);
+        rig.round().await;
+        for _ in 0..5 {
+            let outcome = rig.round_after_grace().await;
+            assert!(outcome.intents.is_empty(), "no churn: {outcome:?}");
+        }
+        assert_eq!(rig.monitor.state("door"), Some(State::Unverified));
+        // The same stream, served: judged as usual.
+        rig.proxy("door", Proxy::Serves);
+        rig.round().await;
+        assert_eq!(rig.monitor.state("door"), Some(State::Healthy));
     }
 
     #[tokio::test(start_paused = true)]

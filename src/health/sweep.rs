@@ -98,6 +98,12 @@ impl<K> Seen<K> {
     pub fn served(&self) -> bool {
         matches!(&self.proxy, Some(Ok(answer)) if answer.status == 200)
     }
+
+    /// Whether the proxy asked for credentials (401): a server whose reads need them says
+    /// nothing about the stream to a probe without them.
+    pub fn refused(&self) -> bool {
+        matches!(&self.proxy, Some(Ok(answer)) if answer.status == 401)
+    }
 }
 
 /// Time limits of a sweep.
