@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use camsync::config;
 use camsync::sim::camera::SimCamera;
-use common::daemon::start;
+use common::daemon::{Running, start};
 use real::RealServer;
 use serde_json::Value;
 
@@ -105,6 +105,16 @@ async fn sync(dir: &Path) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `camsync run` in-process with `dir`'s camsync.yaml, once its first sync succeeded.
+async fn run_synced(dir: &Path) -> Running {
+    let config = config::load(&dir.join("camsync.yaml"), &camsync::app::process_env).unwrap();
+    let mut daemon = start(config);
+    daemon
+        .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
+        .await;
+    daemon
 }
 
 async fn go2rtc_source(g: &RealServer, name: &str) -> Option<String> {
@@ -205,12 +215,7 @@ async fn run_reapplies_its_paths_after_mediamtx_restarts() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), None, &m, "restart_check: 200ms\n");
     write_cameras(dir.path(), &[("front", camera.url("front"))]);
-    let config =
-        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
-    let mut daemon = start(config);
-    daemon
-        .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
-        .await;
+    let daemon = run_synced(dir.path()).await;
     assert_eq!(
         mediamtx_source(&m, "front").await,
         Some(camera.url("front"))
@@ -337,13 +342,9 @@ async fn run_heals_a_camera_reboot_on_both_without_restarting_a_server() {
     let health = "health:\n  interval: 200ms\n  grace: 1s\n  camera_watch: 100ms\n";
     write_config(dir.path(), Some(&g), &m, health);
     write_cameras(dir.path(), &[("front", camera.url("front"))]);
-    let config =
-        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
-    let mut daemon = start(config);
+    let mut daemon = run_synced(dir.path()).await;
     daemon
-        .until("both streams judged healthy", |s| {
-            s.syncs >= 1 && s.last_sync_ok && s.health_events >= 2
-        })
+        .until("both streams judged healthy", |s| s.health_events >= 2)
         .await;
     let started = get(&format!("{}/v3/info", m.api_url())).await.1["started"].clone();
 
@@ -405,12 +406,7 @@ async fn run_keeps_a_watched_mediamtx_file_in_step_through_quick_edits() {
     )
     .unwrap();
     write_cameras(dir.path(), &[("front", camera.url("front"))]);
-    let config =
-        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
-    let mut daemon = start(config);
-    daemon
-        .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
-        .await;
+    let mut daemon = run_synced(dir.path()).await;
     eventually("front loaded by MediaMTX from its file", || async {
         mediamtx_source(&m, "front").await == Some(camera.url("front"))
     })
@@ -469,12 +465,7 @@ async fn run_puts_its_streams_back_when_go2rtc_restarts_with_an_older_file() {
         &[("front", camera.url("front")), ("back", camera.url("back"))],
     );
     let older = std::fs::read_to_string(g.config_path()).unwrap();
-    let config =
-        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
-    let mut daemon = start(config);
-    daemon
-        .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
-        .await;
+    let mut daemon = run_synced(dir.path()).await;
 
     // go2rtc's container comes back with the file it was deployed with: camsync's streams,
     // which go2rtc had saved into its file, are gone from it.
@@ -534,12 +525,7 @@ async fn a_go2rtc_file_target_serves_its_password_cameras_after_the_operator_res
         ),
     )
     .unwrap();
-    let config =
-        config::load(&dir.path().join("camsync.yaml"), &camsync::app::process_env).unwrap();
-    let mut daemon = start(config);
-    daemon
-        .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
-        .await;
+    let daemon = run_synced(dir.path()).await;
     daemon.stop().await;
 
     let file = std::fs::read_to_string(g.config_path()).unwrap();
