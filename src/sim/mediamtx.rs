@@ -32,8 +32,11 @@
 //!   ignored until the file changes again ([`watch`]). Either way a file that fails to load
 //!   shuts the simulator down, as MediaMTX exits.
 //!
-//! Not simulated: publishers and media (a `publisher` path is never ready), RTSP auth and
-//! SETUP/PLAY, the `pathdefaults` and `global` endpoints, RTSP matching of `~regexp` paths,
+//! RTSP reads may need one user's Basic credentials ([`MediamtxSimOptions::read_user`]): a
+//! `DESCRIBE` without them is answered 401.
+//!
+//! Not simulated: publishers and media (a `publisher` path is never ready), RTSP Digest auth
+//! and SETUP/PLAY, the `pathdefaults` and `global` endpoints, RTSP matching of `~regexp` paths,
 //! the 0–4 s pause after bad credentials, the file's settings other than `paths:`. A
 //! `DESCRIBE` alone does not keep an on-demand source running for `sourceOnDemandCloseAfter`.
 //! A restart lets in-flight HTTP requests finish instead of cutting them.
@@ -84,6 +87,9 @@ pub struct MediamtxSimOptions {
     pub username: Option<String>,
     /// API Basic auth password (with `username`).
     pub password: Option<String>,
+    /// The one user (and password) allowed to read over RTSP, with Basic auth; `None`
+    /// (default) = anyone may read.
+    pub read_user: Option<(String, String)>,
 }
 
 impl Default for MediamtxSimOptions {
@@ -94,6 +100,7 @@ impl Default for MediamtxSimOptions {
             write_cost_per_path: Duration::ZERO,
             username: None,
             password: None,
+            read_user: None,
         }
     }
 }
@@ -147,6 +154,8 @@ struct Shared {
     write_cost_per_path: Duration,
     /// The `Authorization` value the API requires, if any.
     authorization: Option<String>,
+    /// The `Authorization` value an RTSP read requires, if any.
+    read_authorization: Option<String>,
     /// Where source supervisors run (they are started from synchronous calls too).
     tasks: tokio::runtime::Handle,
     writes: AtomicU64,
@@ -377,6 +386,10 @@ impl MediamtxSim {
             config_file: opts.config_file,
             write_cost_per_path: opts.write_cost_per_path,
             authorization,
+            read_authorization: opts
+                .read_user
+                .as_ref()
+                .map(|(user, pass)| rtsp::basic_auth(user, pass)),
             tasks: tokio::runtime::Handle::current(),
             writes: AtomicU64::new(0),
             requests: AtomicU64::new(0),

@@ -141,6 +141,30 @@ impl Mediamtx {
         Backend::Real(RealServer::start(Kind::Mediamtx, "").await)
     }
 
+    /// A simulator whose RTSP reads want `user`:`pass`.
+    pub async fn sim_with_read_user(user: &str, pass: &str) -> Mediamtx {
+        let (dir, file) = Self::sim_dir("logLevel: info\n");
+        let sim = MediamtxSim::start(MediamtxSimOptions {
+            config_file: Some(file),
+            read_user: Some((user.into(), pass.into())),
+            ..MediamtxSimOptions::default()
+        })
+        .await
+        .expect("start the MediaMTX simulator");
+        Backend::Sim(sim, dir)
+    }
+
+    /// The real server with the read permission given to `user`:`pass` alone (anyone may still
+    /// use the API from loopback and publish).
+    pub async fn real_with_read_user(user: &str, pass: &str) -> Mediamtx {
+        let tail = format!(
+            "authInternalUsers:\n\
+             - user: any\n  pass:\n  ips: []\n  permissions:\n  - action: api\n  - action: publish\n\
+             - user: {user}\n  pass: {pass}\n  ips: []\n  permissions:\n  - action: read\n"
+        );
+        Backend::Real(RealServer::start(Kind::Mediamtx, &tail).await)
+    }
+
     /// A simulator whose API wants `user`:`pass`.
     pub async fn sim_with_api_user(user: &str, pass: &str) -> Mediamtx {
         let (dir, file) = Self::sim_dir("logLevel: info\n");

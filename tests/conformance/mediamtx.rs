@@ -536,6 +536,75 @@ mod api_needs_its_user_when_one_is_configured {
     }
 }
 
+/// SERVERS.md, "RTSP": with the read permission given to one user, a DESCRIBE without
+/// credentials is answered 401 and one with them 200. camsync's probes carry none, so such a
+/// stream is judged by the server's own signals (README, *How recovery works*).
+mod reads_need_their_user_when_one_is_configured {
+    use camsync::health::probe::Probe;
+    use camsync::secret::Secret;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sim() {
+        scenario(Mediamtx::sim_with_read_user("viewer", "s3cret").await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(camsync_mediamtx),
+        ignore = "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary"
+    )]
+    async fn real() {
+        scenario(Mediamtx::real_with_read_user("viewer", "s3cret").await).await;
+    }
+
+    async fn describe_as(m: &Mediamtx, user: Option<(&str, &str)>) -> Option<u16> {
+        let probe = Probe {
+            url: url::Url::parse(&m.rtsp("cam")).expect("url"),
+            credentials: user.map(|(u, p)| (u.to_owned(), Secret::new(p))),
+            timeout: Duration::from_secs(15),
+        };
+        probe.describe().await.ok().map(|answer| answer.status)
+    }
+
+    async fn scenario(m: Mediamtx) {
+        let camera = SimCamera::start().await.unwrap();
+        let body = json!({"source": camera.url("live")});
+        assert_eq!(config(&m, "add", "cam", Some(body)).await, ok());
+        let ready = until(Duration::from_secs(10), || async {
+            let path = get(&m.api("/v3/paths/get/cam")).await;
+            (path.status == 200 && path.json()["ready"] == true).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "{}: ready", m.label());
+        assert_eq!(
+            describe(&m.rtsp("cam"), Duration::from_secs(15)).await.0,
+            Some(401),
+            "{}: anonymous",
+            m.label()
+        );
+        assert_eq!(
+            describe_as(&m, None).await,
+            Some(401),
+            "{}: camsync's probe",
+            m.label()
+        );
+        assert_eq!(
+            describe_as(&m, Some(("viewer", "wrong"))).await,
+            Some(401),
+            "{}: wrong password",
+            m.label()
+        );
+        assert_eq!(
+            describe_as(&m, Some(("viewer", "s3cret"))).await,
+            Some(200),
+            "{}: the reader's credentials",
+            m.label()
+        );
+    }
+}
+
 async fn has_path(m: &Mediamtx, name: &str) -> bool {
     config(m, "get", name, None).await.status == 200
 }

@@ -94,11 +94,17 @@ impl Handler for Shared {
 }
 
 impl Shared {
-    /// 200 with the stream's SDP when the path is ready (or `alwaysAvailable`); 400 when no
+    /// 401 without the reader's credentials when reads need them; 200 with the stream's SDP
+    /// when the path is ready (or `alwaysAvailable`); 400 when no
     /// configuration matches; 404 at once when nothing is available; for an on-demand source,
     /// the request is held while it starts: 200 if its camera answers within
     /// `sourceOnDemandStartTimeout`, else 400.
     async fn describe(&self, request: &RtspRequest) -> RtspResponse {
+        if let Some(expected) = &self.read_authorization
+            && !rtsp::auth_matches(request.header("Authorization"), expected)
+        {
+            return RtspResponse::new(401).header("WWW-Authenticate", r#"Basic realm="mediamtx""#);
+        }
         let Some((conf, ready)) = self.find_path(&request.path_name()) else {
             return RtspResponse::new(400);
         };
