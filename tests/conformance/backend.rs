@@ -105,6 +105,14 @@ impl Go2rtc {
         Backend::Real(RealServer::start(Kind::Go2rtc, "").await)
     }
 
+    /// What the server said as it died: the simulator's crash, or the real process's log.
+    pub fn last_words(&self) -> String {
+        match self {
+            Backend::Sim(sim, _) => sim.crashed().unwrap_or_default(),
+            Backend::Real(real) => real.log(),
+        }
+    }
+
     /// Stops the process and starts it again with `env` (a container started again with
     /// another env file); its file's `${VAR}`s are expanded from it.
     pub async fn restart_with_env(&mut self, env: &[(&str, &str)]) {

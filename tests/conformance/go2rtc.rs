@@ -22,6 +22,7 @@ conformance!(
     probe_query_dials_the_camera,
     a_camera_that_never_answers_holds_describe_for_the_dial_timeouts,
     a_preloaded_stream_answers_from_cached_tracks_while_its_camera_is_down,
+    a_list_while_writes_are_in_flight_kills_the_server,
 );
 
 fn answer(status: u16, body: &str) -> Answer {
@@ -307,6 +308,76 @@ async fn a_preloaded_stream_answers_from_cached_tracks_while_its_camera_is_down(
     assert!(
         took < Duration::from_secs(2),
         "{}: at once, not {took:?}",
+        g.label()
+    );
+}
+
+/// SERVERS.md, "Serialize writes and lists": listing the streams while writes are in flight
+/// kills go2rtc (Go's `concurrent map iteration and map write`), which is why each go2rtc has
+/// one worker in camsync and it never lists while it writes. Safe to run: the server is this
+/// test's own.
+async fn a_list_while_writes_are_in_flight_kills_the_server(g: Go2rtc) {
+    for i in 0..100 {
+        assert_eq!(
+            put(&g, &format!("s{i}"), "rtsp://127.0.0.1:9/x")
+                .await
+                .status,
+            200
+        );
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (client, stop) = (client.clone(), stop.clone());
+        let list = g.api("/api/streams");
+        let write = |n: usize| {
+            g.api(&format!(
+                "/api/streams?name=s{}&src={}",
+                n % 100,
+                q(&format!("rtsp://127.0.0.1:9/{n}"))
+            ))
+        };
+        let writes: Vec<String> = (0..400).map(|n| write(worker * 400 + n)).collect();
+        load.spawn(async move {
+            for put in writes.iter().cycle() {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let answered = if worker % 2 == 0 {
+                    client.get(&list).send().await
+                } else {
+                    client.put(put).send().await
+                };
+                if answered.is_err() {
+                    return; // the server is gone
+                }
+            }
+        });
+    }
+    let died = until(Duration::from_secs(20), || async {
+        client
+            .get(g.api("/api"))
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join_all().await;
+    assert!(
+        died.is_some(),
+        "{}: still answering after 20 s of lists during writes",
+        g.label()
+    );
+    let last_words = g.last_words();
+    assert!(
+        last_words.contains("fatal error: concurrent map"),
+        "{}: {last_words}",
         g.label()
     );
 }
