@@ -2,7 +2,8 @@
 //! `CAMSYNC_MEDIAMTX_BIN`; ignored without them) with the streaming simulated camera:
 //! `camsync sync` creates, updates and deletes on both while the users' own entries stay,
 //! `camsync probe` tells served streams from those whose camera is down, and `camsync run`
-//! re-applies its paths after MediaMTX restarts and its streams after go2rtc restarts with an
+//! re-applies its paths after MediaMTX restarts or reloads its file and its streams after
+//! go2rtc restarts with an
 //! older file, keeps a watched MediaMTX file in step through quick edits, and heals a camera
 //! reboot without restarting either server; a `go2rtc-file` target's cameras with passwords
 //! are served once the operator restarts go2rtc with camsync's env file.
@@ -209,13 +210,13 @@ async fn sync_creates_updates_and_deletes_on_both_and_leaves_users_entries_alone
     not(camsync_mediamtx),
     ignore = "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary"
 )]
-async fn run_reapplies_its_paths_after_mediamtx_restarts() {
+async fn run_reapplies_its_paths_after_mediamtx_restarts_or_reloads_its_file() {
     let mut m = RealServer::mediamtx("").await;
     let camera = SimCamera::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), None, &m, "restart_check: 200ms\n");
     write_cameras(dir.path(), &[("front", camera.url("front"))]);
-    let daemon = run_synced(dir.path()).await;
+    let mut daemon = run_synced(dir.path()).await;
     assert_eq!(
         mediamtx_source(&m, "front").await,
         Some(camera.url("front"))
@@ -230,6 +231,32 @@ async fn run_reapplies_its_paths_after_mediamtx_restarts() {
     })
     .await;
     let ready = format!("{}/v3/paths/get/front", m.api_url());
+    eventually("front ready again", || async {
+        get(&ready).await.1["ready"] == true
+    })
+    .await;
+
+    // Someone adds a path of their own to MediaMTX's file. MediaMTX reloads the file, which
+    // drops every path added through the API (tests/conformance:
+    // a_file_reload_replaces_api_paths); camsync's canary sees it and re-applies.
+    let losses = daemon.current().restarts_seen;
+    let file = m.config_path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let tmp = file.with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        format!("{text}paths:\n  users_new:\n    source: publisher\n"),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    daemon
+        .until("the reload noticed", |s| s.restarts_seen > losses)
+        .await;
+    eventually("front re-applied after the reload", || async {
+        mediamtx_source(&m, "front").await == Some(camera.url("front"))
+            && mediamtx_source(&m, "users_new").await.as_deref() == Some("publisher")
+    })
+    .await;
     eventually("front ready again", || async {
         get(&ready).await.1["ready"] == true
     })
