@@ -3,10 +3,10 @@
 //! `camsync sync` creates, updates and deletes on both while the users' own entries stay,
 //! `camsync probe` tells served streams from those whose camera is down, and `camsync run`
 //! re-applies its paths after MediaMTX restarts or reloads its file and its streams after
-//! go2rtc restarts with an
-//! older file, keeps a watched MediaMTX file in step through quick edits, and heals a camera
-//! reboot without restarting either server; a `go2rtc-file` target's cameras with passwords
-//! are served once the operator restarts go2rtc with camsync's env file.
+//! go2rtc restarts with an older file, keeps a watched MediaMTX file in step through quick
+//! edits, and heals a camera reboot without restarting either server; a `go2rtc-file`
+//! target's cameras with passwords are served once the operator restarts go2rtc with camsync's
+//! env file.
 
 mod common;
 #[path = "common/real.rs"]
