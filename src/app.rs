@@ -96,7 +96,10 @@ pub fn worker_settings(config: &Config, target: &crate::config::TargetConfig) ->
     WorkerSettings {
         max_in_flight: target.max_in_flight,
         max_writes_per_minute: target.max_writes_per_minute,
-        backoff: config.retry.backoff,
+        backoff: crate::reconcile::queue::Backoff {
+            min: config.retry.min,
+            max: config.retry.max,
+        },
         degraded_after: config.retry.degraded_after,
         allow_mass_delete: config.allow_mass_delete,
         ..WorkerSettings::default()

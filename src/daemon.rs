@@ -25,7 +25,7 @@ use crate::activity::{Activity, Asked};
 use crate::api::{self, ApiParts, ApiState};
 use crate::app::{AppError, LedgerMode, reconciler_wrapping};
 use crate::config::Config;
-use crate::health::monitor::{RoundOutcome, TargetMonitor};
+use crate::health::monitor::{RoundOutcome, Settings, TargetMonitor};
 use crate::health::runner::{HealthLoop, HealthObserver};
 use crate::health::state::State;
 use crate::ledger::LedgerLock;
@@ -188,7 +188,7 @@ async fn run_loop(
         .watching_restarts(config.restart_check);
     let tasks = TaskTracker::new();
     let workers = Arc::new(reconciler.start(report.clone(), &shutdown, &tasks)?);
-    if let Some(settings) = config.health {
+    if let Some(settings) = config.health.as_ref().map(Settings::from_config) {
         let monitors = reconciler
             .targets()
             .into_iter()

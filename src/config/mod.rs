@@ -50,7 +50,7 @@ pub struct Config {
     /// Lifecycle profiles: the built-ins with the config's overrides.
     pub profiles: Profiles,
     /// The health monitor; `None` when disabled.
-    pub health: Option<crate::health::monitor::Settings>,
+    pub health: Option<HealthConfig>,
     /// The daemon's HTTP API.
     pub api: ApiConfig,
     /// This instance's share of the cameras; `None`: not sharded, every camera is its own.
@@ -68,18 +68,54 @@ pub const DEFAULT_MAX_CAMERAS: usize = 100_000;
 /// Config `retry:`: how a target's worker retries an item that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryConfig {
-    /// Exponential from `min` (200ms) to `max` (60s), with jitter.
-    pub backoff: crate::reconcile::queue::Backoff,
-    /// Failures in a row after which a stream is reported degraded (5); it is still retried.
+    /// The backoff is exponential from `min` to `max`, with jitter.
+    pub min: Duration,
+    pub max: Duration,
+    /// Failures in a row after which a stream is reported degraded; it is still retried.
     pub degraded_after: u32,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        let defaults = crate::reconcile::worker::WorkerSettings::default();
         RetryConfig {
-            backoff: defaults.backoff,
-            degraded_after: defaults.degraded_after,
+            min: Duration::from_millis(200),
+            max: Duration::from_secs(60),
+            degraded_after: 5,
+        }
+    }
+}
+
+/// Config `health:` (when enabled); the monitor's settings are made from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Time between rounds over one target.
+    pub interval: Duration,
+    /// How often an idle, seemingly healthy stream is probed through the proxy.
+    pub idle_probe: Duration,
+    /// One proxy probe's limit: longer than the server's own dial.
+    pub probe_timeout: Duration,
+    /// A new or re-registered stream is not judged for this long.
+    pub grace: Duration,
+    /// How often the cameras of `camera-offline` streams are checked between rounds.
+    pub camera_watch: Duration,
+    /// Opt-in: restart a whole go2rtc at most once per this window; `None`: never.
+    pub restart_server: Option<Duration>,
+}
+
+/// A proxy probe must wait longer than the server's own dial: go2rtc holds a DESCRIBE up to
+/// ~10 s while it dials the camera, MediaMTX an on-demand path up to its start timeout (10 s by
+/// default) plus ~2 s after bad credentials.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            interval: Duration::from_secs(2),
+            idle_probe: Duration::from_secs(300),
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
+            grace: Duration::from_secs(10),
+            camera_watch: Duration::from_millis(250),
+            restart_server: None,
         }
     }
 }
@@ -416,7 +452,7 @@ pub fn parse(
     let health = match raw.health {
         Some(h) if !h.enabled => None,
         raw_health => {
-            let mut settings = crate::health::monitor::Settings::default();
+            let mut settings = HealthConfig::default();
             if let Some(h) = raw_health {
                 let set = |field: &Option<Spanned<String>>,
                            key: &str,
@@ -435,7 +471,7 @@ pub fn parse(
                     "health.probe_timeout",
                     &mut settings.probe_timeout,
                 )?;
-                set(&h.grace, "health.grace", &mut settings.policy.grace)?;
+                set(&h.grace, "health.grace", &mut settings.grace)?;
                 set(
                     &h.camera_watch,
                     "health.camera_watch",
@@ -704,14 +740,12 @@ fn parse_retry(raw: Option<&RawRetry>) -> Result<RetryConfig, (u64, &'static str
         return Ok(retry);
     };
     if let Some(min) = &raw.min {
-        retry.backoff.min =
-            parse_duration(min).map_err(|r| (min.referenced.line(), "retry.min", r))?;
+        retry.min = parse_duration(min).map_err(|r| (min.referenced.line(), "retry.min", r))?;
     }
     if let Some(max) = &raw.max {
-        retry.backoff.max =
-            parse_duration(max).map_err(|r| (max.referenced.line(), "retry.max", r))?;
+        retry.max = parse_duration(max).map_err(|r| (max.referenced.line(), "retry.max", r))?;
     }
-    if retry.backoff.max < retry.backoff.min || retry.backoff.min.is_zero() {
+    if retry.max < retry.min || retry.min.is_zero() {
         let line = raw
             .max
             .as_ref()
@@ -722,7 +756,7 @@ fn parse_retry(raw: Option<&RawRetry>) -> Result<RetryConfig, (u64, &'static str
             "retry",
             format!(
                 "`min` ({:?}) must be above zero and at most `max` ({:?})",
-                retry.backoff.min, retry.backoff.max
+                retry.min, retry.max
             ),
         ));
     }

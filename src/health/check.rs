@@ -15,11 +15,6 @@ use crate::config::Config;
 use crate::target::{StreamStatus, Target, TargetError};
 use serde::Serialize;
 
-/// A proxy probe must wait longer than the server's own dial: go2rtc holds a DESCRIBE up to
-/// ~10 s while it dials the camera, MediaMTX an on-demand path up to its start timeout (10 s by
-/// default) plus ~2 s after bad credentials.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// A target to check, with the RTSP address of its proxy (if configured).
 pub struct CheckedTarget {
     pub target: Arc<dyn Target>,

@@ -33,6 +33,7 @@ use super::state::{
 };
 use super::sweep::{self, AskCamera, Look, NetProber, Prober};
 use crate::camera::{Camera, Cameras};
+use crate::config::HealthConfig;
 use crate::target::{StreamStatus, Target};
 
 /// Monitor settings (config `health:`).
@@ -56,17 +57,27 @@ pub struct Settings {
     pub restart_server: Option<Duration>,
 }
 
+impl Settings {
+    /// The settings config `health:` asks for.
+    pub fn from_config(config: &HealthConfig) -> Settings {
+        Settings {
+            interval: config.interval,
+            idle_probe: config.idle_probe,
+            probe_timeout: config.probe_timeout,
+            camera_timeout: Duration::from_secs(1),
+            camera_watch: config.camera_watch,
+            policy: Policy {
+                grace: config.grace,
+                ..Policy::default()
+            },
+            restart_server: config.restart_server,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            interval: Duration::from_secs(2),
-            idle_probe: Duration::from_secs(300),
-            probe_timeout: super::check::DEFAULT_TIMEOUT,
-            camera_timeout: Duration::from_secs(1),
-            camera_watch: Duration::from_millis(250),
-            policy: Policy::default(),
-            restart_server: None,
-        }
+        Settings::from_config(&HealthConfig::default())
     }
 }
 

@@ -128,7 +128,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            grace: Duration::from_secs(10),
+            grace: crate::config::HealthConfig::default().grace,
             base_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(120),
         }

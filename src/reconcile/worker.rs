@@ -57,15 +57,16 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
+        let retry = crate::config::RetryConfig::default();
         WorkerSettings {
             max_in_flight: 1,
             max_writes_per_minute: None,
             backoff: Backoff {
-                min: Duration::from_millis(200),
-                max: Duration::from_secs(60),
+                min: retry.min,
+                max: retry.max,
             },
             attempts: 3,
-            degraded_after: 5,
+            degraded_after: retry.degraded_after,
             allow_mass_delete: false,
             restart_check: None,
         }
