@@ -27,6 +27,7 @@ pub mod shard;
 pub mod sim;
 pub mod source;
 pub mod status;
+pub mod stream_name;
 pub mod target;
 #[cfg(test)]
 mod test_support;

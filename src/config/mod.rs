@@ -303,7 +303,7 @@ pub fn parse(
     for t in raw.targets {
         let line = t.name.referenced.line();
         let name = t.name.value;
-        if crate::camera::check_stream_name(&name).is_err() || name.contains('/') {
+        if crate::stream_name::check_stream_name(&name).is_err() || name.contains('/') {
             return Err(invalid(
                 line,
                 "targets.name",

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{ConfigError, parse_duration, resolve_secret};
+use crate::secret::Secret;
 
 pub const DEFAULT_SQLITE_POLL: Duration = Duration::from_secs(1);
 pub const DEFAULT_POSTGRES_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,8 +137,7 @@ fn parse_postgres(
         .as_ref()
         .or(raw.url_file.as_ref())
         .map_or(line, |s| s.referenced.line());
-    let connect = crate::source::postgres::parse_url(&url)
-        .map_err(|r| invalid(url_line, "source.postgres.url", r))?;
+    let connect = parse_url(&url).map_err(|r| invalid(url_line, "source.postgres.url", r))?;
     let query = checked_query(&raw.query)
         .map_err(|r| invalid(raw.query.referenced.line(), "source.postgres.query", r))?;
     let listen = match raw.listen {
@@ -158,6 +158,25 @@ fn parse_postgres(
         listen,
         timeout,
     })
+}
+
+/// Parses a connection string: a URL (`postgresql://user:pass@host/db`) or `key=value` pairs.
+/// The error never quotes the string.
+fn parse_url(url: &Secret) -> Result<tokio_postgres::Config, String> {
+    let config: tokio_postgres::Config = url.expose().parse().map_err(|_| {
+        "not a valid Postgres connection string: give a URL such as \
+         postgresql://camsync@db.example/cameras or key=value pairs such as \
+         `host=/run/postgresql dbname=cameras user=camsync`"
+            .to_owned()
+    })?;
+    if config.get_hosts().is_empty() {
+        return Err(
+            "the connection string names no host: add one (`host=/run/postgresql` for the local \
+             socket, or `postgresql://host/db`)"
+                .into(),
+        );
+    }
+    Ok(config)
 }
 
 /// Postgres truncates identifiers to 63 bytes; a longer name would never match `pg_notify`'s.
@@ -191,6 +210,17 @@ mod tests {
         super::super::parse(&text, Path::new("/etc/camsync/camsync.yaml"), &|_| None)
             .map(|c| c.source)
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn connection_strings_parse_and_their_errors_never_show_the_password() {
+        let url = |s: &str| parse_url(&Secret::new(s));
+        assert!(url("postgresql://cam:hunter2@db.example:5433/cameras").is_ok());
+        assert!(url("host=/run/postgresql user=cam password=hunter2").is_ok());
+        let e = url("host=x password='hunter2").unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("key=value"), "{e}");
+        let e = url("user=cam password=hunter2").unwrap_err();
+        assert!(e.contains("no host"), "{e}");
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Profiles {
         let builtin = Profiles::builtin();
         let mut profiles = builtin.clone();
         for (name, spec) in specs {
-            if crate::camera::check_stream_name(&name).is_err() || name.contains('/') {
+            if crate::stream_name::check_stream_name(&name).is_err() || name.contains('/') {
                 return Err(format!(
                     "profile {}: use letters, digits, `_`, `-` or `.`",
                     crate::echo::Echo(&name)
