@@ -15,16 +15,8 @@
 use sha2::{Digest, Sha256};
 
 use crate::camera::Camera;
+use crate::config::Shard;
 use crate::source::{Inventory, Rejection};
-
-/// This instance's shard. Invariant: `index < count`, `count >= 1`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
-    /// Where `shard:` is set, e.g. `camsync.yaml:14`: named when a pin does not fit `count`.
-    pub origin: String,
-}
 
 /// The weight of shard `index` for the camera `name`.
 pub fn weight(name: &str, index: u32) -> u64 {
@@ -87,17 +79,6 @@ pub fn select(mut inventory: Inventory, shard: Option<&Shard>) -> Inventory {
     );
     inventory.rejected.extend(misplaced);
     inventory
-}
-
-/// The shard index in a value such as a StatefulSet pod's name: the number itself (`3`), or
-/// the number after the last `-` (`camsync-3`). `None` when there is none.
-pub fn parse_ordinal(value: &str) -> Option<u32> {
-    let value = value.trim();
-    let digits = value.rsplit_once('-').map_or(value, |(_, tail)| tail);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 #[cfg(test)]
@@ -305,23 +286,6 @@ mod tests {
                 "{}",
                 r.reason
             );
-        }
-    }
-
-    #[test]
-    fn ordinals_come_from_numbers_and_statefulset_pod_names() {
-        for (value, want) in [
-            ("3", Some(3)),
-            ("camsync-3", Some(3)),
-            ("go2rtc-camsync-12", Some(12)),
-            (" camsync-0\n", Some(0)),
-            ("camsync", None),
-            ("camsync-", None),
-            ("camsync-x1", None),
-            ("", None),
-            ("camsync-99999999999", None),
-        ] {
-            assert_eq!(parse_ordinal(value), want, "{value:?}");
         }
     }
 }

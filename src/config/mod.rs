@@ -16,6 +16,7 @@ mod shard;
 mod source;
 
 pub use api::ApiConfig;
+pub use shard::Shard;
 pub use source::{
     DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
 };
@@ -54,7 +55,7 @@ pub struct Config {
     /// The daemon's HTTP API.
     pub api: ApiConfig,
     /// This instance's share of the cameras; `None`: not sharded, every camera is its own.
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<Shard>,
     /// How failed writes are retried (config `retry:`).
     pub retry: RetryConfig,
     /// The most cameras an inventory may hold (this instance's shard; valid and rejected

@@ -7,7 +7,25 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::shard::{Shard, parse_ordinal};
+/// This instance's shard. Invariant: `index < count`, `count >= 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+    /// Where `shard:` is set, e.g. `camsync.yaml:14`: named when a pin does not fit `count`.
+    pub origin: String,
+}
+
+/// The shard index in a value such as a StatefulSet pod's name: the number itself (`3`), or
+/// the number after the last `-` (`camsync-3`). `None` when there is none.
+fn parse_ordinal(value: &str) -> Option<u32> {
+    let value = value.trim();
+    let digits = value.rsplit_once('-').map_or(value, |(_, tail)| tail);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +120,7 @@ mod tests {
     use std::path::Path;
 
     use super::super::parse;
+    use super::parse_ordinal;
 
     const BASE: &str = "\
 source:
@@ -186,5 +205,22 @@ targets:
         }
         let e = load("shard:\n  index: 0\n  count: 2\n  label: x\n", None).unwrap_err();
         assert!(e.contains("label"), "{e}");
+    }
+
+    #[test]
+    fn ordinals_come_from_numbers_and_statefulset_pod_names() {
+        for (value, want) in [
+            ("3", Some(3)),
+            ("camsync-3", Some(3)),
+            ("go2rtc-camsync-12", Some(12)),
+            (" camsync-0\n", Some(0)),
+            ("camsync", None),
+            ("camsync-", None),
+            ("camsync-x1", None),
+            ("", None),
+            ("camsync-99999999999", None),
+        ] {
+            assert_eq!(parse_ordinal(value), want, "{value:?}");
+        }
     }
 }

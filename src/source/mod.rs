@@ -121,7 +121,7 @@ pub struct Source {
     base_dir: PathBuf,
     targets: BTreeMap<String, TargetKind>,
     profiles: Profiles,
-    shard: Option<crate::shard::Shard>,
+    shard: Option<crate::config::Shard>,
     /// The valid cameras of the last successful read.
     last_good: std::sync::Mutex<Option<Arc<Inventory>>>,
     /// The cameras the last read validated, for the next to reuse.
