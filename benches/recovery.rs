@@ -48,7 +48,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use camsync::app::{LedgerMode, load_inventory, process_env, reconciler};
+use camsync::app::{LedgerMode, load_inventory, reconciler};
+use camsync::config::process_env;
 use camsync::daemon::{Status, run_with_status};
 use camsync::sim::camera::SimCamera;
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};

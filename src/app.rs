@@ -9,11 +9,6 @@ use crate::reconcile::worker::WorkerSettings;
 use crate::source::{Inventory, Source, SourceError};
 use crate::target::{self, Target, TargetError};
 
-/// Reads environment variables for config and secrets.
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]

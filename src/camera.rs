@@ -147,7 +147,7 @@ pub struct Camera {
     pub preload: bool,
     /// MediaMTX path fields: `rtspTransport: tcp`, then the profile's, then the camera's own.
     pub mediamtx: MediamtxFields,
-    /// The shard the record pins the camera to, if any (see [`crate::shard`]).
+    /// The shard the record pins the camera to, if any (see [`crate::source::shard`]).
     pub shard: Option<u32>,
 }
 

@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{AppError, LedgerMode, load_inventory, process_env, reconciler};
+use crate::app::{AppError, LedgerMode, load_inventory, reconciler};
+use crate::config::process_env;
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
 use crate::reconcile::report::SyncReport;
 use crate::source::Rejection;

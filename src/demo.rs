@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::app::{AppError, LedgerMode, load_inventory, process_env, reconciler};
+use crate::app::{AppError, LedgerMode, load_inventory, reconciler};
 use crate::camera::Cameras;
 use crate::config;
+use crate::config::process_env;
 use crate::health::monitor::{Settings, TargetMonitor};
 use crate::health::runner::apply;
 use crate::health::state::{Policy, State};

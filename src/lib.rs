@@ -23,7 +23,6 @@ pub mod profile;
 pub mod reconcile;
 mod rtsp_wire;
 pub mod secret;
-pub mod shard;
 pub mod sim;
 pub mod source;
 pub mod status;

@@ -301,7 +301,8 @@ async fn the_daemons_health_loop_heals_a_deleted_path_long_before_any_resync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as_the_file_says() {
-    use camsync::app::{LedgerMode, load_inventory, process_env, reconciler};
+    use camsync::app::{LedgerMode, load_inventory, reconciler};
+    use camsync::config::process_env;
     let camera = SimCamera::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mediamtx.yml");

@@ -110,7 +110,7 @@ async fn sync(dir: &Path) {
 
 /// `camsync run` in-process with `dir`'s camsync.yaml, once its first sync succeeded.
 async fn run_synced(dir: &Path) -> Running {
-    let config = config::load(&dir.join("camsync.yaml"), &camsync::app::process_env).unwrap();
+    let config = config::load(&dir.join("camsync.yaml"), &camsync::config::process_env).unwrap();
     let mut daemon = start(config);
     daemon
         .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)

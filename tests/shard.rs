@@ -6,12 +6,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use camsync::app::{LedgerMode, load_inventory, process_env, reconciler};
+use camsync::app::{LedgerMode, load_inventory, reconciler};
 use camsync::config;
+use camsync::config::process_env;
 use camsync::ledger::Ledger;
 use camsync::reconcile::report::SyncReport;
-use camsync::shard::owner;
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync::source::shard::owner;
 use common::*;
 
 /// `n` cameras named cam00, cam01, … with documentation addresses.

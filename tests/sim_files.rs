@@ -9,8 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use camsync::app::{LedgerMode, load_inventory, process_env, reconciler};
+use camsync::app::{LedgerMode, load_inventory, reconciler};
 use camsync::config;
+use camsync::config::process_env;
 use camsync::reconcile::report::SyncReport;
 use camsync::sim::camera::SimCamera;
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};

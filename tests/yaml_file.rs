@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use camsync::app::{LedgerMode, load_inventory, process_env, reconciler};
+use camsync::app::{LedgerMode, load_inventory, reconciler};
 use camsync::config;
+use camsync::config::process_env;
 use camsync::reconcile::report::{OutcomeKind, SyncReport};
 use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 

@@ -63,6 +63,11 @@ pub struct Config {
     pub max_cameras: usize,
 }
 
+/// Reads environment variables for config and secrets (tests pass their own reader instead).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// Default of `max_cameras`: ten times the largest site the benchmarks run.
 pub const DEFAULT_MAX_CAMERAS: usize = 100_000;
 

@@ -14,6 +14,7 @@ pub mod columns;
 pub mod file;
 mod file_entries;
 pub mod postgres;
+pub mod shard;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -185,7 +186,7 @@ impl Source {
             Kind::Sqlite(db) => self.validate_rows(db.read().await?),
             Kind::Postgres(db) => self.validate_rows(db.read().await?),
         };
-        let mut inventory = crate::shard::select(inventory, self.shard.as_ref());
+        let mut inventory = shard::select(inventory, self.shard.as_ref());
         let count = inventory.cameras.len() + inventory.rejected.len();
         if count > self.max_cameras {
             return Err(SourceError::TooMany {
@@ -236,7 +237,7 @@ impl Source {
             &self.base_dir,
             &self.targets,
             &self.profiles,
-            &crate::app::process_env,
+            &crate::config::process_env,
         )
         .remembering(std::mem::take(&mut validated));
         let read = read(&ctx);

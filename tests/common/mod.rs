@@ -7,7 +7,8 @@ pub mod daemon;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use camsync::app::{LedgerMode, load_inventory, process_env, reconciler};
+use camsync::app::{LedgerMode, load_inventory, reconciler};
+use camsync::config::process_env;
 use camsync::config::{self, Config};
 use camsync::reconcile::report::SyncReport;
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
