@@ -2,7 +2,6 @@
 //! YAML file in a temp directory (so persistence and file watching are real on both), with
 //! the same few controls the scenarios need.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
@@ -134,68 +133,28 @@ impl Go2rtc {
 
 impl Mediamtx {
     pub async fn sim() -> Mediamtx {
-        let (dir, file) = Self::sim_dir("logLevel: info\n");
-        let sim = MediamtxSim::start(MediamtxSimOptions {
-            config_file: Some(file),
-            file_paths: BTreeMap::new(),
-            ..MediamtxSimOptions::default()
-        })
-        .await
-        .expect("start the MediaMTX simulator");
-        Backend::Sim(sim, dir)
+        Self::sim_with(MediamtxSimOptions::default()).await
     }
 
     pub async fn real() -> Mediamtx {
-        Backend::Real(RealServer::start(Kind::Mediamtx, "").await)
+        Self::real_with("").await
     }
 
-    /// A simulator whose RTSP reads want `user`:`pass`.
-    pub async fn sim_with_read_user(user: &str, pass: &str) -> Mediamtx {
+    /// A simulator started with `opts`, its file the backend's own.
+    pub async fn sim_with(opts: MediamtxSimOptions) -> Mediamtx {
         let (dir, file) = Self::sim_dir("logLevel: info\n");
         let sim = MediamtxSim::start(MediamtxSimOptions {
             config_file: Some(file),
-            read_user: Some((user.into(), pass.into())),
-            ..MediamtxSimOptions::default()
+            ..opts
         })
         .await
         .expect("start the MediaMTX simulator");
         Backend::Sim(sim, dir)
     }
 
-    /// The real server with the read permission given to `user`:`pass` alone (anyone may still
-    /// use the API from loopback and publish).
-    pub async fn real_with_read_user(user: &str, pass: &str) -> Mediamtx {
-        let tail = format!(
-            "authInternalUsers:\n\
-             - user: any\n  pass:\n  ips: []\n  permissions:\n  - action: api\n  - action: publish\n\
-             - user: {user}\n  pass: {pass}\n  ips: []\n  permissions:\n  - action: read\n"
-        );
-        Backend::Real(RealServer::start(Kind::Mediamtx, &tail).await)
-    }
-
-    /// A simulator whose API wants `user`:`pass`.
-    pub async fn sim_with_api_user(user: &str, pass: &str) -> Mediamtx {
-        let (dir, file) = Self::sim_dir("logLevel: info\n");
-        let sim = MediamtxSim::start(MediamtxSimOptions {
-            config_file: Some(file),
-            username: Some(user.into()),
-            password: Some(pass.into()),
-            ..MediamtxSimOptions::default()
-        })
-        .await
-        .expect("start the MediaMTX simulator");
-        Backend::Sim(sim, dir)
-    }
-
-    /// The real server with the API permission given to `user`:`pass` alone (anyone may still
-    /// read and publish), as an operator who secures the API configures it.
-    pub async fn real_with_api_user(user: &str, pass: &str) -> Mediamtx {
-        let tail = format!(
-            "authInternalUsers:\n\
-             - user: {user}\n  pass: {pass}\n  ips: []\n  permissions:\n  - action: api\n\
-             - user: any\n  pass:\n  ips: []\n  permissions:\n  - action: read\n  - action: publish\n"
-        );
-        Backend::Real(RealServer::start(Kind::Mediamtx, &tail).await)
+    /// The real server with `tail` added to its config.
+    pub async fn real_with(tail: &str) -> Mediamtx {
+        Backend::Real(RealServer::start(Kind::Mediamtx, tail).await)
     }
 
     /// Replaces the `paths:` section of the server's file, atomically (rename), as camsync
@@ -229,4 +188,19 @@ impl Mediamtx {
             Backend::Real(real) => real.resume().await,
         }
     }
+}
+
+/// MediaMTX's `authInternalUsers:` section: each user with a password (empty for `any`) and
+/// the actions it may take, from any address.
+pub fn mediamtx_users(users: &[(&str, &str, &[&str])]) -> String {
+    let mut text = String::from("authInternalUsers:\n");
+    for (user, pass, actions) in users {
+        text.push_str(&format!(
+            "- user: {user}\n  pass: {pass}\n  ips: []\n  permissions:\n"
+        ));
+        for action in *actions {
+            text.push_str(&format!("  - action: {action}\n"));
+        }
+    }
+    text
 }

@@ -16,7 +16,13 @@ mod wire;
 
 /// `conformance!(go2rtc, scenario)`: the tests `scenario::sim` and `scenario::real` (gated on
 /// the server's binary) running the scenario against each backend.
+/// `conformance!(mediamtx, scenario, sim: expr, real: expr)`: the same with backends set up
+/// for it (each expression a future of the backend).
 macro_rules! conformance {
+    (mediamtx, $scenario:ident, sim: $sim:expr, real: $real:expr $(,)?) => {
+        conformance!(@with camsync_mediamtx, "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary",
+            $scenario, $sim, $real);
+    };
     (go2rtc, $($scenario:ident),+ $(,)?) => {
         $(conformance!(@one crate::backend::Go2rtc, camsync_go2rtc,
             "set CAMSYNC_GO2RTC_BIN to a go2rtc binary", $scenario);)+
@@ -26,16 +32,19 @@ macro_rules! conformance {
             "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary", $scenario);)+
     };
     (@one $backend:ty, $cfg:ident, $why:literal, $scenario:ident) => {
+        conformance!(@with $cfg, $why, $scenario, <$backend>::sim(), <$backend>::real());
+    };
+    (@with $cfg:ident, $why:literal, $scenario:ident, $sim:expr, $real:expr) => {
         mod $scenario {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sim() {
-                super::$scenario(<$backend>::sim().await).await;
+                super::$scenario($sim.await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             #[cfg_attr(not($cfg), ignore = $why)]
             async fn real() {
-                super::$scenario(<$backend>::real().await).await;
+                super::$scenario($real.await).await;
             }
         }
     };

@@ -29,6 +29,33 @@ conformance!(
     two_syncs_half_a_second_apart_both_reach_the_server_with_api,
 );
 
+conformance!(
+    mediamtx,
+    api_needs_its_user_when_one_is_configured,
+    sim: crate::backend::Mediamtx::sim_with(camsync::sim::mediamtx::MediamtxSimOptions {
+        username: Some("admin".into()),
+        password: Some("s3cret".into()),
+        ..Default::default()
+    }),
+    real: crate::backend::Mediamtx::real_with(&crate::backend::mediamtx_users(&[
+        ("admin", "s3cret", &["api"]),
+        ("any", "", &["read", "publish"]),
+    ])),
+);
+
+conformance!(
+    mediamtx,
+    reads_need_their_user_when_one_is_configured,
+    sim: crate::backend::Mediamtx::sim_with(camsync::sim::mediamtx::MediamtxSimOptions {
+        read_user: Some(("viewer".into(), "s3cret".into())),
+        ..Default::default()
+    }),
+    real: crate::backend::Mediamtx::real_with(&crate::backend::mediamtx_users(&[
+        ("any", "", &["api", "publish"]),
+        ("viewer", "s3cret", &["read"]),
+    ])),
+);
+
 fn ok() -> Answer {
     Answer {
         status: 200,
@@ -483,126 +510,84 @@ async fn an_always_available_path_answers_while_its_camera_is_down(m: Mediamtx) 
 
 /// SERVERS.md, "Auth": with the `api` permission given to one user, a call without credentials
 /// or with wrong ones is refused with 401, and one with them (HTTP Basic, as camsync sends
-/// `targets[].username`/`password`) answers. Run against a server set up that way, so not
-/// through `conformance!`.
-mod api_needs_its_user_when_one_is_configured {
-    use super::*;
+/// `targets[].username`/`password`) answers.
+async fn api_needs_its_user_when_one_is_configured(m: Mediamtx) {
+    let refused = error(401, "authentication error");
+    let (anonymous, challenge) = list_as(&m, None).await;
+    assert_eq!(anonymous, refused, "{}: no credentials", m.label());
+    assert_eq!(
+        challenge.as_deref(),
+        Some(r#"Basic realm="mediamtx""#),
+        "{}: asks for them",
+        m.label()
+    );
+    let (wrong, _) = list_as(&m, Some(("admin", "wrong"))).await;
+    assert_eq!(wrong, refused, "{}: wrong password", m.label());
+    let (right, _) = list_as(&m, Some(("admin", "s3cret"))).await;
+    assert_eq!(right.status, 200, "{}: {right:?}", m.label());
+    assert_eq!(right.json()["itemCount"], 0, "{}", m.label());
+}
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sim() {
-        scenario(Mediamtx::sim_with_api_user("admin", "s3cret").await).await;
+/// The path list as `user`, and the challenge of the answer.
+async fn list_as(m: &Mediamtx, user: Option<(&str, &str)>) -> (Answer, Option<String>) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .get(m.api("/v3/config/paths/list"))
+        .timeout(Duration::from_secs(30));
+    if let Some((user, pass)) = user {
+        request = request.basic_auth(user, Some(pass));
     }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[cfg_attr(
-        not(camsync_mediamtx),
-        ignore = "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary"
-    )]
-    async fn real() {
-        scenario(Mediamtx::real_with_api_user("admin", "s3cret").await).await;
-    }
-
-    async fn call(m: &Mediamtx, user: Option<(&str, &str)>) -> (Answer, Option<String>) {
-        let client = reqwest::Client::new();
-        let mut request = client
-            .get(m.api("/v3/config/paths/list"))
-            .timeout(Duration::from_secs(30));
-        if let Some((user, pass)) = user {
-            request = request.basic_auth(user, Some(pass));
-        }
-        let response = request.send().await.expect("the API answers");
-        let challenge = (response.headers().get("www-authenticate"))
-            .map(|v| v.to_str().unwrap_or_default().to_owned());
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        (Answer { status, body }, challenge)
-    }
-
-    async fn scenario(m: Mediamtx) {
-        let refused = error(401, "authentication error");
-        let (anonymous, challenge) = call(&m, None).await;
-        assert_eq!(anonymous, refused, "{}: no credentials", m.label());
-        assert_eq!(
-            challenge.as_deref(),
-            Some(r#"Basic realm="mediamtx""#),
-            "{}: asks for them",
-            m.label()
-        );
-        let (wrong, _) = call(&m, Some(("admin", "wrong"))).await;
-        assert_eq!(wrong, refused, "{}: wrong password", m.label());
-        let (right, _) = call(&m, Some(("admin", "s3cret"))).await;
-        assert_eq!(right.status, 200, "{}: {right:?}", m.label());
-        assert_eq!(right.json()["itemCount"], 0, "{}", m.label());
-    }
+    let response = request.send().await.expect("the API answers");
+    let challenge = (response.headers().get("www-authenticate"))
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    (Answer { status, body }, challenge)
 }
 
 /// SERVERS.md, "RTSP": with the read permission given to one user, a DESCRIBE without
 /// credentials is answered 401 and one with them 200. camsync's probes carry none, so such a
 /// stream is judged by the server's own signals (README, *How recovery works*).
-mod reads_need_their_user_when_one_is_configured {
-    use camsync::health::probe::Probe;
-    use camsync::secret::Secret;
+async fn reads_need_their_user_when_one_is_configured(m: Mediamtx) {
+    let camera = SimCamera::start().await.unwrap();
+    let body = json!({"source": camera.url("live")});
+    assert_eq!(config(&m, "add", "cam", Some(body)).await, ok());
+    let ready = until(Duration::from_secs(10), || async {
+        let path = get(&m.api("/v3/paths/get/cam")).await;
+        (path.status == 200 && path.json()["ready"] == true).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "{}: ready", m.label());
+    let anonymous = describe(&m.rtsp("cam"), Duration::from_secs(15)).await.0;
+    assert_eq!(anonymous, Some(401), "{}: anonymous", m.label());
+    assert_eq!(
+        describe_as(&m, None).await,
+        Some(401),
+        "{}: camsync's probe",
+        m.label()
+    );
+    assert_eq!(
+        describe_as(&m, Some(("viewer", "wrong"))).await,
+        Some(401),
+        "{}: wrong password",
+        m.label()
+    );
+    assert_eq!(
+        describe_as(&m, Some(("viewer", "s3cret"))).await,
+        Some(200),
+        "{}: the reader's credentials",
+        m.label()
+    );
+}
 
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sim() {
-        scenario(Mediamtx::sim_with_read_user("viewer", "s3cret").await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[cfg_attr(
-        not(camsync_mediamtx),
-        ignore = "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary"
-    )]
-    async fn real() {
-        scenario(Mediamtx::real_with_read_user("viewer", "s3cret").await).await;
-    }
-
-    async fn describe_as(m: &Mediamtx, user: Option<(&str, &str)>) -> Option<u16> {
-        let probe = Probe {
-            url: url::Url::parse(&m.rtsp("cam")).expect("url"),
-            credentials: user.map(|(u, p)| (u.to_owned(), Secret::new(p))),
-            timeout: Duration::from_secs(15),
-        };
-        probe.describe().await.ok().map(|answer| answer.status)
-    }
-
-    async fn scenario(m: Mediamtx) {
-        let camera = SimCamera::start().await.unwrap();
-        let body = json!({"source": camera.url("live")});
-        assert_eq!(config(&m, "add", "cam", Some(body)).await, ok());
-        let ready = until(Duration::from_secs(10), || async {
-            let path = get(&m.api("/v3/paths/get/cam")).await;
-            (path.status == 200 && path.json()["ready"] == true).then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "{}: ready", m.label());
-        assert_eq!(
-            describe(&m.rtsp("cam"), Duration::from_secs(15)).await.0,
-            Some(401),
-            "{}: anonymous",
-            m.label()
-        );
-        assert_eq!(
-            describe_as(&m, None).await,
-            Some(401),
-            "{}: camsync's probe",
-            m.label()
-        );
-        assert_eq!(
-            describe_as(&m, Some(("viewer", "wrong"))).await,
-            Some(401),
-            "{}: wrong password",
-            m.label()
-        );
-        assert_eq!(
-            describe_as(&m, Some(("viewer", "s3cret"))).await,
-            Some(200),
-            "{}: the reader's credentials",
-            m.label()
-        );
-    }
+/// A `DESCRIBE` of path `cam` through camsync's own RTSP client, as `user`.
+async fn describe_as(m: &Mediamtx, user: Option<(&str, &str)>) -> Option<u16> {
+    let probe = camsync::health::probe::Probe {
+        url: url::Url::parse(&m.rtsp("cam")).expect("url"),
+        credentials: user.map(|(u, p)| (u.to_owned(), camsync::secret::Secret::new(p))),
+        timeout: Duration::from_secs(15),
+    };
+    probe.describe().await.ok().map(|answer| answer.status)
 }
 
 async fn has_path(m: &Mediamtx, name: &str) -> bool {
