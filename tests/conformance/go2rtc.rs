@@ -254,6 +254,14 @@ async fn rtsp_proxy_answers_unknown_down_and_streaming(g: Go2rtc) {
         g.label()
     );
     camera.stop().await;
+    // The real go2rtc may keep the producer of the last DESCRIBE for a moment and answer from
+    // its cached tracks (a preloaded stream does so for good: see the scenario below); once
+    // it has let go, a DESCRIBE of the down camera is refused at once.
+    let refused = until(Duration::from_secs(10), || async {
+        (describe(&g.rtsp("cam"), timeout).await.0 == Some(404)).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "{}: camera down, 404", g.label());
     let (status, took) = describe(&g.rtsp("cam"), timeout).await;
     assert_eq!(status, Some(404), "{}: camera down", g.label());
     assert!(
