@@ -1,7 +1,27 @@
 //! camsync keeps go2rtc and MediaMTX in step with a camera database and heals broken streams
-//! without restarting either server. See README.md for users and
-//! `ARCHITECTURE.md` (design notes) for the shape: source → inventory → reconciler → targets,
-//! with a ledger of what camsync owns.
+//! without restarting either server. See README.md for users and `ARCHITECTURE.md` (design
+//! notes) for the shape: source → inventory → reconciler → targets, with a ledger of what
+//! camsync owns.
+//!
+//! # Layout
+//!
+//! Modules import downwards only: each uses those listed below it, never one above.
+//!
+//! - Entry points: [`cli`] (the commands), [`daemon`] (`camsync run`), [`demo`], [`status`]
+//!   (`camsync status`), [`app`] (the wiring the commands share).
+//! - Serving: [`api`] (the daemon's HTTP API), [`activity`] (what it did, for the API),
+//!   [`events`], [`metrics`].
+//! - Healing: [`health`] (observe, judge, decide: it never writes to a server itself).
+//! - Converging: [`reconcile`] (plan, queue, one worker per target: the only writers),
+//!   [`ledger`] (what camsync owns, crash-safe), [`target`] (the servers' clients and files),
+//!   [`yaml_edit`] (editing the servers' YAML files in place).
+//! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
+//!   [`camera`] (what a validated camera is).
+//! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),
+//!   [`stream_name`], [`secret`], [`echo`], [`atomic_file`], [`bounded_read`].
+//!
+//! Beside them, [`sim`]: simulators of go2rtc, MediaMTX and a camera, for the demo, the tests
+//! and the benchmarks. They use only [`yaml_edit`] and the YAML and RTSP readers.
 
 pub mod activity;
 pub mod api;
