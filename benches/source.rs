@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use camsync::app::{LedgerMode, reconciler};
 use camsync::config::{self, Config};
 use camsync::daemon::{Status, run_with_status};
-use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
-use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use camsync::source::Source;
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

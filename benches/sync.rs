@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use camsync::config::{TargetConfig, TargetKind};
 use camsync::ledger::Ledger;
 use camsync::reconcile::Reconciler;
-use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
-use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use camsync::source::Inventory;
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -18,9 +18,9 @@ use crate::health::state::{Policy, State};
 use crate::reconcile::Reconciler;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::{Quiet, WorkerHandle};
-use crate::sim::camera::SimCamera;
-use crate::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
-use crate::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use camsync_sim::camera::SimCamera;
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -13,15 +13,16 @@
 //!   [`events`], [`metrics`].
 //! - Healing: [`health`] (observe, judge, decide: it never writes to a server itself).
 //! - Converging: [`reconcile`] (plan, queue, one worker per target: the only writers),
-//!   [`ledger`] (what camsync owns, crash-safe), [`target`] (the servers' clients and files),
-//!   [`yaml_edit`] (editing the servers' YAML files in place).
+//!   [`ledger`] (what camsync owns, crash-safe), [`target`] (the servers' clients and files).
 //! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
 //!   [`camera`] (what a validated camera is).
 //! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),
 //!   [`stream_name`], [`secret`], [`echo`], [`atomic_file`], [`bounded_read`].
 //!
-//! Beside them, [`sim`]: simulators of go2rtc, MediaMTX and a camera, for the demo, the tests
-//! and the benchmarks. They use only [`yaml_edit`] and the YAML and RTSP readers.
+//! Beside this crate, in the workspace: `camsync-formats` (crates/formats: reading and editing
+//! YAML, framing RTSP messages), which camsync and its simulators share, and `camsync-sim`
+//! (crates/sim: go2rtc, MediaMTX and a camera, simulated), which the tests, the benchmarks and
+//! [`demo`] (the cargo feature `demo`, on by default) use.
 
 pub mod activity;
 pub mod api;
@@ -32,6 +33,7 @@ pub mod camera;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod echo;
 pub mod events;
@@ -41,14 +43,10 @@ pub mod metrics;
 mod output;
 pub mod profile;
 pub mod reconcile;
-mod rtsp_wire;
 pub mod secret;
-pub mod sim;
 pub mod source;
 pub mod status;
 pub mod stream_name;
 pub mod target;
 #[cfg(test)]
 mod test_support;
-mod yaml;
-pub mod yaml_edit;

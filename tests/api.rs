@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use camsync::api::{self, Access, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use camsync::daemon::{Status, Wiring, run_with};
-use camsync::sim::camera::SimCamera;
-use camsync::sim::mediamtx::MediamtxSimOptions;
+use camsync_sim::camera::SimCamera;
+use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::*;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use camsync::sim::go2rtc::Go2rtcSimOptions;
+use camsync_sim::go2rtc::Go2rtcSimOptions;
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_camsync");

@@ -156,7 +156,7 @@ async fn a_daemon_started_with_a_broken_inventory_deletes_nothing_until_it_is_fi
 
 #[tokio::test]
 async fn the_periodic_resync_heals_a_restarted_go2rtc() {
-    let f = Fixture::with(camsync::sim::go2rtc::Go2rtcSimOptions {
+    let f = Fixture::with(camsync_sim::go2rtc::Go2rtcSimOptions {
         config_writable: false,
         ..Default::default()
     })
@@ -174,7 +174,7 @@ async fn the_periodic_resync_heals_a_restarted_go2rtc() {
 
 #[tokio::test]
 async fn a_go2rtc_restart_is_noticed_by_its_canary_long_before_the_resync() {
-    let f = Fixture::with(camsync::sim::go2rtc::Go2rtcSimOptions {
+    let f = Fixture::with(camsync_sim::go2rtc::Go2rtcSimOptions {
         config_writable: false,
         ..Default::default()
     })
@@ -220,11 +220,11 @@ async fn reading_the_inventory_is_not_taken_for_a_change() {
 #[tokio::test]
 async fn a_slow_target_does_not_delay_a_healthy_one() {
     let f = Fixture::build(
-        camsync::sim::go2rtc::Go2rtcSimOptions {
+        camsync_sim::go2rtc::Go2rtcSimOptions {
             write_hold: Duration::from_secs(1),
             ..Default::default()
         },
-        Some(camsync::sim::mediamtx::MediamtxSimOptions::default()),
+        Some(camsync_sim::mediamtx::MediamtxSimOptions::default()),
     )
     .await;
     let mut cameras = vec![

@@ -743,8 +743,8 @@ fn the_systemd_unit_is_hardened_and_matches_the_example_config() {
 
 #[tokio::test]
 async fn the_server_configs_load_in_the_simulators() {
-    use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
-    use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+    use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+    use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 
     let go2rtc = Go2rtcSim::start(Go2rtcSimOptions {
         config_file: Some(root().join("go2rtc.yaml")),

@@ -13,8 +13,8 @@ use camsync::health::state::{Policy, State};
 use camsync::reconcile::Workers;
 use camsync::reconcile::ticket::Ticket;
 use camsync::reconcile::worker::{Quiet, WorkerHandle};
-use camsync::sim::camera::SimCamera;
-use camsync::sim::mediamtx::MediamtxSimOptions;
+use camsync_sim::camera::SimCamera;
+use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::*;
 use tokio::time::Instant;
 
@@ -233,7 +233,7 @@ async fn a_stream_whose_camera_answers_but_is_not_served_is_restarted() {
 }
 
 /// Deletes a path through MediaMTX's API, behind camsync's back.
-async fn delete_by_hand(mtx: &camsync::sim::mediamtx::MediamtxSim, name: &str) {
+async fn delete_by_hand(mtx: &camsync_sim::mediamtx::MediamtxSim, name: &str) {
     let url = format!("{}/v3/config/paths/delete/{name}", mtx.api_url());
     let answer = reqwest::Client::new().delete(url).send().await.unwrap();
     assert!(answer.status().is_success());
@@ -307,7 +307,7 @@ async fn a_mediamtx_file_target_with_api_recovers_a_lost_path_through_the_api_as
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mediamtx.yml");
     std::fs::write(&file, "paths:\n").unwrap();
-    let mtx = camsync::sim::mediamtx::MediamtxSim::start(MediamtxSimOptions {
+    let mtx = camsync_sim::mediamtx::MediamtxSim::start(MediamtxSimOptions {
         config_file: Some(file.clone()),
         ..MediamtxSimOptions::default()
     })

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use camsync::health::probe::{Answer, Phase, Probe, ProbeError};
 use camsync::secret::Secret;
-use camsync::sim::camera::SimCamera;
-use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
-use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use camsync_sim::camera::SimCamera;
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use camsync::config;
-use camsync::sim::camera::SimCamera;
+use camsync_sim::camera::SimCamera;
 use common::daemon::{Running, start};
 use real::RealServer;
 use serde_json::Value;

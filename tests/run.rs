@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use camsync::api::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use camsync::daemon::{Status, run_with_status};
 use camsync::ledger::Ledger;
-use camsync::sim::go2rtc::Go2rtcSimOptions;
+use camsync_sim::go2rtc::Go2rtcSimOptions;
 use common::*;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

@@ -11,8 +11,8 @@ use camsync::config;
 use camsync::config::process_env;
 use camsync::ledger::Ledger;
 use camsync::reconcile::report::SyncReport;
-use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync::source::shard::owner;
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use common::*;
 
 /// `n` cameras named cam00, cam01, … with documentation addresses.

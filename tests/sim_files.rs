@@ -13,9 +13,9 @@ use camsync::app::{LedgerMode, load_inventory, reconciler};
 use camsync::config;
 use camsync::config::process_env;
 use camsync::reconcile::report::SyncReport;
-use camsync::sim::camera::SimCamera;
-use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
-use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use camsync_sim::camera::SimCamera;
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use camsync::sim::camera::SimCamera;
-use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions, redial_delay};
+use camsync_sim::camera::SimCamera;
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions, redial_delay};
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use camsync::sim::camera::SimCamera;
-use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use camsync_sim::camera::SimCamera;
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -9,7 +9,7 @@ mod common;
 mod pg;
 
 use camsync::app::load_inventory;
-use camsync::sim::mediamtx::MediamtxSimOptions;
+use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::daemon::{DEADLINE, start};
 use common::*;
 use pg::{Pg, Proxy, example_query, server, source_yaml};

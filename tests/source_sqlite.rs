@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use camsync::app::load_inventory;
 use camsync::config::{self, SourceConfig};
-use camsync::sim::mediamtx::MediamtxSimOptions;
+use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::daemon::{DEADLINE, start};
 use common::*;
 use rusqlite::Connection;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use camsync::reconcile::plan::Action;
 use camsync::reconcile::report::{OutcomeKind, TargetStatus};
-use camsync::sim::go2rtc::Go2rtcSimOptions;
+use camsync_sim::go2rtc::Go2rtcSimOptions;
 use common::*;
 
 const A: &str = "rtsp://192.0.2.10:554/a";
@@ -346,7 +346,7 @@ async fn api_basic_auth_is_sent_and_a_wrong_password_is_explained() {
 
 #[tokio::test]
 async fn recording_cameras_are_preloaded_and_a_down_camera_leaves_the_preload_pending() {
-    let camera = camsync::sim::camera::SimCamera::start().await.unwrap();
+    let camera = camsync_sim::camera::SimCamera::start().await.unwrap();
     let f = Fixture::new().await;
     let write = |url: String| {
         std::fs::write(

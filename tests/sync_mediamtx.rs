@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use camsync::daemon::{Status, run_with_status};
 use camsync::reconcile::report::TargetStatus;
-use camsync::sim::camera::SimCamera;
-use camsync::sim::mediamtx::MediamtxSimOptions;
+use camsync_sim::camera::SimCamera;
+use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::*;
 use serde_json::json;
 use tokio::sync::watch;

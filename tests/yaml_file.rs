@@ -10,7 +10,7 @@ use camsync::app::{LedgerMode, load_inventory, reconciler};
 use camsync::config;
 use camsync::config::process_env;
 use camsync::reconcile::report::{OutcomeKind, SyncReport};
-use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 
 const PASSWORD: &str = "p@ss:w/rd-Marker-91";
 

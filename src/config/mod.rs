@@ -292,10 +292,11 @@ pub fn parse(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let raw: RawConfig = crate::yaml::from_str(text).map_err(|message| ConfigError::Parse {
-        path: path.to_owned(),
-        message,
-    })?;
+    let raw: RawConfig =
+        camsync_formats::yaml::from_str(text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let invalid = |line: u64, key: &str, reason: String| ConfigError::Invalid {
         path: path.to_owned(),

@@ -42,8 +42,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use url::{Host, Url};
 
-use crate::rtsp_wire as wire;
 use crate::secret::{Secret, redact};
+use camsync_formats::rtsp_wire as wire;
 
 /// Sent with every request.
 const USER_AGENT: &str = concat!("camsync/", env!("CARGO_PKG_VERSION"));

@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn specs_override_and_extend_by_name() {
-        let specs: BTreeMap<String, ProfileSpec> = crate::yaml::from_str(
+        let specs: BTreeMap<String, ProfileSpec> = camsync_formats::yaml::from_str(
             "recording:\n  mediamtx:\n    recordDeleteAfter: 7d\n    record: yes\nlobby:\n  extends: viewing\n  go2rtc:\n    preload: true\n",
         )
         .unwrap();

@@ -51,7 +51,7 @@ pub fn parse(
     let entries = match cache.entries(text) {
         Some(entries) => entries,
         None => {
-            let raw: RawInventory = crate::yaml::from_str(text).map_err(parse_error)?;
+            let raw: RawInventory = camsync_formats::yaml::from_str(text).map_err(parse_error)?;
             raw.cameras
                 .into_iter()
                 .map(|entry| Entry::new(entry.referenced.line(), entry.value))

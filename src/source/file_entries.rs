@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::camera::CameraSpec;
-use crate::yaml::MAX_NODES;
+use camsync_formats::yaml::MAX_NODES;
 
 /// One entry of the `cameras:` sequence: its line in the file, its value and the camera spec
 /// it reads as (or why it is none).
@@ -108,7 +108,7 @@ impl EntryCache {
 /// Parses one entry's text as the only entry of an inventory.
 fn parse_alone(chunk: &str, max_nodes: usize) -> Option<Parsed> {
     let document = format!("cameras:\n{chunk}");
-    let raw: RawInventory = crate::yaml::from_str_within(&document, max_nodes).ok()?;
+    let raw: RawInventory = camsync_formats::yaml::from_str_within(&document, max_nodes).ok()?;
     let [entry] = <[_; 1]>::try_from(raw.cameras).ok()?;
     let line_offset = entry.referenced.line().checked_sub(2)?;
     Some(Parsed {
@@ -200,7 +200,7 @@ mod tests {
     use super::*;
 
     fn whole(text: &str) -> Vec<(u64, serde_json::Value)> {
-        let raw: RawInventory = crate::yaml::from_str(text).unwrap();
+        let raw: RawInventory = camsync_formats::yaml::from_str(text).unwrap();
         raw.cameras
             .into_iter()
             .map(|e| (e.referenced.line(), e.value))
@@ -322,7 +322,7 @@ mod tests {
             }
             let mut cache = EntryCache::default();
             if let Some(entries) = by_entries(&mut cache, &text) {
-                let raw: Result<RawInventory, _> = crate::yaml::from_str(&text);
+                let raw: Result<RawInventory, _> = camsync_formats::yaml::from_str(&text);
                 let whole: Vec<_> = raw
                     .map_err(|e| format!("the whole parse failed: {e}"))
                     .map_err(proptest::test_runner::TestCaseError::fail)?

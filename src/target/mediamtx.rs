@@ -407,7 +407,7 @@ mod tests {
         use std::time::Duration;
 
         use crate::config::TargetKind;
-        use crate::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+        use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
         let sim = MediamtxSim::start(MediamtxSimOptions::default())
             .await
             .unwrap();

@@ -3,7 +3,7 @@
 //! Invariants:
 //! - Only entries camsync owns under `streams:` (go2rtc, plus `preload:` for preloaded streams)
 //!   or `paths:` (MediaMTX) are touched; every other byte of the file stays as it was
-//!   ([`crate::yaml_edit`]).
+//!   ([`camsync_formats::yaml_edit`]).
 //! - A sync's changes are applied in memory, the new text is parsed back and checked to hold
 //!   exactly the intended entries, and only then written, atomically ([`crate::atomic_file`]),
 //!   in one write whatever the number of changes. Unchanged text is not written: MediaMTX
@@ -39,7 +39,7 @@ use super::{
 use crate::atomic_file::{self, WriteOutcome};
 use crate::camera::Camera;
 use crate::config::{TargetConfig, TargetKind};
-use crate::yaml_edit::{Change as EditChange, Document};
+use camsync_formats::yaml_edit::{Change as EditChange, Document};
 
 /// Times MediaMTX may ignore a written file before the write fails.
 const MEDIAMTX_REWRITES: u32 = 2;
@@ -283,7 +283,7 @@ impl YamlFile {
         let parsed: Value = if edited.text.trim().is_empty() {
             Value::Null
         } else {
-            crate::yaml::from_str(&edited.text).map_err(|e| {
+            camsync_formats::yaml::from_str(&edited.text).map_err(|e| {
                 self.file_error(format!(
                     "the edited {} does not parse ({e}); nothing was written",
                     self.path.display()

@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use camsync::health::probe::Probe;
-use camsync::sim::camera::SimCamera;
-use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
-use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use camsync_sim::camera::SimCamera;
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use futures_util::StreamExt;
 use rusqlite::Connection;
 use serde_json::{Value, json};

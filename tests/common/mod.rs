@@ -11,8 +11,8 @@ use camsync::app::{LedgerMode, load_inventory, reconciler};
 use camsync::config::process_env;
 use camsync::config::{self, Config};
 use camsync::reconcile::report::SyncReport;
-use camsync::sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
-use camsync::sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
+use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 
 pub const PASSWORD: &str = "Pw-Marker-7f3a9c";
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use camsync::sim::camera::SimCamera;
+use camsync_sim::camera::SimCamera;
 use serde_json::Value;
 
 use crate::backend::Go2rtc;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use camsync::sim::camera::SimCamera;
+use camsync_sim::camera::SimCamera;
 use serde_json::{Value, json};
 
 use crate::backend::Mediamtx;
@@ -32,7 +32,7 @@ conformance!(
 conformance!(
     mediamtx,
     api_needs_its_user_when_one_is_configured,
-    sim: crate::backend::Mediamtx::sim_with(camsync::sim::mediamtx::MediamtxSimOptions {
+    sim: crate::backend::Mediamtx::sim_with(camsync_sim::mediamtx::MediamtxSimOptions {
         username: Some("admin".into()),
         password: Some("s3cret".into()),
         ..Default::default()
@@ -46,7 +46,7 @@ conformance!(
 conformance!(
     mediamtx,
     reads_need_their_user_when_one_is_configured,
-    sim: crate::backend::Mediamtx::sim_with(camsync::sim::mediamtx::MediamtxSimOptions {
+    sim: crate::backend::Mediamtx::sim_with(camsync_sim::mediamtx::MediamtxSimOptions {
         read_user: Some(("viewer".into(), "s3cret".into())),
         ..Default::default()
     }),

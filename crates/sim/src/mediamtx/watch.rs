@@ -45,7 +45,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<BTreeMap<String, PathConf>, String> 
     let doc: Value = if text.trim().is_empty() {
         Value::Null
     } else {
-        crate::yaml::from_str(text)?
+        camsync_formats::yaml::from_str(text)?
     };
     let paths = match &doc {
         Value::Null => None,

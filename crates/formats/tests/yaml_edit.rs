@@ -1,4 +1,4 @@
-//! Tests of `camsync::yaml_edit`: golden edits of real-world-looking go2rtc and MediaMTX files
+//! Tests of `camsync_formats::yaml_edit`: golden edits of real-world-looking go2rtc and MediaMTX files
 //! (inputs and expected outputs under `tests/yaml_edit/`), edge cases written inline, and
 //! property tests over random edit sequences on files built from templates.
 //!
@@ -9,10 +9,10 @@
 //! Set `UPDATE_GOLDEN=1` to rewrite the expected files after an intended change, then review
 //! the diff.
 
-#[path = "../src/test_support.rs"]
+#[path = "../../../src/test_support.rs"]
 mod test_support;
 
-use camsync::yaml_edit::{Change, Document, EditError};
+use camsync_formats::yaml_edit::{Change, Document, EditError};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------

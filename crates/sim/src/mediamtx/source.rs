@@ -11,9 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use super::conf::{self, PathConf};
 use super::{PathKey, Shared, State};
-use crate::sim::rtsp::{
-    self, Handler, HeldSession, Request as RtspRequest, Response as RtspResponse,
-};
+use crate::rtsp::{self, Handler, HeldSession, Request as RtspRequest, Response as RtspResponse};
 
 /// MediaMTX's fixed pause before redialing a failed source.
 const RETRY_PAUSE: Duration = Duration::from_secs(5);

@@ -4,7 +4,7 @@
 //! keeping the connection open as a pulling server does).
 //!
 //! Only what the simulators answer is understood: a request line, headers, and a body sized by
-//! `Content-Length` (read and ignored), read with the bounded reader of [`crate::rtsp_wire`];
+//! `Content-Length` (read and ignored), read with the bounded reader of [`camsync_formats::rtsp_wire`];
 //! interleaved frames a client sends (RTCP receiver reports) are skipped; a
 //! connection breaking its limits is closed. [`RtspServer`] owns its accept loop and every connection task: once
 //! [`RtspServer::shutdown`] returns, the port refuses connections and no connection is left open.
@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use super::h264::Pattern;
 use super::rtp::{self, RtpSender};
-use crate::rtsp_wire::{find_header, invalid, read_body, read_head};
+use camsync_formats::rtsp_wire::{find_header, invalid, read_body, read_head};
 
 /// The methods both simulators list in `Public:`.
 pub(crate) const PUBLIC_METHODS: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN";

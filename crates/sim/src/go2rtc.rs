@@ -27,7 +27,7 @@
 //!   connection closes) or hung (a keepalive `OPTIONS` on a second connection to the camera,
 //!   every 0.2 s, is not answered within 0.3 s; it flows again when answered). A hung camera
 //!   is dropped after go2rtc's 5 s read timeout. The keepalive connection and its `OPTIONS`
-//!   show in [`crate::sim::camera::SimCamera`]'s counters.
+//!   show in [`crate::camera::SimCamera`]'s counters.
 //! - A lost camera is redialed at once, then after each failed dial on go2rtc's fixed
 //!   schedule ([`redial_delay`]: 1 s ×5, 5 s ×5, 10 s ×10, then 60 s, no jitter), forever
 //!   while the preload remains; the preload consumer stays attached and `DESCRIBE` answers 200
@@ -64,7 +64,7 @@
 //! consumer's JSON (here `id`, `format_name: "preload"`, `medias`), a stuck state for the
 //! probe query (`GET ?src=N&video`, which dials as usual), `POST /api/streams` (always
 //! 400), PATCH's aliasing of a stream to another, `base_path`, go2rtc's refusal to patch a flow-style `streams: {}` (the file
-//! is edited like camsync's own [`crate::yaml_edit`] does). `POST /api/restart` resets the
+//! is edited like camsync's own [`camsync_formats::yaml_edit`] does). `POST /api/restart` resets the
 //! state in place without closing connections, so the client still reads its 200.
 
 use std::collections::BTreeMap;
@@ -93,7 +93,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use super::rtsp::{
     self, Handler, HeldSession, Request as RtspRequest, Response as RtspResponse, RtspServer,
 };
-use crate::yaml_edit::{Change, Document};
+use camsync_formats::yaml_edit::{Change, Document};
 
 /// Where go2rtc says its simulated config lives (`GET /api`), and the path in its file errors.
 const CONFIG_PATH: &str = "/config/go2rtc.yaml";
@@ -458,7 +458,7 @@ fn parse_config(text: &str) -> Result<ConfigFile, String> {
     if text.trim().is_empty() {
         return Ok(ConfigFile::default());
     }
-    let doc: Value = crate::yaml::from_str(text)?;
+    let doc: Value = camsync_formats::yaml::from_str(text)?;
     let section = |key: &str| {
         doc.get(key)
             .and_then(Value::as_object)

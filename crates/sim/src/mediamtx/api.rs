@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::conf::{self, Patch, PathConf};
 use super::{LivePath, Shared, VERSION, rfc3339};
-use crate::sim::rtsp;
+use crate::rtsp;
 
 /// Items per page when `itemsPerPage` is not given.
 const DEFAULT_ITEMS_PER_PAGE: usize = 100;

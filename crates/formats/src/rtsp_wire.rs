@@ -14,7 +14,7 @@ const MAX_HEAD_LINES: usize = 100;
 /// Largest body accepted, in bytes.
 const MAX_BODY: usize = 64 * 1024;
 
-pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -22,9 +22,9 @@ pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Op
 }
 
 /// A start line plus headers, as read off the wire.
-pub(crate) struct Head {
-    pub(crate) start: String,
-    pub(crate) headers: Vec<(String, String)>,
+pub struct Head {
+    pub start: String,
+    pub headers: Vec<(String, String)>,
 }
 
 impl Head {
@@ -41,12 +41,12 @@ impl Head {
     }
 }
 
-pub(crate) fn invalid(what: &str) -> io::Error {
+pub fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
 
 /// Reads one head; `None` on a clean EOF before its first byte.
-pub(crate) async fn read_head<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<Head>> {
+pub async fn read_head<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<Head>> {
     let mut limited = r.take(MAX_HEAD);
     let mut lines = Vec::new();
     loop {
@@ -88,10 +88,7 @@ pub(crate) async fn read_head<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<
     Ok(Some(Head { start, headers }))
 }
 
-pub(crate) async fn read_body<R: AsyncBufRead + Unpin>(
-    r: &mut R,
-    head: &Head,
-) -> io::Result<Vec<u8>> {
+pub async fn read_body<R: AsyncBufRead + Unpin>(r: &mut R, head: &Head) -> io::Result<Vec<u8>> {
     let mut body = vec![0; head.content_length()?];
     r.read_exact(&mut body).await?;
     Ok(body)
