@@ -21,6 +21,15 @@ pub const SECRET_LIMIT: u64 = 64 * 1024;
 /// The most read from a file target's YAML file or its env file.
 pub const TARGET_FILE_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// A server's file as a file target reads it: at most [`TARGET_FILE_LIMIT`], and empty when
+/// it does not exist yet.
+pub fn read_target_file(path: &Path) -> io::Result<String> {
+    match read_to_string(path, TARGET_FILE_LIMIT) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        other => other,
+    }
+}
+
 /// Reads the regular file at `path` as UTF-8 text of at most `limit` bytes.
 pub fn read_to_string(path: &Path, limit: u64) -> io::Result<String> {
     let bytes = read(path, limit)?;

@@ -15,16 +15,13 @@ use serde::Deserialize;
 
 use crate::config::TargetKind;
 use crate::echo::Echo;
-use crate::profile::{DEFAULT_RTSP_TRANSPORT, MediamtxFields, Profiles, check_mediamtx_fields};
+use crate::profile::Profiles;
 use crate::secret::{Secret, redact};
 use crate::stream_name::check_stream_name;
+use crate::target::go2rtc::rules as go2rtc;
+use crate::target::mediamtx::rules::{self as mediamtx, MediamtxFields};
 
 pub const DEFAULT_PROFILE: &str = "viewing";
-
-/// Source schemes MediaMTX can pull from.
-const MEDIAMTX_SCHEMES: [&str; 10] = [
-    "rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "srt", "whep", "wheps",
-];
 
 /// A camera record as a source delivers it, before validation.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -321,7 +318,7 @@ impl CameraSpec {
             kind.is_mediamtx() && targets.as_ref().is_none_or(|set| set.contains(*t))
         });
         if let Some((target, _)) = mediamtx_target
-            && !MEDIAMTX_SCHEMES.contains(&sources[0].scheme())
+            && !mediamtx::can_pull(sources[0].scheme())
         {
             return Err(CameraError::NotForMediamtx {
                 name,
@@ -329,17 +326,13 @@ impl CameraSpec {
                 url: sources[0].redacted(),
             });
         }
-        let mut mediamtx = MediamtxFields::new();
-        mediamtx.insert("rtspTransport".into(), DEFAULT_RTSP_TRANSPORT.into());
-        mediamtx.extend(profile.mediamtx.clone());
-        if let Some(fields) = self.mediamtx {
-            let fields =
-                check_mediamtx_fields(fields).map_err(|reason| CameraError::MediamtxField {
+        let mediamtx =
+            mediamtx::path_fields(&profile.mediamtx, self.mediamtx).map_err(|reason| {
+                CameraError::MediamtxField {
                     name: name.clone(),
                     reason,
-                })?;
-            mediamtx.extend(fields);
-        }
+                }
+            })?;
         Ok(Camera {
             name,
             sources,
@@ -391,9 +384,6 @@ const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// go2rtc's API refuses these (SERVERS.md); they only work from its YAML file.
-const API_REFUSED_SCHEMES: [&str; 3] = ["exec:", "echo:", "expr:"];
-
 fn is_scheme_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')
 }
@@ -409,16 +399,7 @@ impl SourceUrl {
         if raw.is_empty() {
             return Err("the url is empty".into());
         }
-        if let Some(scheme) = API_REFUSED_SCHEMES.iter().find(|s| raw.starts_with(**s)) {
-            return Err(format!(
-                "`{scheme}` sources are refused by go2rtc's API; keep them in go2rtc.yaml by hand"
-            ));
-        }
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(
-                "contains whitespace or control characters, which go2rtc's API rejects".into(),
-            );
-        }
+        go2rtc::check_source(raw)?;
         let has_scheme = raw.find(':').is_some_and(|i| {
             raw[..i].starts_with(|c: char| c.is_ascii_alphabetic())
                 && raw[..i].chars().all(is_scheme_char)

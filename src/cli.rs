@@ -264,7 +264,7 @@ async fn render(path: &std::path::Path, args: RenderArgs) -> Result<ExitCode, Ap
             .values()
             .filter(|c| c.wants_target(&args.target))
             .map(|c| &**c);
-        let text = crate::target::yaml_file::env_file_text(cameras);
+        let text = crate::target::go2rtc::file::env_file_text(cameras);
         crate::atomic_file::write_private(env_file, text.as_bytes())?;
     }
     for r in &inventory.rejected {

@@ -13,7 +13,9 @@
 //!   [`events`], [`metrics`].
 //! - Healing: [`health`] (observe, judge, decide: it never writes to a server itself).
 //! - Converging: [`reconcile`] (plan, queue, one worker per target: the only writers),
-//!   [`ledger`] (what camsync owns, crash-safe), [`target`] (the servers' clients and files).
+//!   [`ledger`] (what camsync owns, crash-safe), [`target`] (the servers: one folder per kind,
+//!   [`target::go2rtc`] and [`target::mediamtx`], each with its API client, its file flavour
+//!   and the rules a camera must meet there — leaves that [`camera`] and [`profile`] read).
 //! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
 //!   [`camera`] (what a validated camera is).
 //! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),

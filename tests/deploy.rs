@@ -769,7 +769,7 @@ async fn the_server_configs_load_in_the_simulators() {
     // pathDefaults holds only real path fields, with the transport camsync relies on.
     let doc = yaml(&root().join("mediamtx.yml"));
     let defaults = doc["pathDefaults"].as_object().unwrap().clone();
-    let checked = camsync::profile::check_mediamtx_fields(defaults).unwrap();
+    let checked = camsync::target::mediamtx::rules::check_fields(defaults).unwrap();
     assert_eq!(checked["rtspTransport"], "tcp");
     assert_eq!(doc["rtspTransports"], serde_json::json!(["tcp"]));
     assert_eq!(doc["api"], true);

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use super::{Record, SourceError};
 use crate::camera::CameraSpec;
 use crate::echo::Echo;
-use crate::profile::MediamtxFields;
 use crate::secret::Secret;
+use crate::target::mediamtx::rules::MediamtxFields;
 
 /// One value as the database returned it, decoded only for the columns the mapping uses.
 #[derive(Debug, Clone, PartialEq)]

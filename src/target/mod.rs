@@ -8,7 +8,6 @@
 pub mod go2rtc;
 mod http;
 pub mod mediamtx;
-mod mediamtx_reload;
 pub mod yaml_file;
 
 use std::collections::{BTreeMap, BTreeSet};

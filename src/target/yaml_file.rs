@@ -1,4 +1,6 @@
-//! go2rtc's and MediaMTX's YAML files as targets (`go2rtc-file`, `mediamtx-file`).
+//! A server's YAML file as a target (`go2rtc-file`, `mediamtx-file`): what the two have in
+//! common. How each server's entries look, and what else its file needs, is in its own folder
+//! ([`super::go2rtc::file`], [`super::mediamtx::file`]).
 //!
 //! Invariants:
 //! - Only entries camsync owns under `streams:` (go2rtc, plus `preload:` for preloaded streams)
@@ -8,7 +10,7 @@
 //!   exactly the intended entries, and only then written, atomically ([`crate::atomic_file`]),
 //!   in one write whatever the number of changes. Unchanged text is not written: MediaMTX
 //!   reloads, and drops API-made paths and readers, on every change of its file.
-//! - Writes to a MediaMTX file are at least [`mediamtx_reload::QUIET`] after its last change
+//! - Writes to a MediaMTX file are at least [`mediamtx::QUIET`] after its last change
 //!   (ours or anyone's): it ignores, for good, a change within 1 s of the one it last loaded.
 //!   Changes that arrive meanwhile queue up and go out together in the next write. With
 //!   `api:`, every write (and every sync with changes whose file text was already right) is
@@ -24,29 +26,23 @@
 //!   then the file is kept at mode 0600.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::go2rtc::file as go2rtc;
 use super::mediamtx::Mediamtx;
-use super::mediamtx_reload;
+use super::mediamtx::file as mediamtx;
 use super::{
     Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamStatus, Target, TargetError,
 };
 use crate::atomic_file::{self, WriteOutcome};
+use crate::bounded_read;
 use crate::camera::Camera;
 use crate::config::{TargetConfig, TargetKind};
 use camsync_formats::yaml_edit::{Change as EditChange, Document};
-
-/// Times MediaMTX may ignore a written file before the write fails.
-const MEDIAMTX_REWRITES: u32 = 2;
-
-/// What go2rtc's `preload:` section holds for a preloaded stream (a consumer of video and
-/// audio, as `PUT /api/preload` without a query stores it).
-const PRELOAD_QUERY: &str = "video&audio";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavor {
@@ -93,8 +89,8 @@ impl Observer {
 /// One camera as the file will hold it.
 struct Entry {
     value: Value,
-    /// `${VAR}` references it uses, with their values.
-    env: BTreeMap<String, String>,
+    /// The value of its password's `${VAR}` reference (go2rtc), if it has one.
+    password: Option<String>,
     preload: bool,
 }
 
@@ -140,7 +136,7 @@ impl YamlFile {
     }
 
     fn read(&self) -> Result<String, TargetError> {
-        read_optional(&self.path)
+        bounded_read::read_target_file(&self.path)
             .map_err(|e| self.file_error(format!("cannot read {}: {e}", self.path.display())))
     }
 
@@ -150,49 +146,20 @@ impl YamlFile {
 
     /// The entry for `camera`, or why this file cannot hold it.
     fn entry(&self, camera: &Camera) -> Result<Entry, String> {
-        let mut env = BTreeMap::new();
-        let mut source_text = |index: usize| {
-            let source = &camera.sources[index];
-            match source.password() {
-                None => Ok(source.expose()),
-                Some(_) if self.inline_credentials => Ok(source.expose()),
-                Some(password) if self.flavor == Flavor::Go2rtc => {
-                    let var = env_var_name(&camera.name);
-                    // go2rtc substitutes the text as is: it must already be URL-safe.
-                    env.insert(
-                        var.clone(),
-                        utf8_percent_encode(password.expose(), NON_ALPHANUMERIC).to_string(),
-                    );
-                    Ok(source.with_password_placeholder(&format!("${{{var}}}")))
-                }
-                Some(_) => Err(format!(
-                    "camera {:?} has a password, and MediaMTX cannot expand references in its file; \
-                     set `inline_credentials: true` on target {:?} (the file is then kept at mode 0600) \
-                     or use a `mediamtx` API target",
-                    camera.name, self.name
-                )),
-            }
-        };
-        let value = match self.flavor {
+        Ok(match self.flavor {
             Flavor::Go2rtc => {
-                let sources = (0..camera.sources.len())
-                    .map(&mut source_text)
-                    .collect::<Result<Vec<_>, _>>()?;
-                match <[String; 1]>::try_from(sources) {
-                    Ok([one]) => Value::String(one),
-                    Err(many) => Value::from(many),
+                let (value, password) = go2rtc::entry(camera, self.inline_credentials);
+                Entry {
+                    value,
+                    password,
+                    preload: camera.preload,
                 }
             }
-            Flavor::Mediamtx => {
-                let mut fields = camera.mediamtx.clone();
-                fields.insert("source".into(), Value::String(source_text(0)?));
-                Value::Object(fields)
-            }
-        };
-        Ok(Entry {
-            value,
-            env,
-            preload: self.flavor == Flavor::Go2rtc && camera.preload,
+            Flavor::Mediamtx => Entry {
+                value: mediamtx::entry(camera, self.inline_credentials, &self.name)?,
+                password: None,
+                preload: false,
+            },
         })
     }
 
@@ -208,8 +175,8 @@ impl YamlFile {
             let result = match change {
                 Change::Upsert(camera) => self.entry(camera).map(|entry| {
                     if self.flavor == Flavor::Go2rtc {
-                        let var = env_var_name(&camera.name);
-                        edited.env.insert(var, entry.env.into_values().next());
+                        let var = go2rtc::env_var_name(&camera.name);
+                        edited.env.insert(var, entry.password);
                         preloads.push((&camera.name, entry.preload));
                     }
                     edited
@@ -219,7 +186,7 @@ impl YamlFile {
                 }),
                 Change::Delete(name) => {
                     if self.flavor == Flavor::Go2rtc {
-                        edited.env.insert(env_var_name(name), None);
+                        edited.env.insert(go2rtc::env_var_name(name), None);
                         preloads.push((name, false));
                     }
                     edited.expected.insert((*name).to_owned(), None);
@@ -253,19 +220,7 @@ impl YamlFile {
         };
         doc.apply(self.flavor.section(), &edits)
             .map_err(edit_error)?;
-        let preload_value = Value::from(PRELOAD_QUERY);
-        let listed = doc.keys("preload");
-        let preload_edits: Vec<EditChange<'_>> = preloads
-            .iter()
-            .filter_map(|(name, wanted)| match wanted {
-                true => Some(EditChange::Upsert(name, &preload_value)),
-                false if listed.iter().any(|k| k == name) => Some(EditChange::Remove(name)),
-                false => None,
-            })
-            .collect();
-        if !preload_edits.is_empty() {
-            doc.apply("preload", &preload_edits).map_err(edit_error)?;
-        }
+        go2rtc::edit_preloads(&mut doc, &preloads).map_err(edit_error)?;
         edited.text = doc.text().to_owned();
         Ok(edited)
     }
@@ -310,7 +265,7 @@ impl YamlFile {
         let mut last_write = self.last_write.lock().await;
         if self.flavor == Flavor::Mediamtx && !changes.is_empty() {
             // Waited before reading, so what changed meanwhile goes out in this write.
-            mediamtx_reload::quiet(&self.path, *last_write).await;
+            mediamtx::quiet(&self.path, *last_write).await;
         }
         let old = self.read()?;
         let edited = self.edit(&old, changes)?;
@@ -336,54 +291,26 @@ impl YamlFile {
         if let Some(Observer::Mediamtx(api)) = &self.observer
             && !changes.is_empty()
         {
-            self.confirm_loaded(api, &edited, &mut last_write).await?;
+            let written = mediamtx::Written {
+                target: &self.name,
+                path: &self.path,
+                text: &edited.text,
+                private: self.inline_credentials,
+                expected: &edited.expected,
+            };
+            mediamtx::confirm_loaded(api, &written, &mut last_write)
+                .await
+                .map_err(|e| self.file_error(e))?;
         }
         self.update_env(&unset)?;
         Ok(edited.results)
     }
 
-    /// Checks through MediaMTX's API that it loaded the file as `edited` left it; if not
-    /// (a change in its quiet window is never loaded), replaces the file with the same text
-    /// after the window, up to [`MEDIAMTX_REWRITES`] times. An API that does not answer
-    /// cannot tell: the file is right and a server that starts loads it, so that is no error.
-    async fn confirm_loaded(
-        &self,
-        api: &Mediamtx,
-        edited: &Edited,
-        last_write: &mut Option<Instant>,
-    ) -> Result<(), TargetError> {
-        for rewrites in 0..=MEDIAMTX_REWRITES {
-            match mediamtx_reload::loaded(api, &edited.expected).await {
-                Ok(true) => return Ok(()),
-                Ok(false) if rewrites < MEDIAMTX_REWRITES => {
-                    tracing::warn!(target = %self.name, path = %self.path.display(),
-                        "MediaMTX did not load the file written; writing it again");
-                    mediamtx_reload::quiet(&self.path, *last_write).await;
-                    atomic_file::replace(
-                        &self.path,
-                        edited.text.as_bytes(),
-                        self.inline_credentials,
-                    )
-                    .map_err(|e| self.file_error(e))?;
-                    *last_write = Some(Instant::now());
-                }
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::warn!(target = %self.name, error = %e,
-                        "cannot check through the API that MediaMTX loaded its file");
-                    return Ok(());
-                }
-            }
-        }
-        Err(self.file_error(format!(
-            "MediaMTX did not load {} after {MEDIAMTX_REWRITES} rewrites",
-            self.path.display()
-        )))
-    }
-
     fn update_env(&self, updates: &BTreeMap<String, Option<String>>) -> Result<(), TargetError> {
         match &self.env_file {
-            Some(env_file) => update_env_file(env_file, updates).map_err(|e| self.file_error(e)),
+            Some(env_file) => {
+                go2rtc::update_env_file(env_file, updates).map_err(|e| self.file_error(e))
+            }
             None => Ok(()),
         }
     }
@@ -406,72 +333,6 @@ struct Edited {
     expected: BTreeMap<String, Option<Value>>,
     /// Env variables to set (`Some`) or remove (`None`).
     env: BTreeMap<String, Option<String>>,
-}
-
-/// The env file a go2rtc started on a `go2rtc-file` needs for `cameras`: one
-/// `CAMSYNC_<NAME>_PASSWORD=<percent-encoded password>` line per camera with a password.
-pub fn env_file_text<'a>(cameras: impl IntoIterator<Item = &'a Camera>) -> String {
-    cameras
-        .into_iter()
-        .filter_map(|c| {
-            let password = c.sources.iter().find_map(|s| s.password())?;
-            let value = utf8_percent_encode(password.expose(), NON_ALPHANUMERIC);
-            Some(format!("{}={value}\n", env_var_name(&c.name)))
-        })
-        .collect()
-}
-
-/// `CAMSYNC_<NAME>_PASSWORD`, the name upper-cased with every other character as `_`.
-pub fn env_var_name(camera: &str) -> String {
-    let name: String = camera
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("CAMSYNC_{name}_PASSWORD")
-}
-
-fn read_optional(path: &Path) -> std::io::Result<String> {
-    match crate::bounded_read::read_to_string(path, crate::bounded_read::TARGET_FILE_LIMIT) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        other => other,
-    }
-}
-
-/// Sets or removes `KEY=value` lines in an env file (Docker's `--env-file` format), keeping
-/// the other lines; written atomically, mode 0600.
-fn update_env_file(path: &Path, updates: &BTreeMap<String, Option<String>>) -> Result<(), String> {
-    if updates.is_empty() {
-        return Ok(());
-    }
-    let old = read_optional(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut lines: Vec<String> = Vec::new();
-    let mut pending = updates.clone();
-    for line in old.lines() {
-        let key = line.split_once('=').map(|(k, _)| k.trim());
-        match key.and_then(|k| pending.remove(k).map(|v| (k.to_owned(), v))) {
-            Some((key, Some(value))) => lines.push(format!("{key}={value}")),
-            Some((_, None)) => {}
-            None => lines.push(line.to_owned()),
-        }
-    }
-    lines.extend(
-        pending
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k}={v}"))),
-    );
-    let mut text = lines.join("\n");
-    if !text.is_empty() {
-        text.push('\n');
-    }
-    atomic_file::write_private(path, text.as_bytes())
-        .map(drop)
-        .map_err(|e| e.to_string())
 }
 
 impl Target for YamlFile {

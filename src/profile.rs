@@ -5,18 +5,15 @@
 //! - `viewing`: on demand, closed 5 minutes after the last viewer.
 //! - `snapshot`: on demand, quick to open and close.
 //!
-//! MediaMTX fields are checked against the schema of MediaMTX's own path defaults
-//! (`mediamtx-pathdefaults.json`, captured from the real server): an unknown name or a value of
-//! the wrong type is rejected here, naming the profile or camera, before MediaMTX would answer
-//! 400. YAML's `yes`/`no` are accepted for booleans, as MediaMTX's own file allows.
+//! The per-server fields are checked by each server's rules (MediaMTX's path fields by
+//! [`crate::target::mediamtx::rules`]), naming the profile.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-pub type MediamtxFields = Map<String, Value>;
+use crate::target::mediamtx::rules::{self as mediamtx, MediamtxFields};
 
 /// What a profile asks of each server.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,18 +43,6 @@ pub struct Go2rtcProfileSpec {
 /// Every profile of a deployment, by name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profiles(BTreeMap<String, Profile>);
-
-/// MediaMTX's path defaults: the set of known fields and the JSON type of each.
-static SCHEMA: LazyLock<MediamtxFields> = LazyLock::new(|| {
-    serde_json::from_str(include_str!("mediamtx-pathdefaults.json")).unwrap_or_default()
-});
-
-/// Fields camsync sets itself.
-const MANAGED_FIELDS: [&str; 2] = ["name", "source"];
-
-/// Every MediaMTX path camsync writes uses TCP unless told otherwise: with `automatic`,
-/// MediaMTX opens UDP sockets on every interface.
-pub const DEFAULT_RTSP_TRANSPORT: &str = "tcp";
 
 impl Profiles {
     pub fn builtin() -> Profiles {
@@ -135,7 +120,7 @@ impl Profiles {
             }
             if let Some(fields) = spec.mediamtx {
                 let fields =
-                    check_mediamtx_fields(fields).map_err(|e| format!("profile {name:?}: {e}"))?;
+                    mediamtx::check_fields(fields).map_err(|e| format!("profile {name:?}: {e}"))?;
                 profile.mediamtx.extend(fields);
             }
             profiles.0.insert(name, profile);
@@ -158,76 +143,9 @@ impl Default for Profiles {
     }
 }
 
-/// Checks raw MediaMTX path fields against MediaMTX's schema and normalizes YAML booleans.
-pub fn check_mediamtx_fields(fields: MediamtxFields) -> Result<MediamtxFields, String> {
-    let mut checked = Map::new();
-    for (key, value) in fields {
-        if MANAGED_FIELDS.contains(&key.as_str()) {
-            return Err(format!(
-                "mediamtx field `{key}` is set by camsync; remove it"
-            ));
-        }
-        let Some(default) = SCHEMA.get(&key) else {
-            return Err(format!(
-                "unknown MediaMTX path field `{key}` (MediaMTX would answer `json: unknown field`); \
-                 see MediaMTX's path settings for the valid names"
-            ));
-        };
-        let value = match (default, value) {
-            (Value::Bool(_), Value::String(s)) if matches!(s.as_str(), "yes" | "true") => {
-                Value::Bool(true)
-            }
-            (Value::Bool(_), Value::String(s)) if matches!(s.as_str(), "no" | "false") => {
-                Value::Bool(false)
-            }
-            (default, value) if same_type(default, &value) => value,
-            (default, _) => {
-                return Err(format!(
-                    "mediamtx field `{key}` must be {}",
-                    type_name(default)
-                ));
-            }
-        };
-        checked.insert(key, value);
-    }
-    Ok(checked)
-}
-
-fn same_type(a: &Value, b: &Value) -> bool {
-    std::mem::discriminant(a) == std::mem::discriminant(b)
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-        Value::Null => "null",
-    }
-}
-
-/// Whether MediaMTX's schema defines `field` as a duration (it answers them as Go durations,
-/// `30m` → `30m0s`, so they must be compared as durations, not as text).
-pub fn is_duration_field(field: &str) -> bool {
-    SCHEMA.get(field).and_then(Value::as_str).is_some_and(|d| {
-        humantime::parse_duration(d).is_ok() && d.ends_with(|c: char| c.is_ascii_alphabetic())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_schema_is_loaded() {
-        assert!(SCHEMA.len() > 50, "mediamtx-pathdefaults.json must parse");
-        assert!(is_duration_field("recordSegmentDuration"));
-        assert!(is_duration_field("sourceOnDemandCloseAfter"));
-        assert!(!is_duration_field("recordPath"));
-        assert!(!is_duration_field("rtspTransport"));
-    }
 
     #[test]
     fn builtins_have_the_documented_lifecycle() {
@@ -245,7 +163,7 @@ mod tests {
             "5s"
         );
         for profile in p.0.values() {
-            check_mediamtx_fields(profile.mediamtx.clone()).unwrap();
+            mediamtx::check_fields(profile.mediamtx.clone()).unwrap();
         }
     }
 
@@ -267,14 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_fields_are_rejected_by_name() {
-        let bad = |fields: Value| {
-            check_mediamtx_fields(fields.as_object().cloned().unwrap()).unwrap_err()
-        };
-        assert!(bad(json!({"recordPaht": "x"})).contains("`recordPaht`"));
-        assert!(bad(json!({"source": "rtsp://x"})).contains("set by camsync"));
-        assert!(bad(json!({"record": "maybe"})).contains("boolean"));
-        assert!(bad(json!({"maxReaders": "ten"})).contains("number"));
+    fn an_unknown_base_profile_is_rejected_by_name() {
         let unknown_base = ProfileSpec {
             extends: Some("nope".into()),
             ..ProfileSpec::default()

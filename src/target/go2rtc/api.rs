@@ -19,10 +19,10 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::http::{ApiClient, detail};
-use super::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
 use crate::camera::Camera;
 use crate::config::TargetConfig;
+use crate::target::http::{ApiClient, detail};
+use crate::target::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
 
 const STREAMS: &str = "api/streams";
 const PRELOAD: &str = "api/preload";

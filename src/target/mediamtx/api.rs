@@ -21,11 +21,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
-use super::http::{ApiClient, detail};
-use super::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
+use super::rules::is_duration_field;
 use crate::camera::Camera;
 use crate::config::TargetConfig;
-use crate::profile::is_duration_field;
+use crate::target::http::{ApiClient, detail};
+use crate::target::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
 
 /// Paths per page when listing: the API's maximum is not documented; 1,000 keeps a page of a
 /// large site around 2 MB.
