@@ -48,7 +48,9 @@ fn main() -> ExitCode {
         match camsync::cli::run(cli, shutdown).await {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::from(e));
+                // Each of camsync's errors says its cause in its own message (its `source()` is
+                // for programs); printing the chain as well would say it twice.
+                eprintln!("error: {e}");
                 ExitCode::from(2)
             }
         }

@@ -32,10 +32,10 @@ impl Target for FakeServer {
         let streams = self.streams.lock().unwrap().clone();
         let name = self.name.clone();
         Box::pin(async move {
-            streams.ok_or_else(|| TargetError::Unreachable {
+            streams.ok_or_else(|| TargetError::Timeout {
                 target: name,
-                url: "http://127.0.0.1:9".into(),
-                detail: "refused".into(),
+                op: "status".into(),
+                timeout: std::time::Duration::from_secs(5),
             })
         })
     }

@@ -123,8 +123,8 @@ impl BatchTarget for TimedTarget {
 
 /// Unreachable in practice: `as_batch` offers the batch view only when the inner target has one.
 fn not_batch(target: &str) -> TargetError {
-    TargetError::Client {
+    TargetError::Config {
         target: target.to_owned(),
-        detail: "this target takes no batch writes".into(),
+        reason: "this target takes no batch writes",
     }
 }

@@ -344,10 +344,13 @@ impl Reconciler {
             .filter(|c| c.wants_target(name))
             .map(|c| (c.name.clone(), self.ledger.fingerprint(&target.render(c))))
             .collect();
-        let owned: Owned = self.ledger.owned(name).map_err(|e| TargetError::File {
-            target: name.to_owned(),
-            detail: e.to_string(),
-        })?;
+        let owned: Owned = self
+            .ledger
+            .owned(name)
+            .map_err(|source| TargetError::Ledger {
+                target: name.to_owned(),
+                source,
+            })?;
         let observed = target.list().await?;
         let policy = DeletePolicy {
             allow_mass_delete: self.allow_mass_delete,

@@ -26,9 +26,9 @@ pub(crate) struct ApiClient {
 
 impl ApiClient {
     pub fn new(config: &TargetConfig) -> Result<ApiClient, TargetError> {
-        let mut base = config.api.clone().ok_or_else(|| TargetError::Client {
+        let mut base = config.api.clone().ok_or_else(|| TargetError::Config {
             target: config.name.clone(),
-            detail: "no `api` URL configured".into(),
+            reason: "no `api` URL configured",
         })?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -42,7 +42,7 @@ impl ApiClient {
             .build()
             .map_err(|e| TargetError::Client {
                 target: config.name.clone(),
-                detail: e.without_url().to_string(),
+                source: e.without_url(),
             })?;
         Ok(ApiClient {
             target: config.name.clone(),
@@ -162,20 +162,24 @@ impl ApiClient {
                 timeout: self.timeout,
             };
         }
-        let e = e.without_url();
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&redact(&s.to_string()));
-            source = s.source();
-        }
         TargetError::Unreachable {
             target: self.target.clone(),
             url: self.base.to_string(),
-            detail,
+            source: e.without_url(),
         }
     }
+}
+
+/// `error` and its causes, one after the other, credentials masked in each.
+pub(super) fn redacted_chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&redact(&s.to_string()));
+        source = s.source();
+    }
+    text
 }
 
 /// A server's error text, trimmed and with any credentials masked.

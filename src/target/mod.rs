@@ -152,13 +152,21 @@ pub enum Applied {
     },
 }
 
+/// Why a call to a target failed. Each message is whole (the cause included, credentials
+/// masked), so a log line or an API answer needs only its `Display`; the typed cause is kept as
+/// its `source()` where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("target {target}: cannot reach {url}: {detail}")]
+    #[error(
+        "target {target}: cannot reach {url}: {}",
+        http::redacted_chain(source)
+    )]
     Unreachable {
         target: String,
         url: String,
-        detail: String,
+        /// Without its URL (which may carry credentials).
+        #[source]
+        source: reqwest::Error,
     },
     #[error("target {target}: {op} timed out after {timeout:?}")]
     Timeout {
@@ -170,6 +178,7 @@ pub enum TargetError {
         "target {target}: {op}: the server refused the credentials (401); check the target's `username` and `password_env` / `password_file`"
     )]
     Unauthorized { target: String, op: String },
+    /// The server refused a write; `detail` is its answer.
     #[error("target {target}: {op}: rejected: {detail}")]
     Rejected {
         target: String,
@@ -189,10 +198,42 @@ pub enum TargetError {
         op: String,
         detail: String,
     },
+    /// The target's file is not as it must be (camsync's own finding).
     #[error("target {target}: {detail}")]
     File { target: String, detail: String },
-    #[error("target {target}: cannot set up an HTTP client: {detail}")]
-    Client { target: String, detail: String },
+    /// The target's file could not be read, parsed or edited.
+    #[error("target {target}: {what}: {source}")]
+    FileAccess {
+        target: String,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("target {target}: {source}")]
+    Write {
+        target: String,
+        #[source]
+        source: crate::atomic_file::AtomicWriteError,
+    },
+    /// What camsync owns there could not be read from or written to its ledger.
+    #[error("target {target}: {source}")]
+    Ledger {
+        target: String,
+        #[source]
+        source: crate::ledger::LedgerError,
+    },
+    #[error("target {target}: cannot set up an HTTP client: {source}")]
+    Client {
+        target: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The target's configuration lacks what this use needs (config validation rules it out).
+    #[error("target {target}: {reason}")]
+    Config {
+        target: String,
+        reason: &'static str,
+    },
     #[error(
         "target {target}: {op}: the answer is larger than {limit} bytes, the most camsync reads; \
          check that the target's `api` URL is the server's API"

@@ -99,16 +99,16 @@ impl YamlFile {
         let flavor = match config.kind {
             TargetKind::Go2rtcFile => Flavor::Go2rtc,
             TargetKind::MediamtxFile => Flavor::Mediamtx,
-            other => {
-                return Err(TargetError::Client {
+            _ => {
+                return Err(TargetError::Config {
                     target: config.name.clone(),
-                    detail: format!("{other:?} is not a file kind"),
+                    reason: "not a file kind (go2rtc-file or mediamtx-file)",
                 });
             }
         };
-        let path = config.path.clone().ok_or_else(|| TargetError::Client {
+        let path = config.path.clone().ok_or_else(|| TargetError::Config {
             target: config.name.clone(),
-            detail: "no `path` configured".into(),
+            reason: "no `path` configured",
         })?;
         let observer = match (&config.api, flavor) {
             (None, _) => None,
@@ -135,13 +135,32 @@ impl YamlFile {
         }
     }
 
+    fn file_access(
+        &self,
+        what: impl std::fmt::Display,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> TargetError {
+        TargetError::FileAccess {
+            target: self.name.clone(),
+            what: what.to_string(),
+            source: source.into(),
+        }
+    }
+
+    fn write_error(&self, source: atomic_file::AtomicWriteError) -> TargetError {
+        TargetError::Write {
+            target: self.name.clone(),
+            source,
+        }
+    }
+
     fn read(&self) -> Result<String, TargetError> {
         bounded_read::read_target_file(&self.path)
-            .map_err(|e| self.file_error(format!("cannot read {}: {e}", self.path.display())))
+            .map_err(|e| self.file_access(format_args!("cannot read {}", self.path.display()), e))
     }
 
     fn document(&self, text: &str) -> Result<Document, TargetError> {
-        Document::parse(text).map_err(|e| self.file_error(format!("{}: {e}", self.path.display())))
+        Document::parse(text).map_err(|e| self.file_access(self.path.display(), e))
     }
 
     /// The entry for `camera`, or why this file cannot hold it.
@@ -213,10 +232,10 @@ impl YamlFile {
             })
             .collect();
         let edit_error = |e| {
-            self.file_error(format!(
-                "cannot edit {}: {e}; nothing was written",
-                self.path.display()
-            ))
+            self.file_access(
+                format_args!("cannot edit {} (nothing was written)", self.path.display()),
+                e,
+            )
         };
         doc.apply(self.flavor.section(), &edits)
             .map_err(edit_error)?;
@@ -239,10 +258,13 @@ impl YamlFile {
             Value::Null
         } else {
             camsync_formats::yaml::from_str(&edited.text).map_err(|e| {
-                self.file_error(format!(
-                    "the edited {} does not parse ({e}); nothing was written",
-                    self.path.display()
-                ))
+                self.file_access(
+                    format_args!(
+                        "the edited {} does not parse (nothing was written)",
+                        self.path.display()
+                    ),
+                    e,
+                )
             })?
         };
         let section = parsed.get(self.flavor.section());
@@ -284,7 +306,7 @@ impl YamlFile {
             } else {
                 atomic_file::write(&self.path, edited.text.as_bytes())
             };
-            if write.map_err(|e| self.file_error(e))? == WriteOutcome::Written {
+            if write.map_err(|e| self.write_error(e))? == WriteOutcome::Written {
                 *last_write = Some(Instant::now());
             }
         }
@@ -308,9 +330,12 @@ impl YamlFile {
 
     fn update_env(&self, updates: &BTreeMap<String, Option<String>>) -> Result<(), TargetError> {
         match &self.env_file {
-            Some(env_file) => {
-                go2rtc::update_env_file(env_file, updates).map_err(|e| self.file_error(e))
-            }
+            Some(env_file) => go2rtc::update_env_file(env_file, updates).map_err(|e| {
+                self.file_access(
+                    format_args!("cannot update the env file {}", env_file.display()),
+                    e,
+                )
+            }),
             None => Ok(()),
         }
     }

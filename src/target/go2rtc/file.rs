@@ -101,12 +101,11 @@ pub fn env_var_name(camera: &str) -> String {
 pub(in crate::target) fn update_env_file(
     path: &Path,
     updates: &BTreeMap<String, Option<String>>,
-) -> Result<(), String> {
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if updates.is_empty() {
         return Ok(());
     }
-    let old = bounded_read::read_target_file(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let old = bounded_read::read_target_file(path)?;
     let mut lines: Vec<String> = Vec::new();
     let mut pending = updates.clone();
     for line in old.lines() {
@@ -126,7 +125,6 @@ pub(in crate::target) fn update_env_file(
     if !text.is_empty() {
         text.push('\n');
     }
-    atomic_file::write_private(path, text.as_bytes())
-        .map(drop)
-        .map_err(|e| e.to_string())
+    atomic_file::write_private(path, text.as_bytes())?;
+    Ok(())
 }
