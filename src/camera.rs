@@ -85,14 +85,10 @@ impl<'a> ValidationContext<'a> {
         self
     }
 
-    /// The cameras validated in this pass, for the next; the earlier ones when the pass did not
-    /// complete (a source that could not be read says nothing about its cameras).
-    pub fn into_validated(self, completed: bool) -> Validated {
-        if completed {
-            self.now.into_inner()
-        } else {
-            self.earlier
-        }
+    /// The cameras validated in this pass, for the next. (A source that could not be read is
+    /// never validated, so the memo of its last read stays.)
+    pub fn into_validated(self) -> Validated {
+        self.now.into_inner()
     }
 }
 

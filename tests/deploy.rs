@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use camsync::camera::ValidationContext;
 use camsync::config::{self, Config, SourceConfig};
-use camsync::source::{Inventory, file};
+use camsync::source::{Inventory, file, validate_records};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -131,7 +131,8 @@ fn inventory(config: &Config, host_file: &Path, env: &Env) -> Inventory {
         &config.profiles,
         &env_fn,
     );
-    file::load(host_file, &ctx, &mut Default::default()).unwrap_or_else(|e| panic!("{e}"))
+    let records = file::load(host_file, &mut Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    validate_records(records, &ctx)
 }
 
 fn assert_no_rejection(inventory: &Inventory, what: &str) {

@@ -11,7 +11,7 @@ use std::path::Path;
 use camsync::camera::ValidationContext;
 use camsync::config::{self, TargetKind};
 use camsync::profile::Profiles;
-use camsync::source::file;
+use camsync::source::{file, validate_records};
 use proptest::prelude::*;
 
 const CONFIG: &str = "source:\n  file: cameras.yaml\ntargets:\n  - name: go2rtc\n    kind: go2rtc\n    api: http://127.0.0.1:1984\n    timeout: 5s\n  - name: mediamtx\n    kind: mediamtx\n    api: http://127.0.0.1:9997\nstate: state.db\nresync: 30s\nhealth:\n  interval: 2s\nretry:\n  min: 200ms\n  max: 1m\n";
@@ -48,12 +48,9 @@ fn parse_inventory(text: &str) {
     .into();
     let profiles = Profiles::builtin();
     let ctx = ValidationContext::new(Path::new("/nonexistent"), &targets, &profiles, &|_| None);
-    match file::parse(
-        text,
-        Path::new("cameras.yaml"),
-        &ctx,
-        &mut Default::default(),
-    ) {
+    match file::parse(text, Path::new("cameras.yaml"), &mut Default::default())
+        .map(|records| validate_records(records, &ctx))
+    {
         Ok(inventory) => {
             for r in &inventory.rejected {
                 no_forged_lines(&r.reason);

@@ -10,34 +10,64 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
 use super::file_entries::{Entry, EntryCache, RawInventory};
-use super::{Inventory, Record, SourceError, validate_records};
-use crate::camera::ValidationContext;
+use super::{Reader, Record, SourceError};
 
 /// How long the file must be quiet before a change is reported: editors write in bursts.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// Reads and validates the inventory file, parsing only the entries `cache` has not seen.
-pub fn load(
-    path: &Path,
-    ctx: &ValidationContext<'_>,
-    cache: &mut EntryCache,
-) -> Result<Inventory, SourceError> {
+/// The inventory file, and what it remembers of its last read.
+pub struct InventoryFile {
+    path: PathBuf,
+    entries: std::sync::Mutex<EntryCache>,
+}
+
+impl InventoryFile {
+    pub fn new(path: PathBuf) -> InventoryFile {
+        InventoryFile {
+            path,
+            entries: Default::default(),
+        }
+    }
+}
+
+impl Reader for InventoryFile {
+    fn label(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Vec<Record>, SourceError>> {
+        Box::pin(async {
+            super::blocking(|| {
+                let mut entries = self
+                    .entries
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                load(&self.path, &mut entries)
+            })
+        })
+    }
+
+    fn watch(&self, cancel: CancellationToken) -> Result<Option<mpsc::Receiver<()>>, SourceError> {
+        watch(&self.path, cancel).map(Some)
+    }
+}
+
+/// Reads the inventory file's records, parsing only the entries `cache` has not seen.
+pub fn load(path: &Path, cache: &mut EntryCache) -> Result<Vec<Record>, SourceError> {
     let text = crate::bounded_read::read_to_string(path, crate::bounded_read::INVENTORY_LIMIT)
         .map_err(|source| SourceError::Read {
             path: path.to_owned(),
             source,
         })?;
-    parse(&text, path, ctx, cache)
+    parse(&text, path, cache)
 }
 
-/// Validates inventory text as if read from `path`.
-pub fn parse(
-    text: &str,
-    path: &Path,
-    ctx: &ValidationContext<'_>,
-    cache: &mut EntryCache,
-) -> Result<Inventory, SourceError> {
+/// The records of inventory text, as if read from `path`.
+pub fn parse(text: &str, path: &Path, cache: &mut EntryCache) -> Result<Vec<Record>, SourceError> {
     let parse_error = |message: String| SourceError::Parse {
         path: path.to_owned(),
         message,
@@ -58,7 +88,7 @@ pub fn parse(
                 .collect()
         }
     };
-    let records = entries
+    Ok(entries
         .into_iter()
         .map(|entry| Record {
             location: format!("{}:{}", path.display(), entry.line),
@@ -69,17 +99,12 @@ pub fn parse(
                 .map(str::to_owned),
             spec: entry.spec,
         })
-        .collect();
-    Ok(validate_records(records, ctx))
+        .collect())
 }
 
-/// Keeps the directory watch alive; dropping it stops the notifications.
-pub struct FileWatch {
-    _watcher: notify::RecommendedWatcher,
-}
-
-/// Watches `path` and sends one `()` per burst of changes to it (create, write, rename, delete).
-pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError> {
+/// Watches `path` until `cancel` and sends one `()` per burst of changes to it (create, write,
+/// rename, delete).
+fn watch(path: &Path, cancel: CancellationToken) -> Result<mpsc::Receiver<()>, SourceError> {
     let watch_error = |e: notify::Error| SourceError::Watch {
         path: path.to_owned(),
         message: e.to_string(),
@@ -112,7 +137,9 @@ pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError
 
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
-        while raw_rx.recv().await.is_some() {
+        // The watch lasts as long as this task: until `cancel`, or the receiver is dropped.
+        let _watcher = watcher;
+        while let Some(Some(())) = cancel.run_until_cancelled(raw_rx.recv()).await {
             // Wait for a quiet spell, then report once.
             loop {
                 match tokio::time::timeout(DEBOUNCE, raw_rx.recv()).await {
@@ -126,7 +153,7 @@ pub fn watch(path: &Path) -> Result<(FileWatch, mpsc::Receiver<()>), SourceError
             }
         }
     });
-    Ok((FileWatch { _watcher: watcher }, rx))
+    Ok(rx)
 }
 
 /// Whether an event may have changed the file. Opening or reading it does not: camsync reads
@@ -143,8 +170,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::camera::ValidationContext;
     use crate::config::TargetKind;
     use crate::profile::Profiles;
+    use crate::source::{Inventory, validate_records};
 
     fn check(text: &str) -> Result<Inventory, SourceError> {
         let targets: BTreeMap<String, TargetKind> =
@@ -152,12 +181,8 @@ mod tests {
         let profiles = Profiles::builtin();
         let env = |v: &str| (v == "PW").then(|| "pw".to_string());
         let ctx = ValidationContext::new(Path::new("."), &targets, &profiles, &env);
-        parse(
-            text,
-            Path::new("cams.yaml"),
-            &ctx,
-            &mut EntryCache::default(),
-        )
+        let records = parse(text, Path::new("cams.yaml"), &mut EntryCache::default())?;
+        Ok(validate_records(records, &ctx))
     }
 
     #[test]
@@ -244,16 +269,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reading_the_file_is_no_change_and_writing_it_is() {
+    async fn reading_the_file_is_no_change_writing_it_is_and_a_cancel_ends_the_watch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cameras.yaml");
         std::fs::write(&path, "cameras: []\n").unwrap();
-        let (_watch, mut changes) = watch(&path).unwrap();
+        let cancel = CancellationToken::new();
+        let mut changes = watch(&path, cancel.clone()).unwrap();
         std::fs::read_to_string(&path).unwrap();
         let quiet = tokio::time::timeout(DEBOUNCE * 3, changes.recv()).await;
         assert!(quiet.is_err(), "a read was reported as a change");
         std::fs::write(&path, "cameras: []\n# edited\n").unwrap();
         let changed = tokio::time::timeout(DEBOUNCE * 10, changes.recv()).await;
         assert_eq!(changed, Ok(Some(())));
+        cancel.cancel();
+        let ended = tokio::time::timeout(DEBOUNCE * 10, changes.recv()).await;
+        assert_eq!(ended, Ok(None), "the watch outlived its cancel");
     }
 }

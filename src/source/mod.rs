@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -114,9 +115,24 @@ pub enum SourceError {
     },
 }
 
+/// One kind of inventory (a file, an SQLite or a Postgres database): it reads the records as
+/// they are and says when they may have changed. [`Source`] validates what every kind reads
+/// the same way. A new kind is one module implementing this, and one arm in [`Source::new`].
+pub trait Reader: Send + Sync {
+    /// The inventory as messages name it (a path, a database without its password).
+    fn label(&self) -> String;
+
+    /// Reads every record. An error means the inventory could not be read at all.
+    fn read(&self) -> BoxFuture<'_, Result<Vec<Record>, SourceError>>;
+
+    /// Starts watching until `cancel`: one `()` per change (bursts may coalesce). `None` for an
+    /// inventory that signals nothing (Postgres without `listen`; the periodic resync reads it).
+    fn watch(&self, cancel: CancellationToken) -> Result<Option<mpsc::Receiver<()>>, SourceError>;
+}
+
 /// The configured inventory, with what its cameras are validated against.
 pub struct Source {
-    kind: Kind,
+    reader: Box<dyn Reader>,
     /// Where relative `password_file` paths start: the inventory file's directory, or the
     /// config's for a database.
     base_dir: PathBuf,
@@ -132,37 +148,24 @@ pub struct Source {
     config_path: PathBuf,
 }
 
-enum Kind {
-    File {
-        path: PathBuf,
-        entries: std::sync::Mutex<file_entries::EntryCache>,
-    },
-    Sqlite(sqlite::Sqlite),
-    Postgres(postgres::Postgres),
-}
-
 impl Source {
     pub fn new(config: &Config) -> Source {
         let dir_of = |path: &Path| path.parent().unwrap_or(Path::new(".")).to_owned();
-        let (kind, base_dir) = match &config.source {
+        let (reader, base_dir): (Box<dyn Reader>, _) = match &config.source {
             SourceConfig::File(path) => (
-                Kind::File {
-                    path: path.clone(),
-                    entries: Default::default(),
-                },
+                Box::new(file::InventoryFile::new(path.clone())),
                 dir_of(path),
             ),
             SourceConfig::Sqlite(c) => (
-                Kind::Sqlite(sqlite::Sqlite::new(c.path.clone(), c.query.clone(), c.poll)),
+                Box::new(sqlite::Sqlite::new(c.path.clone(), c.query.clone(), c.poll)),
                 dir_of(&config.path),
             ),
-            SourceConfig::Postgres(c) => (
-                Kind::Postgres(postgres::Postgres::new(c)),
-                dir_of(&config.path),
-            ),
+            SourceConfig::Postgres(c) => {
+                (Box::new(postgres::Postgres::new(c)), dir_of(&config.path))
+            }
         };
         Source {
-            kind,
+            reader,
             base_dir,
             targets: config.target_kinds(),
             profiles: config.profiles.clone(),
@@ -178,23 +181,13 @@ impl Source {
     /// Only this instance's shard is kept (everything when not sharded). A camera rejected now
     /// that was valid at the last read keeps that version.
     pub async fn load(&self) -> Result<Arc<Inventory>, SourceError> {
-        let inventory = match &self.kind {
-            Kind::File { path, entries } => blocking(|| {
-                let mut entries = entries.lock().unwrap_or_else(PoisonError::into_inner);
-                self.validate(|ctx| file::load(path, ctx, &mut entries))
-            })?,
-            Kind::Sqlite(db) => self.validate_rows(db.read().await?),
-            Kind::Postgres(db) => self.validate_rows(db.read().await?),
-        };
+        let records = self.reader.read().await?;
+        let inventory = blocking(|| self.validate(records));
         let mut inventory = shard::select(inventory, self.shard.as_ref());
         let count = inventory.cameras.len() + inventory.rejected.len();
         if count > self.max_cameras {
             return Err(SourceError::TooMany {
-                inventory: match &self.kind {
-                    Kind::File { path, .. } => path.display().to_string(),
-                    Kind::Sqlite(db) => db.label(),
-                    Kind::Postgres(db) => db.label(),
-                },
+                inventory: self.reader.label(),
                 count,
                 max: self.max_cameras,
                 config: self.config_path.display().to_string(),
@@ -216,19 +209,8 @@ impl Source {
         Ok(inventory)
     }
 
-    fn validate_rows(&self, records: Vec<Record>) -> Inventory {
-        let read = |ctx: &ValidationContext<'_>| {
-            Ok::<_, std::convert::Infallible>(validate_records(records, ctx))
-        };
-        let Ok(inventory) = blocking(|| self.validate(read));
-        inventory
-    }
-
-    /// Runs `read` with a validation context that reuses the cameras of the last read.
-    fn validate<E>(
-        &self,
-        read: impl FnOnce(&ValidationContext<'_>) -> Result<Inventory, E>,
-    ) -> Result<Inventory, E> {
+    /// Validates `records`, reusing the cameras of the last read.
+    fn validate(&self, records: Vec<Record>) -> Inventory {
         let mut validated = self
             .validated
             .lock()
@@ -240,30 +222,18 @@ impl Source {
             &crate::config::process_env,
         )
         .remembering(std::mem::take(&mut validated));
-        let read = read(&ctx);
-        *validated = ctx.into_validated(read.is_ok());
-        read
+        let inventory = validate_records(records, &ctx);
+        *validated = ctx.into_validated();
+        inventory
     }
 
     /// Starts watching for changes: the file's directory, or the database's change signal.
     pub fn changes(&self) -> Result<Changes, SourceError> {
         let cancel = CancellationToken::new();
-        let rx = match &self.kind {
-            Kind::File { path, .. } => {
-                let (watch, rx) = file::watch(path)?;
-                return Ok(Changes {
-                    rx: Some(rx),
-                    _keep: Keep::File { _watch: watch },
-                });
-            }
-            Kind::Sqlite(db) => Some(db.watch(cancel.clone())),
-            Kind::Postgres(db) => db.watch(cancel.clone()),
-        };
+        let rx = self.reader.watch(cancel.clone())?;
         Ok(Changes {
             rx,
-            _keep: Keep::Task {
-                _stop: cancel.drop_guard(),
-            },
+            _stop: cancel.drop_guard(),
         })
     }
 }
@@ -272,18 +242,8 @@ impl Source {
 pub struct Changes {
     /// `None` for a source that signals nothing (Postgres without `listen`).
     rx: Option<mpsc::Receiver<()>>,
-    _keep: Keep,
-}
-
-/// Held only to be dropped with [`Changes`].
-enum Keep {
-    File {
-        _watch: file::FileWatch,
-    },
-    /// Stops the polling or listening task.
-    Task {
-        _stop: DropGuard,
-    },
+    /// Stops the watching task when dropped.
+    _stop: DropGuard,
 }
 
 impl Changes {

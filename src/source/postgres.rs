@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 use tokio_postgres::config::Host;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::columns::{Cell, Columns};
-use super::{Record, SourceError};
+use super::{Reader, Record, SourceError};
 use crate::config::PostgresConfig;
 use crate::secret::redact;
 
@@ -73,11 +74,6 @@ enum ReadError {
 }
 
 impl Postgres {
-    /// The database as messages name it.
-    pub(crate) fn label(&self) -> String {
-        self.inner.label.clone()
-    }
-
     pub fn new(config: &PostgresConfig) -> Postgres {
         let mut connect = config.connect.clone();
         if connect.get_connect_timeout().is_none() {
@@ -100,7 +96,7 @@ impl Postgres {
     }
 
     /// Runs the query in a read-only transaction and maps its rows.
-    pub async fn read(&self) -> Result<Vec<Record>, SourceError> {
+    async fn read_records(&self) -> Result<Vec<Record>, SourceError> {
         let inner = &self.inner;
         let (columns, rows) = match tokio::time::timeout(inner.timeout, inner.read()).await {
             Ok(result) => result?,
@@ -122,7 +118,7 @@ impl Postgres {
 
     /// Listens on the configured channel until `cancel`, sending one `()` per notification and
     /// one after every (re)connect. `None` when no channel is configured.
-    pub fn watch(&self, cancel: CancellationToken) -> Option<mpsc::Receiver<()>> {
+    fn listen(&self, cancel: CancellationToken) -> Option<mpsc::Receiver<()>> {
         let channel = self.inner.listen.clone()?;
         let (tx, rx) = mpsc::channel(1);
         tokio::spawn(self.inner.clone().listen(channel, tx, cancel));
@@ -344,6 +340,21 @@ fn cell(row: &Row, index: usize, ty: &Type) -> Cell {
             Cell::List(items.into_iter().flatten().collect())
         }),
         _ => Cell::Other(format!("type {ty}")),
+    }
+}
+
+impl Reader for Postgres {
+    /// The database as messages name it.
+    fn label(&self) -> String {
+        self.inner.label.clone()
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Vec<Record>, SourceError>> {
+        Box::pin(self.read_records())
+    }
+
+    fn watch(&self, cancel: CancellationToken) -> Result<Option<mpsc::Receiver<()>>, SourceError> {
+        Ok(self.listen(cancel))
     }
 }
 

@@ -23,13 +23,14 @@ use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use futures_util::future::BoxFuture;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::columns::{Cell, Columns};
-use super::{Record, SourceError};
+use super::{Reader, Record, SourceError};
 
 /// How long one statement waits for a writer's lock before SQLite reports the database busy.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(20);
@@ -76,12 +77,8 @@ impl Sqlite {
         }
     }
 
-    pub(crate) fn label(&self) -> String {
-        self.path.display().to_string()
-    }
-
     /// Runs the query and maps its rows; a busy database is retried a few times with backoff.
-    pub async fn read(&self) -> Result<Vec<Record>, SourceError> {
+    async fn read_records(&self) -> Result<Vec<Record>, SourceError> {
         let attempt = || async {
             let this = self.clone();
             tokio::task::spawn_blocking(move || this.read_blocking())
@@ -175,7 +172,7 @@ impl Sqlite {
     }
 
     /// Polls every `poll` until `cancel`, sending one `()` per change seen.
-    pub fn watch(&self, cancel: CancellationToken) -> mpsc::Receiver<()> {
+    fn poll_changes(&self, cancel: CancellationToken) -> mpsc::Receiver<()> {
         let (tx, rx) = mpsc::channel(1);
         let this = self.clone();
         tokio::spawn(async move {
@@ -284,5 +281,19 @@ fn classify(database: &str, e: rusqlite::Error) -> ReadError {
             database: database.to_owned(),
             message: e.to_string(),
         }),
+    }
+}
+
+impl Reader for Sqlite {
+    fn label(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Vec<Record>, SourceError>> {
+        Box::pin(self.read_records())
+    }
+
+    fn watch(&self, cancel: CancellationToken) -> Result<Option<mpsc::Receiver<()>>, SourceError> {
+        Ok(Some(self.poll_changes(cancel)))
     }
 }
