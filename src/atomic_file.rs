@@ -43,12 +43,12 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<WriteOutcome, AtomicWriteEr
     write_with(path, contents, None, false)
 }
 
-/// As [`write`], and the file ends up mode 0600 whatever it was: it holds credentials.
+/// As [`write`](fn@write), and the file ends up mode 0600 whatever it was: it holds credentials.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<WriteOutcome, AtomicWriteError> {
     write_with(path, contents, Some(NEW_FILE_MODE), false)
 }
 
-/// As [`write`] (or [`write_private`] when `private`), but replaces the file even when its
+/// As [`write`](fn@write) (or [`write_private`] when `private`), but replaces the file even when its
 /// content is already `contents`: a watcher that missed the last change (MediaMTX) sees a new
 /// file and loads it.
 pub fn replace(path: &Path, contents: &[u8], private: bool) -> Result<(), AtomicWriteError> {

@@ -76,16 +76,15 @@ fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// [`Echo`] as a `String`.
-pub fn echo(value: &str) -> String {
-    Echo(value).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    fn echo(value: &str) -> String {
+        Echo(value).to_string()
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -7,7 +7,7 @@
 //!
 //! Modules import downwards only: each uses those listed below it, never one above.
 //!
-//! - Entry points: [`cli`] (the commands), [`daemon`] (`camsync run`), [`demo`], [`status`]
+//! - Entry points: [`cli`] (the commands), [`daemon`] (`camsync run`), `demo`, [`status`]
 //!   (`camsync status`), [`app`] (the wiring the commands share).
 //! - Serving: [`api`] (the daemon's HTTP API), [`activity`] (what it did, for the API),
 //!   [`events`], [`metrics`].
@@ -19,25 +19,25 @@
 //! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
 //!   [`camera`] (what a validated camera is).
 //! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),
-//!   [`stream_name`], [`secret`], [`echo`], [`atomic_file`], [`bounded_read`].
+//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`.
 //!
 //! Beside this crate, in the workspace: `camsync-formats` (crates/formats: reading and editing
 //! YAML, framing RTSP messages), which camsync and its simulators share, and `camsync-sim`
 //! (crates/sim: go2rtc, MediaMTX and a camera, simulated), which the tests, the benchmarks and
-//! [`demo`] (the cargo feature `demo`, on by default) use.
+//! `demo` (the cargo feature `demo`, on by default) use.
 
 pub mod activity;
 pub mod api;
 pub mod app;
 pub mod atomic_file;
-pub mod bounded_read;
+mod bounded_read;
 pub mod camera;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 #[cfg(feature = "demo")]
-pub mod demo;
-pub mod echo;
+mod demo;
+mod echo;
 pub mod events;
 pub mod health;
 pub mod ledger;
@@ -48,7 +48,7 @@ pub mod reconcile;
 pub mod secret;
 pub mod source;
 pub mod status;
-pub mod stream_name;
+mod stream_name;
 pub mod target;
 #[cfg(test)]
 mod test_support;

@@ -207,7 +207,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown`, within the connection limits of
-/// `api:` (see [`server`]); then stops accepting and lets requests in flight finish (event
+/// `api:` (see `server.rs`); then stops accepting and lets requests in flight finish (event
 /// streams end at once).
 pub async fn serve(
     listener: TcpListener,

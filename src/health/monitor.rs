@@ -8,7 +8,8 @@
 //!    RTSP session to its camera;
 //! 2. probes through the server's RTSP proxy only the streams that need it: those not healthy,
 //!    and idle ones when their turn comes (each pair's idle probes are spread over
-//!    `idle_probe` by a stable offset, never in bursts), at most [`PROBES_IN_FLIGHT`] at once;
+//!    `idle_probe` by a stable offset, never in bursts), at most
+//!    [`PROBES_IN_FLIGHT`](super::sweep::PROBES_IN_FLIGHT) at once;
 //! 3. asks the camera itself (a plain TCP connect, which a down camera refuses at no cost) only
 //!    when the proxy fails or the stream is frozen (no data moves although consumers are
 //!    attached or the stream is kept connected), to tell a dead camera from a stuck stream;

@@ -10,12 +10,12 @@
 //! that was valid and is now rejected keeps its last good version (see [`Rejection::kept`]),
 //! so a typo or a half-saved edit never takes a working stream away.
 
-pub mod columns;
+mod columns;
 pub mod file;
 mod file_entries;
-pub mod postgres;
+mod postgres;
 pub mod shard;
-pub mod sqlite;
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

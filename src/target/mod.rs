@@ -8,7 +8,7 @@
 pub mod go2rtc;
 mod http;
 pub mod mediamtx;
-pub mod yaml_file;
+mod yaml_file;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

@@ -1,5 +1,5 @@
 //! go2rtc, everything camsync knows of it in one place: its HTTP API ([`Go2rtc`]), its YAML
-//! file as a `go2rtc-file` target writes it ([`file`]), and what it accepts of a camera
+//! file as a `go2rtc-file` target writes it ([`file`](mod@file)), and what it accepts of a camera
 //! ([`rules`]).
 
 mod api;

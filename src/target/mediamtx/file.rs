@@ -7,7 +7,7 @@
 //! 1 s after the change it last reloaded (measured on v1.16.2: a write 1.00 s after the
 //! previous one was never loaded, 1.02 s later always was; CONFORMANCE-NOTES.md).
 //!
-//! So writes are spaced by [`QUIET`] after the file's last change (camsync's own, or anyone's,
+//! So writes are spaced by `QUIET` (1.5 s) after the file's last change (camsync's own, or anyone's,
 //! by its mtime: a second `camsync sync` half a second after the first waits too), and with
 //! `api:` the target checks through the API that the server loaded what was written, and
 //! replaces the file (same content, new inode) after another quiet window if it did not.
