@@ -28,7 +28,7 @@ use camsync::reconcile::ticket::Ticket;
 use camsync::reconcile::worker::{self, Quiet, WorkerHandle, WorkerParts, WorkerSettings};
 use camsync::reconcile::{Reconciler, Workers};
 use camsync::source::Inventory;
-use camsync::target::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
+use camsync::target::{Applied, BoxFuture, RunCheck, StreamObservation, Target, TargetError};
 use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -116,7 +116,7 @@ impl Target for InstantServer {
             .clone();
         Box::pin(async move { Ok(streams) })
     }
-    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+    fn observe(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamObservation>, TargetError>> {
         Box::pin(async { Ok(BTreeMap::new()) })
     }
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {

@@ -8,7 +8,7 @@
 //!    the camera listening again until the stream flows again (go2rtc: its preload producer
 //!    connected; MediaMTX: the path `ready` in `/v3/paths/list`), polled every 20 ms. Three
 //!    policies, each with its own simulators, run at once:
-//!    - `camsync`: the daemon (`daemon::run_with_status`) with the default health settings;
+//!    - `camsync`: the daemon (`daemon::run_with_progress`) with the default health settings;
 //!    - `server alone`: camsync syncs once and leaves; only the servers' own retries act;
 //!    - `fixed policy`: what peers do — every 30 s a check through the server's API, after 3
 //!      failures in a row a restart of the stream (go2rtc: PUT + preload; MediaMTX: delete +
@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use camsync::app::{LedgerMode, load_inventory, reconciler};
 use camsync::config::process_env;
-use camsync::daemon::{Status, run_with_status};
+use camsync::daemon::{Progress, run_with_progress};
 use camsync_sim::camera::SimCamera;
 use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
@@ -282,9 +282,9 @@ impl Site {
 
     /// Starts the daemon in this process; cancel `stop` to end it.
     async fn start_daemon(&self, stop: &CancellationToken) -> BenchResult<()> {
-        let (tx, mut status) = watch::channel(Status::default());
-        tokio::spawn(run_with_status(self.config()?, stop.clone(), tx));
-        tokio::time::timeout(Duration::from_secs(30), status.wait_for(|s| s.syncs >= 1))
+        let (tx, mut progress) = watch::channel(Progress::default());
+        tokio::spawn(run_with_progress(self.config()?, stop.clone(), tx));
+        tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|s| s.syncs >= 1))
             .await
             .map_err(|_| "the daemon's first sync took over 30 s")??;
         Ok(())

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use camsync::app::{LedgerMode, reconciler};
 use camsync::config::{self, Config};
-use camsync::daemon::{Status, run_with_status};
+use camsync::daemon::{Progress, run_with_progress};
 use camsync::source::Source;
 use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
@@ -160,9 +160,9 @@ async fn change_latency(
     spread: Option<Duration>,
 ) -> BenchResult<()> {
     let changes = env_number("CAMSYNC_BENCH_CHANGES", 30) as usize;
-    let (tx, mut status) = watch::channel(Status::default());
+    let (tx, mut status) = watch::channel(Progress::default());
     let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(run_with_status(config, shutdown.clone(), tx));
+    let daemon = tokio::spawn(run_with_progress(config, shutdown.clone(), tx));
     tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| s.syncs >= 1)).await??;
     let mut latencies = Vec::with_capacity(changes);
     for version in 1..=changes {

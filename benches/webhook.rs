@@ -194,7 +194,7 @@ async fn main() -> BenchResult<()> {
     bench
         .resolve_all(first_id, first_id, Duration::from_secs(60))
         .await?;
-    let syncs_before = daemon.status.borrow().syncs;
+    let syncs_before = daemon.progress.borrow().syncs;
     let rss_before = proc_status_kib("VmHWM");
     let bench = Arc::new(bench);
     let permits = Arc::new(Semaphore::new(SENDERS));
@@ -238,7 +238,7 @@ async fn main() -> BenchResult<()> {
             return Err(format!("cam{camera} is not at its last version {version}").into());
         }
     }
-    let syncs = daemon.status.borrow().syncs - syncs_before;
+    let syncs = daemon.progress.borrow().syncs - syncs_before;
     println!(
         "burst: {burst} webhooks accepted in {:.2} s ({:.0}/s), all {burst} ids resolved to successful syncs after {:.2} s",
         accepted.as_secs_f64(),

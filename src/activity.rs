@@ -26,7 +26,7 @@ use crate::events::{ErrorScope, Event, EventBus, Subscription, TargetSummary};
 use crate::health::monitor::{HealthEvent, ProbeSample};
 use crate::health::state::State;
 use crate::metrics::Metrics;
-use crate::reconcile::report::{StepReport, SyncReport, TargetStatus};
+use crate::reconcile::report::{Convergence, StepReport, SyncReport};
 use crate::secret::redact;
 use crate::source::{Inventory, Rejection};
 
@@ -434,7 +434,7 @@ impl Activity {
                     t.steps.iter().map(|s| s.stream.as_str()).collect();
                 let error = t.error.as_deref().map(redact);
                 let outcome = match (t.status, &error) {
-                    (TargetStatus::Refused, _) => "refused",
+                    (Convergence::Refused, _) => "refused",
                     (_, Some(_)) => "failed",
                     _ => "unchanged",
                 };

@@ -1,4 +1,5 @@
-//! Wiring shared by the commands: config → inventory, targets, ledger, reconciler.
+//! What the commands share: their error ([`AppError`]) and the wiring from a config to an
+//! inventory and to a reconciler (targets, ledger, one worker per target).
 
 use std::sync::Arc;
 
@@ -77,26 +78,11 @@ pub fn reconciler_wrapping(
         .into_iter()
         .map(wrap)
         .zip(&config.targets)
-        .map(|(target, c)| (target, worker_settings(config, c)))
+        .map(|(target, c)| (target, WorkerSettings::from_config(config, c)))
         .collect();
     Ok(Reconciler::with_settings(
         targets,
         Arc::new(ledger),
         config.allow_mass_delete,
     ))
-}
-
-/// How the worker of `target` paces and retries its work.
-pub fn worker_settings(config: &Config, target: &crate::config::TargetConfig) -> WorkerSettings {
-    WorkerSettings {
-        max_in_flight: target.max_in_flight,
-        max_writes_per_minute: target.max_writes_per_minute,
-        backoff: crate::reconcile::queue::Backoff {
-            min: config.retry.min,
-            max: config.retry.max,
-        },
-        degraded_after: config.retry.degraded_after,
-        allow_mass_delete: config.allow_mass_delete,
-        ..WorkerSettings::default()
-    }
 }

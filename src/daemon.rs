@@ -44,7 +44,7 @@ pub const COALESCE: Duration = Duration::from_millis(25);
 
 /// What the daemon has done so far; readable while it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
+pub struct Progress {
     /// Inventory reads that succeeded.
     pub inventory_loads: u64,
     /// Inventory reads that failed (the last good inventory stayed in force).
@@ -69,7 +69,7 @@ pub struct Status {
 /// How [`run_with`] is wired.
 pub struct Wiring {
     /// Progress, readable while the daemon runs.
-    pub status: watch::Sender<Status>,
+    pub progress: watch::Sender<Progress>,
     /// Where the HTTP API listens; `None` runs without it.
     pub api: Option<TcpListener>,
 }
@@ -83,19 +83,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         .await
         .map_err(|source| AppError::Listen { addr, source })?;
     let wiring = Wiring {
-        status: watch::channel(Status::default()).0,
+        progress: watch::channel(Progress::default()).0,
         api: Some(listener),
     };
     run_locked(config, shutdown, wiring, lock).await
 }
 
-/// [`run`] without the HTTP API, publishing progress on `status`.
-pub async fn run_with_status(
+/// [`run`] without the HTTP API, publishing its progress on `progress`.
+pub async fn run_with_progress(
     config: Config,
     shutdown: CancellationToken,
-    status: watch::Sender<Status>,
+    progress: watch::Sender<Progress>,
 ) -> Result<(), AppError> {
-    let wiring = Wiring { status, api: None };
+    let wiring = Wiring {
+        progress,
+        api: None,
+    };
     run_with(config, shutdown, wiring).await
 }
 
@@ -123,16 +126,16 @@ async fn run_locked(
     result
 }
 
-/// Where the workers and the health monitor report: the activity and the daemon's status.
+/// Where the workers and the health monitor report: the activity and the daemon's progress.
 struct Report {
     activity: Arc<Activity>,
-    status: watch::Sender<Status>,
+    progress: watch::Sender<Progress>,
 }
 
 impl Observer for Report {
     fn step(&self, target: &str, step: &StepReport, sync: Option<u64>) {
         if step.action == crate::reconcile::plan::Action::Recover {
-            self.status.send_modify(|s| s.recovery_writes += 1);
+            self.progress.send_modify(|s| s.recovery_writes += 1);
         }
         self.activity.step(target, step, sync);
     }
@@ -142,12 +145,12 @@ impl Observer for Report {
     }
 
     fn server_lost(&self, target: &str) {
-        self.status.send_modify(|s| s.restarts_seen += 1);
+        self.progress.send_modify(|s| s.restarts_seen += 1);
         self.activity.server_restarted(target);
     }
 
     fn server_restarted(&self, target: &str) {
-        self.status.send_modify(|s| s.server_restarts += 1);
+        self.progress.send_modify(|s| s.server_restarts += 1);
         self.activity.server_restarted(target);
     }
 
@@ -163,7 +166,7 @@ impl HealthObserver for Report {
             .iter()
             .filter(|e| e.transition.recovered_after.is_some())
             .count();
-        self.status.send_modify(|s| {
+        self.progress.send_modify(|s| {
             s.health_events += outcome.events.len() as u64;
             s.recoveries += recoveries as u64;
         });
@@ -177,12 +180,12 @@ async fn run_loop(
     shutdown: CancellationToken,
     wiring: Wiring,
 ) -> Result<(), AppError> {
-    let Wiring { status, api } = wiring;
+    let Wiring { progress, api } = wiring;
     let metrics = Arc::new(Metrics::new());
     let activity = Arc::new(Activity::new(metrics.clone()));
     let report = Arc::new(Report {
         activity: activity.clone(),
-        status: status.clone(),
+        progress: progress.clone(),
     });
     let reconciler = reconciler_wrapping(&config, LedgerMode::ReadWrite, |t| metrics.timed(t))?
         .watching_restarts(config.restart_check);
@@ -208,7 +211,7 @@ async fn run_loop(
             inventory: workers.inventory_watch(),
             observer: report.clone(),
         };
-        let mut synced = status.subscribe();
+        let mut synced = progress.subscribe();
         let first_sync = async move {
             let _ = synced.wait_for(|s| s.syncs > 0).await;
         };
@@ -246,7 +249,7 @@ async fn run_loop(
         source,
         workers,
         activity,
-        status,
+        progress,
         loaded: None,
         finishing: None,
         started: 0,
@@ -297,7 +300,7 @@ struct Daemon {
     source: Arc<Source>,
     workers: Arc<Workers>,
     activity: Arc<Activity>,
-    status: watch::Sender<Status>,
+    progress: watch::Sender<Progress>,
     /// The last inventory read successfully.
     loaded: Option<Arc<Inventory>>,
     /// The last sync started, until it has finished.
@@ -347,9 +350,9 @@ impl Daemon {
             self.workers.converge(&names, priority, Some(ticket.sync()))
         };
         let covered = (!everything).then_some(names);
-        let (activity, status, workers, written, index) = (
+        let (activity, progress, workers, written, index) = (
             self.activity.clone(),
-            self.status.clone(),
+            self.progress.clone(),
             self.workers.clone(),
             self.written.clone(),
             self.started,
@@ -370,7 +373,7 @@ impl Daemon {
                     deleted = c.delete, held = c.hold, failed = c.failed, unchanged = c.unchanged, "sync done");
             }
             activity.sync_finished(ticket, &current, covered.as_ref(), &report);
-            status.send_modify(|s| {
+            progress.send_modify(|s| {
                 s.syncs += 1;
                 s.last_sync_ok = report.ok();
             });
@@ -391,12 +394,12 @@ impl Daemon {
                 self.activity.inventory_loaded(fresh.clone());
                 self.workers.publish(fresh.clone());
                 self.loaded = Some(fresh);
-                self.status.send_modify(|s| s.inventory_loads += 1);
+                self.progress.send_modify(|s| s.inventory_loads += 1);
             }
             Err(e) => {
                 tracing::error!("{e}");
                 self.activity.source_error(&e.to_string());
-                self.status.send_modify(|s| {
+                self.progress.send_modify(|s| {
                     s.source_errors += 1;
                     s.last_source_error = Some(e.to_string());
                 });

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use camsync::api::{self, Access, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
-use camsync::daemon::{Status, Wiring, run_with};
+use camsync::daemon::{Progress, Wiring, run_with};
 use camsync_sim::camera::SimCamera;
 use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::*;
@@ -25,7 +25,7 @@ const HOOK_KEY: &str = "Hook-77c2aa";
 struct Api {
     base: String,
     http: reqwest::Client,
-    status: watch::Receiver<Status>,
+    progress: watch::Receiver<Progress>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), camsync::app::AppError>>,
 }
@@ -48,17 +48,17 @@ async fn start_plain(f: &Fixture) -> Api {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, status) = watch::channel(Status::default());
+    let (tx, progress) = watch::channel(Progress::default());
     let shutdown = CancellationToken::new();
     let wiring = Wiring {
-        status: tx,
+        progress: tx,
         api: Some(listener),
     };
     let task = tokio::spawn(run_with(f.config(), shutdown.clone(), wiring));
     Api {
         base,
         http: reqwest::Client::new(),
-        status,
+        progress,
         shutdown,
         task,
     }
@@ -72,13 +72,13 @@ fn now() -> u64 {
 }
 
 impl Api {
-    async fn until(&self, what: &str, condition: impl Fn(&Status) -> bool) {
-        let mut status = self.status.clone();
-        let waited = tokio::time::timeout(DEADLINE, status.wait_for(|s| condition(s))).await;
+    async fn until(&self, what: &str, condition: impl Fn(&Progress) -> bool) {
+        let mut progress = self.progress.clone();
+        let waited = tokio::time::timeout(DEADLINE, progress.wait_for(|s| condition(s))).await;
         assert!(
             matches!(waited, Ok(Ok(_))),
             "timed out waiting for {what}: {:?}",
-            *self.status.borrow()
+            *self.progress.borrow()
         );
     }
 
@@ -428,7 +428,7 @@ async fn a_burst_of_webhooks_coalesces_into_few_syncs_and_none_is_lost() {
         .collect();
     f.write_cameras(&cameras);
     let api = start(&f, "").await;
-    let syncs_before = api.status.borrow().syncs;
+    let syncs_before = api.progress.borrow().syncs;
     let mut sent = tokio::task::JoinSet::new();
     for i in 0..200 {
         let request = api.signed(
@@ -455,7 +455,7 @@ async fn a_burst_of_webhooks_coalesces_into_few_syncs_and_none_is_lost() {
         assert_eq!(result["result"]["ok"], true);
         served_by.insert(result["sync"].as_u64().unwrap());
     }
-    let syncs = api.status.borrow().syncs - syncs_before;
+    let syncs = api.progress.borrow().syncs - syncs_before;
     assert!(
         served_by.len() < 100 && syncs < 100,
         "200 requests coalesce: {} syncs served them, {syncs} ran",

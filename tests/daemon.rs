@@ -35,7 +35,7 @@ async fn file_edits_are_followed_and_broken_edits_delete_nothing() {
     )
     .unwrap();
     d.until("the parse error", |s| s.source_errors == 1).await;
-    let error = d.status.borrow().last_source_error.clone().unwrap();
+    let error = d.progress.borrow().last_source_error.clone().unwrap();
     assert!(
         error.contains("cameras.yaml") && error.contains("line"),
         "{error}"
@@ -206,11 +206,11 @@ async fn reading_the_inventory_is_not_taken_for_a_change() {
     // periods (200 ms) pass without one.
     let reloaded = tokio::time::timeout(
         Duration::from_secs(1),
-        d.status.wait_for(|s| s.inventory_loads > 2),
+        d.progress.wait_for(|s| s.inventory_loads > 2),
     )
     .await
     .is_ok();
-    assert!(!reloaded, "{:?}", *d.status.borrow());
+    assert!(!reloaded, "{:?}", *d.progress.borrow());
     d.shutdown.cancel();
     assert!(matches!(d.task.await, Ok(Ok(()))));
 }

@@ -265,7 +265,7 @@ async fn eventually_round(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemons_health_loop_heals_a_deleted_path_long_before_any_resync() {
-    use camsync::daemon::{Status, run_with_status};
+    use camsync::daemon::{Progress, run_with_progress};
     let camera = SimCamera::start().await.unwrap();
     let f = Fixture::with_mediamtx(MediamtxSimOptions::default()).await;
     f.write_config_with_resync(
@@ -277,9 +277,9 @@ async fn the_daemons_health_loop_heals_a_deleted_path_long_before_any_resync() {
         format!("cameras:\n  - name: door\n    url: {}\n", camera.url("s")),
     )
     .unwrap();
-    let (tx, mut status) = tokio::sync::watch::channel(Status::default());
+    let (tx, mut status) = tokio::sync::watch::channel(Progress::default());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = tokio::spawn(run_with_status(f.config(), shutdown.clone(), tx));
+    let daemon = tokio::spawn(run_with_progress(f.config(), shutdown.clone(), tx));
     let first = tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.syncs >= 1))
         .await
         .map(|r| r.is_ok());
@@ -652,7 +652,7 @@ async fn opted_in_a_wedged_go2rtc_is_restarted_once_per_window_after_stream_rest
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_acts_the_moment_an_offline_camera_answers_not_at_the_next_round() {
-    use camsync::daemon::{Status, run_with_status};
+    use camsync::daemon::{Progress, run_with_progress};
     let camera = SimCamera::start().await.unwrap();
     camera.stop().await;
     let f = Fixture::new().await;
@@ -669,9 +669,9 @@ async fn the_daemon_acts_the_moment_an_offline_camera_answers_not_at_the_next_ro
         ),
     )
     .unwrap();
-    let (tx, mut status) = tokio::sync::watch::channel(Status::default());
+    let (tx, mut status) = tokio::sync::watch::channel(Progress::default());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = tokio::spawn(run_with_status(f.config(), shutdown.clone(), tx));
+    let daemon = tokio::spawn(run_with_progress(f.config(), shutdown.clone(), tx));
     // The first round, right after the first sync, finds the recording camera down.
     let offline = tokio::time::timeout(
         Duration::from_secs(10),

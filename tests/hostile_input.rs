@@ -144,7 +144,7 @@ impl Hostile {
             self.runtime.block_on(async {
                 for said in [
                     target.list().await.err(),
-                    target.status().await.err(),
+                    target.observe().await.err(),
                     target.run_check(Some("cam")).await.err(),
                 ]
                 .into_iter()

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use camsync::api::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
-use camsync::daemon::{Status, run_with_status};
+use camsync::daemon::{Progress, run_with_progress};
 use camsync::ledger::Ledger;
 use camsync_sim::go2rtc::Go2rtcSimOptions;
 use common::*;
@@ -55,9 +55,9 @@ async fn a_shutdown_in_the_middle_of_a_sync_loses_nothing() {
     .await;
     let all = cameras(40);
     write(&f, &all);
-    let (tx, status) = watch::channel(Status::default());
+    let (tx, status) = watch::channel(Progress::default());
     let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(run_with_status(f.config(), shutdown.clone(), tx));
+    let daemon = tokio::spawn(run_with_progress(f.config(), shutdown.clone(), tx));
     assert!(eventually(DEADLINE, || f.go2rtc.write_count() >= 5).await);
     shutdown.cancel();
     let stopped = tokio::time::timeout(DEADLINE, daemon).await;

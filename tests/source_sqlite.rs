@@ -139,17 +139,17 @@ async fn write_while_camsync_reads(
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     let writes = f.go2rtc.write_count();
-    let status = d.status.clone();
+    let progress = d.progress.clone();
     let path = nvr.path.clone();
     let failures = tokio::task::spawn_blocking(move || {
         let conn = Connection::open(path).unwrap();
         conn.busy_timeout(busy_timeout).unwrap();
         conn.pragma_update(None, "synchronous", "OFF").unwrap();
-        let target = status.borrow().inventory_loads + 20;
+        let target = progress.borrow().inventory_loads + 20;
         let mut failures = Vec::new();
         // Bounded: camsync polls every 5 ms, so 20 reads come long before this many commits.
         for i in 0..200_000 {
-            if status.borrow().inventory_loads >= target {
+            if progress.borrow().inventory_loads >= target {
                 return failures;
             }
             // fps is a column camsync ignores: the inventory stays the same.

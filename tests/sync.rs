@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use camsync::reconcile::plan::Action;
-use camsync::reconcile::report::{OutcomeKind, TargetStatus};
+use camsync::reconcile::report::{Convergence, OutcomeKind};
 use camsync_sim::go2rtc::Go2rtcSimOptions;
 use common::*;
 
@@ -139,7 +139,7 @@ async fn the_mass_deletion_guard_stops_an_empty_inventory() {
     f.write_cameras(&[]);
     let report = f.sync().await;
     assert!(!report.ok());
-    assert_eq!(report.targets[0].status, TargetStatus::Refused);
+    assert_eq!(report.targets[0].status, Convergence::Refused);
     assert!(
         report.targets[0]
             .error
@@ -157,7 +157,7 @@ async fn the_mass_deletion_guard_stops_an_empty_inventory() {
     f.write_cameras(&[("a", A)]);
     assert_eq!(
         f.sync().await.targets[0].status,
-        TargetStatus::Refused,
+        Convergence::Refused,
         "2 of 3 is more than half"
     );
 
@@ -237,7 +237,7 @@ async fn invalid_cameras_are_rejected_one_by_one_and_the_rest_syncs() {
     .unwrap();
     let report = f.sync().await;
     assert!(!report.ok(), "rejections make the sync exit non-zero");
-    assert_eq!(report.targets[0].status, TargetStatus::Converged);
+    assert_eq!(report.targets[0].status, Convergence::Converged);
     let rejected: Vec<&str> = report.rejected.iter().map(|r| r.camera.as_str()).collect();
     assert_eq!(rejected, ["bad/", "execy", "nosecret"]);
     assert!(
@@ -275,7 +275,7 @@ async fn plan_writes_nothing_and_creates_no_state() {
     f.write_cameras(&[("a", A), ("b", B)]);
     let plan = f.plan().await;
     assert!(!plan.applied);
-    assert_eq!(plan.targets[0].status, TargetStatus::Planned);
+    assert_eq!(plan.targets[0].status, Convergence::Planned);
     assert_eq!(plan.targets[0].counts.create, 2);
     assert_eq!(f.go2rtc.write_count(), 0);
     assert!(!f.path("state/camsync.db").exists());
@@ -298,7 +298,7 @@ async fn an_unreachable_target_fails_the_sync_and_touches_nothing() {
         .replace(&port, &closed.to_string());
     std::fs::write(f.config_path(), text).unwrap();
     let report = f.sync().await;
-    assert_eq!(report.targets[0].status, TargetStatus::Failed);
+    assert_eq!(report.targets[0].status, Convergence::Failed);
     assert!(
         report.targets[0]
             .error

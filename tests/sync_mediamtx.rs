@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use camsync::daemon::{Status, run_with_status};
-use camsync::reconcile::report::TargetStatus;
+use camsync::daemon::{Progress, run_with_progress};
+use camsync::reconcile::report::Convergence;
 use camsync_sim::camera::SimCamera;
 use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::*;
@@ -242,7 +242,7 @@ async fn hand_made_paths_survive_and_the_guard_applies_per_target() {
     let report = f.sync().await;
     assert_eq!(
         mtx_report(&report).status,
-        TargetStatus::Refused,
+        Convergence::Refused,
         "{}",
         report.render_text()
     );
@@ -269,9 +269,9 @@ async fn a_mediamtx_restart_or_reload_is_healed_without_waiting_for_the_resync()
             ("b", "rtsp://192.0.2.2/b", ""),
         ],
     );
-    let (tx, mut status) = watch::channel(Status::default());
+    let (tx, mut status) = watch::channel(Progress::default());
     let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(run_with_status(f.config(), shutdown.clone(), tx));
+    let daemon = tokio::spawn(run_with_progress(f.config(), shutdown.clone(), tx));
     let deadline = Duration::from_secs(10);
     let first = tokio::time::timeout(deadline, status.wait_for(|s| s.syncs >= 1))
         .await

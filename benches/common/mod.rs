@@ -87,7 +87,7 @@ pub fn proc_status_kib(field: &str) -> u64 {
 pub struct Daemon {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    pub status: tokio::sync::watch::Receiver<camsync::daemon::Status>,
+    pub progress: tokio::sync::watch::Receiver<camsync::daemon::Progress>,
     shutdown: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<Result<(), camsync::app::AppError>>,
 }
@@ -99,17 +99,18 @@ impl Daemon {
     ) -> Result<Daemon, Box<dyn std::error::Error + Send + Sync>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let (tx, mut status) = tokio::sync::watch::channel(camsync::daemon::Status::default());
+        let (tx, mut progress) = tokio::sync::watch::channel(camsync::daemon::Progress::default());
         let shutdown = tokio_util::sync::CancellationToken::new();
         let wiring = camsync::daemon::Wiring {
-            status: tx,
+            progress: tx,
             api: Some(listener),
         };
         let task = tokio::spawn(camsync::daemon::run_with(config, shutdown.clone(), wiring));
-        tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| s.syncs >= 1)).await??;
+        tokio::time::timeout(Duration::from_secs(60), progress.wait_for(|s| s.syncs >= 1))
+            .await??;
         Ok(Daemon {
             base,
-            status,
+            progress,
             shutdown,
             task,
         })

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::sweep::{AskCamera, Limits, Look, NetProber, Prober, sweep};
 use crate::camera::Camera;
 use crate::config::Config;
-use crate::target::{StreamStatus, Target, TargetError};
+use crate::target::{StreamObservation, Target, TargetError};
 use serde::Serialize;
 
 /// A target to check, with the RTSP address of its proxy (if configured).
@@ -56,7 +56,7 @@ pub struct PathCheck {
     pub target: String,
     pub verdict: Verdict,
     /// What the API says of the stream, when it answered and lists it.
-    pub status: Option<StreamStatus>,
+    pub status: Option<StreamObservation>,
     /// The proxy's RTSP status code, when it answered.
     pub rtsp_status: Option<u16>,
     pub latency_ms: Option<u64>,
@@ -84,8 +84,8 @@ pub async fn check_with(
     let mut looks = Vec::new();
     for (t_index, checked) in targets.iter().enumerate() {
         let name = checked.target.name().to_owned();
-        let listing: Result<BTreeMap<String, StreamStatus>, String> =
-            checked.target.status().await.map_err(|e| e.to_string());
+        let listing: Result<BTreeMap<String, StreamObservation>, String> =
+            checked.target.observe().await.map_err(|e| e.to_string());
         for (c_index, camera) in cameras
             .iter()
             .enumerate()
@@ -179,10 +179,10 @@ mod tests {
     use super::*;
     use crate::health::fakes::{FakeNet, FakeServer, Proxy};
 
-    fn listed(names: &[&str]) -> BTreeMap<String, StreamStatus> {
+    fn listed(names: &[&str]) -> BTreeMap<String, StreamObservation> {
         names
             .iter()
-            .map(|n| (n.to_string(), StreamStatus::default()))
+            .map(|n| (n.to_string(), StreamObservation::default()))
             .collect()
     }
 

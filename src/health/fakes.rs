@@ -10,12 +10,12 @@ use super::probe::{Answer, Phase, ProbeError};
 use super::state::CameraReach;
 use super::sweep::Prober;
 use crate::camera::Camera;
-use crate::target::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
+use crate::target::{Applied, BoxFuture, RunCheck, StreamObservation, Target, TargetError};
 
 /// A server whose stream list the test sets; the monitor must never write to it.
 pub struct FakeServer {
     name: String,
-    pub streams: Mutex<Option<BTreeMap<String, StreamStatus>>>,
+    pub streams: Mutex<Option<BTreeMap<String, StreamObservation>>>,
 }
 
 impl Target for FakeServer {
@@ -28,7 +28,7 @@ impl Target for FakeServer {
     fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
         unreachable!("the health checks read the status")
     }
-    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+    fn observe(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamObservation>, TargetError>> {
         let streams = self.streams.lock().unwrap().clone();
         let name = self.name.clone();
         Box::pin(async move {
@@ -127,7 +127,7 @@ impl Prober for FakeNet {
 
 impl FakeServer {
     /// A server `name` listing `streams`.
-    pub fn listing(name: &str, streams: BTreeMap<String, StreamStatus>) -> FakeServer {
+    pub fn listing(name: &str, streams: BTreeMap<String, StreamObservation>) -> FakeServer {
         FakeServer {
             name: name.into(),
             streams: Mutex::new(Some(streams)),

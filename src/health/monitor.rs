@@ -35,7 +35,7 @@ use super::state::{
 use super::sweep::{self, AskCamera, Look, NetProber, Prober};
 use crate::camera::{Camera, Cameras};
 use crate::config::HealthConfig;
-use crate::target::{StreamStatus, Target};
+use crate::target::{StreamObservation, Target};
 
 /// Monitor settings (config `health:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +224,7 @@ impl TargetMonitor {
                 next_idle_probe: now + offset,
             });
         }
-        let status = self.target.status().await.ok();
+        let status = self.target.observe().await.ok();
         let (observations, probes) = self.observe(cameras, status.as_ref(), now).await;
         let mut outcome = RoundOutcome {
             probes,
@@ -303,7 +303,7 @@ impl TargetMonitor {
     async fn observe(
         &mut self,
         cameras: &Cameras,
-        status: Option<&BTreeMap<String, StreamStatus>>,
+        status: Option<&BTreeMap<String, StreamObservation>>,
         now: Instant,
     ) -> (Vec<(String, Observation)>, Vec<ProbeSample>) {
         let mut seen = Vec::new();
@@ -452,7 +452,7 @@ mod tests {
             .collect();
         let streams = names
             .iter()
-            .map(|n| (n.to_string(), StreamStatus::default()))
+            .map(|n| (n.to_string(), StreamObservation::default()))
             .collect();
         let server = Arc::new(FakeServer::listing("t", streams));
         let net = Arc::new(FakeNet::default());
@@ -600,7 +600,7 @@ mod tests {
         for i in 0..rounds {
             rig.server.streams.lock().unwrap().as_mut().unwrap().insert(
                 "door".into(),
-                StreamStatus {
+                StreamObservation {
                     ready: true,
                     bytes_in: 1_000 * (i + 1),
                     consumers: 1,

@@ -21,7 +21,7 @@ use prometheus_client::registry::{Registry, Unit};
 pub use timed::TimedTarget;
 
 use crate::health::state::State;
-use crate::reconcile::report::{SyncReport, TargetStatus};
+use crate::reconcile::report::{Convergence, SyncReport};
 
 /// The content type of [`Metrics::encode`]'s output (Prometheus scrapes OpenMetrics).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -329,7 +329,7 @@ impl Metrics {
                     status: t.status.name(),
                 })
                 .inc();
-            if t.status == TargetStatus::Converged {
+            if t.status == Convergence::Converged {
                 self.last_success
                     .get_or_create(&TargetLabels {
                         target: t.target.clone(),

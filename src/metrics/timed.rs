@@ -8,7 +8,8 @@ use std::time::Instant;
 use super::Metrics;
 use crate::camera::Camera;
 use crate::target::{
-    Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamStatus, Target, TargetError,
+    Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamObservation, Target,
+    TargetError,
 };
 
 pub struct TimedTarget {
@@ -53,8 +54,8 @@ impl Target for TimedTarget {
         self.time("list", self.inner.list())
     }
 
-    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
-        self.time("status", self.inner.status())
+    fn observe(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamObservation>, TargetError>> {
+        self.time("observe", self.inner.observe())
     }
 
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {

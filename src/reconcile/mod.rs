@@ -31,7 +31,7 @@ use crate::source::Inventory;
 use crate::target::{BatchTarget, Change, Preview, Target, TargetError};
 use plan::{Action, DeletePolicy, Step, TargetPlan, plan_target};
 use queue::Priority;
-use report::{SyncReport, TargetReport, TargetStatus};
+use report::{Convergence, SyncReport, TargetReport};
 use ticket::Ticket;
 use worker::{Observer, Quiet, WorkerHandle, WorkerParts, WorkerSettings};
 
@@ -302,14 +302,14 @@ impl Reconciler {
         };
         if let Some(refusal) = plan.refused {
             let explanation = refusal.explain(&name);
-            return TargetReport::from_plan(&plan, TargetStatus::Refused, Some(explanation));
+            return TargetReport::from_plan(&plan, Convergence::Refused, Some(explanation));
         }
-        let mut report = TargetReport::from_plan(&plan, TargetStatus::Planned, None);
+        let mut report = TargetReport::from_plan(&plan, Convergence::Planned, None);
         if let Some(batch) = target.as_batch() {
             match preview(batch, inventory, &plan.steps).await {
                 Ok(preview) => report.diff = Some(preview::unified_diff(&preview)),
                 Err(e) => {
-                    report.status = TargetStatus::Failed;
+                    report.status = Convergence::Failed;
                     report.error = Some(e.to_string());
                 }
             }
@@ -418,9 +418,9 @@ mod tests {
         fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
             Box::pin(async { Ok(self.streams.lock().unwrap().clone()) })
         }
-        fn status(
+        fn observe(
             &self,
-        ) -> BoxFuture<'_, Result<BTreeMap<String, crate::target::StreamStatus>, TargetError>>
+        ) -> BoxFuture<'_, Result<BTreeMap<String, crate::target::StreamObservation>, TargetError>>
         {
             unreachable!("the reconciler reads no health")
         }
@@ -464,7 +464,7 @@ mod tests {
     }
 
     fn server_error() -> TargetError {
-        TargetError::Status {
+        TargetError::Http {
             target: "fake".into(),
             op: "put".into(),
             status: 503,
@@ -546,9 +546,9 @@ mod tests {
         fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
             Box::pin(async { Ok(self.streams.lock().unwrap().clone()) })
         }
-        fn status(
+        fn observe(
             &self,
-        ) -> BoxFuture<'_, Result<BTreeMap<String, crate::target::StreamStatus>, TargetError>>
+        ) -> BoxFuture<'_, Result<BTreeMap<String, crate::target::StreamObservation>, TargetError>>
         {
             unreachable!("the reconciler reads no health")
         }

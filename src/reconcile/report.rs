@@ -20,7 +20,7 @@ pub struct SyncReport {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TargetStatus {
+pub enum Convergence {
     /// A plan that would be applied as shown.
     Planned,
     /// Every step succeeded.
@@ -31,14 +31,14 @@ pub enum TargetStatus {
     Refused,
 }
 
-impl TargetStatus {
+impl Convergence {
     /// The name used in reports, events and metrics (as serialized).
     pub fn name(self) -> &'static str {
         match self {
-            TargetStatus::Planned => "planned",
-            TargetStatus::Converged => "converged",
-            TargetStatus::Failed => "failed",
-            TargetStatus::Refused => "refused",
+            Convergence::Planned => "planned",
+            Convergence::Converged => "converged",
+            Convergence::Failed => "failed",
+            Convergence::Refused => "refused",
         }
     }
 }
@@ -46,7 +46,7 @@ impl TargetStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
     pub target: String,
-    pub status: TargetStatus,
+    pub status: Convergence,
     pub error: Option<String>,
     pub counts: Counts,
     /// Every step except unchanged ones.
@@ -140,7 +140,7 @@ impl TargetReport {
     pub fn failed(target: String, error: String) -> TargetReport {
         TargetReport {
             target,
-            status: TargetStatus::Failed,
+            status: Convergence::Failed,
             error: Some(error),
             counts: Counts::default(),
             steps: Vec::new(),
@@ -150,7 +150,7 @@ impl TargetReport {
 
     pub fn from_plan(
         plan: &TargetPlan,
-        status: TargetStatus,
+        status: Convergence,
         error: Option<String>,
     ) -> TargetReport {
         let steps = plan
@@ -164,16 +164,16 @@ impl TargetReport {
     pub fn applied(target: String, steps: Vec<StepReport>) -> TargetReport {
         let failed = steps.iter().any(|s| s.outcome == OutcomeKind::Failed);
         let status = if failed {
-            TargetStatus::Failed
+            Convergence::Failed
         } else {
-            TargetStatus::Converged
+            Convergence::Converged
         };
         TargetReport::build(target, status, None, steps)
     }
 
     pub(crate) fn build(
         target: String,
-        status: TargetStatus,
+        status: Convergence,
         error: Option<String>,
         steps: Vec<StepReport>,
     ) -> TargetReport {
@@ -219,7 +219,7 @@ impl SyncReport {
             && self
                 .targets
                 .iter()
-                .all(|t| matches!(t.status, TargetStatus::Converged | TargetStatus::Planned))
+                .all(|t| matches!(t.status, Convergence::Converged | Convergence::Planned))
     }
 
     /// The human table.
@@ -229,10 +229,10 @@ impl SyncReport {
             let c = &t.counts;
             let verb = if self.applied { "" } else { "would " };
             let status = match t.status {
-                TargetStatus::Planned => "plan",
-                TargetStatus::Converged => "converged",
-                TargetStatus::Failed => "FAILED",
-                TargetStatus::Refused => "REFUSED",
+                Convergence::Planned => "plan",
+                Convergence::Converged => "converged",
+                Convergence::Failed => "FAILED",
+                Convergence::Refused => "REFUSED",
             };
             let _ = writeln!(
                 out,
@@ -303,10 +303,10 @@ mod tests {
     #[test]
     fn status_names_are_the_serialized_names() {
         for status in [
-            TargetStatus::Planned,
-            TargetStatus::Converged,
-            TargetStatus::Failed,
-            TargetStatus::Refused,
+            Convergence::Planned,
+            Convergence::Converged,
+            Convergence::Failed,
+            Convergence::Refused,
         ] {
             assert_eq!(serde_json::to_value(status).unwrap(), status.name());
         }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use super::report::{StepReport, SyncReport, TargetReport, TargetStatus};
+use super::report::{Convergence, StepReport, SyncReport, TargetReport};
 use crate::source::Rejection;
 
 #[derive(Clone)]
@@ -141,14 +141,11 @@ impl Ticket {
                 let t = progress.targets.remove(name)?;
                 Some(match (t.refused, t.error) {
                     (Some(why), _) => {
-                        TargetReport::build(name.clone(), TargetStatus::Refused, Some(why), t.steps)
+                        TargetReport::build(name.clone(), Convergence::Refused, Some(why), t.steps)
                     }
-                    (None, Some(error)) => TargetReport::build(
-                        name.clone(),
-                        TargetStatus::Failed,
-                        Some(error),
-                        t.steps,
-                    ),
+                    (None, Some(error)) => {
+                        TargetReport::build(name.clone(), Convergence::Failed, Some(error), t.steps)
+                    }
                     (None, None) => TargetReport::applied(name.clone(), t.steps),
                 })
             })

@@ -73,6 +73,26 @@ impl Default for WorkerSettings {
     }
 }
 
+impl WorkerSettings {
+    /// How the worker of `target` paces and retries its work, as `config` says.
+    pub fn from_config(
+        config: &crate::config::Config,
+        target: &crate::config::TargetConfig,
+    ) -> Self {
+        WorkerSettings {
+            max_in_flight: target.max_in_flight,
+            max_writes_per_minute: target.max_writes_per_minute,
+            backoff: Backoff {
+                min: config.retry.min,
+                max: config.retry.max,
+            },
+            degraded_after: config.retry.degraded_after,
+            allow_mass_delete: config.allow_mass_delete,
+            ..WorkerSettings::default()
+        }
+    }
+}
+
 /// Where a worker reports what it does (the daemon's activity, or nothing for a one-shot sync).
 pub trait Observer: Send + Sync {
     /// A step is over (a write, or a decision to write nothing).
@@ -1169,7 +1189,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
-    use crate::target::{BoxFuture, RunCheck, StreamStatus};
+    use crate::target::{BoxFuture, RunCheck, StreamObservation};
 
     /// A server in memory: each write takes `cost`, and fails while `failing` is set.
     #[derive(Default)]
@@ -1185,7 +1205,7 @@ mod tests {
         fn write(&self, name: &str) -> Result<Applied, TargetError> {
             self.attempts.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
-                return Err(TargetError::Status {
+                return Err(TargetError::Http {
                     target: "fake".into(),
                     op: "put".into(),
                     status: 503,
@@ -1211,7 +1231,9 @@ mod tests {
         fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
             Box::pin(async { Ok(lock(&self.streams).clone()) })
         }
-        fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+        fn observe(
+            &self,
+        ) -> BoxFuture<'_, Result<BTreeMap<String, StreamObservation>, TargetError>> {
             Box::pin(async { Ok(BTreeMap::new()) })
         }
         fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {

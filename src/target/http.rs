@@ -130,7 +130,7 @@ impl ApiClient {
 
     /// An answer the caller did not expect.
     pub fn unexpected(&self, op: &str, status: StatusCode, detail: String) -> TargetError {
-        TargetError::Status {
+        TargetError::Http {
             target: self.target.clone(),
             op: op.to_owned(),
             status: status.as_u16(),

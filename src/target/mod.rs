@@ -33,7 +33,7 @@ pub trait Target: Send + Sync {
 
     /// What the server says of each stream it has now (passive health signals), in one or a
     /// few list calls.
-    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>>;
+    fn observe(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamObservation>, TargetError>>;
 
     /// Creates the stream, or replaces it entirely.
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>>;
@@ -129,7 +129,7 @@ pub struct RunCheck {
 
 /// What a server's API says of one stream right now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StreamStatus {
+pub struct StreamObservation {
     /// The source is connected and delivering (MediaMTX `ready`; go2rtc: a producer that has
     /// received bytes).
     pub ready: bool,
@@ -186,7 +186,7 @@ pub enum TargetError {
         detail: String,
     },
     #[error("target {target}: {op}: HTTP {status}: {detail}")]
-    Status {
+    Http {
         target: String,
         op: String,
         status: u16,
@@ -250,7 +250,7 @@ impl TargetError {
     pub fn is_retryable(&self) -> bool {
         match self {
             TargetError::Unreachable { .. } | TargetError::Timeout { .. } => true,
-            TargetError::Status { status, .. } => *status >= 500 || *status == 429,
+            TargetError::Http { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
     }

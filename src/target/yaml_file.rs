@@ -36,7 +36,8 @@ use super::go2rtc::file as go2rtc;
 use super::mediamtx::Mediamtx;
 use super::mediamtx::file as mediamtx;
 use super::{
-    Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamStatus, Target, TargetError,
+    Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamObservation, Target,
+    TargetError,
 };
 use crate::atomic_file::{self, WriteOutcome};
 use crate::bounded_read;
@@ -379,15 +380,15 @@ impl Target for YamlFile {
 
     /// The server's own view through its API when configured; otherwise a file says nothing
     /// of whether a stream flows: every entry, with no signal.
-    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
+    fn observe(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamObservation>, TargetError>> {
         Box::pin(async {
             if let Some(observer) = &self.observer {
-                return observer.target().status().await;
+                return observer.target().observe().await;
             }
             let names = self.names()?;
             Ok(names
                 .into_iter()
-                .map(|n| (n, StreamStatus::default()))
+                .map(|n| (n, StreamObservation::default()))
                 .collect())
         })
     }

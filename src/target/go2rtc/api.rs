@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use crate::camera::Camera;
 use crate::config::TargetConfig;
 use crate::target::http::{ApiClient, detail};
-use crate::target::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
+use crate::target::{Applied, BoxFuture, RunCheck, StreamObservation, Target, TargetError};
 
 const STREAMS: &str = "api/streams";
 const PRELOAD: &str = "api/preload";
@@ -88,14 +88,14 @@ impl Go2rtc {
         Ok(self.streams().await?.into_keys().collect())
     }
 
-    async fn stream_status(&self) -> Result<BTreeMap<String, StreamStatus>, TargetError> {
+    async fn observe_streams(&self) -> Result<BTreeMap<String, StreamObservation>, TargetError> {
         Ok(self
             .streams()
             .await?
             .into_iter()
             .map(|(name, s)| {
                 let bytes_in: u64 = s.producers.iter().flatten().map(|p| p.bytes_recv).sum();
-                let status = StreamStatus {
+                let status = StreamObservation {
                     ready: bytes_in > 0,
                     bytes_in,
                     consumers: s.consumers.map_or(0, |c| c.len()),
@@ -270,8 +270,8 @@ impl Target for Go2rtc {
         Box::pin(self.list_names())
     }
 
-    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
-        Box::pin(self.stream_status())
+    fn observe(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamObservation>, TargetError>> {
+        Box::pin(self.observe_streams())
     }
 
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {

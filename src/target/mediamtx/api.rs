@@ -25,7 +25,7 @@ use super::rules::is_duration_field;
 use crate::camera::Camera;
 use crate::config::TargetConfig;
 use crate::target::http::{ApiClient, detail};
-use crate::target::{Applied, BoxFuture, RunCheck, StreamStatus, Target, TargetError};
+use crate::target::{Applied, BoxFuture, RunCheck, StreamObservation, Target, TargetError};
 
 /// Paths per page when listing: the API's maximum is not documented; 1,000 keeps a page of a
 /// large site around 2 MB.
@@ -144,12 +144,12 @@ impl Mediamtx {
         Ok(items.into_iter().map(|i| i.name).collect())
     }
 
-    async fn path_status(&self) -> Result<BTreeMap<String, StreamStatus>, TargetError> {
+    async fn observe_paths(&self) -> Result<BTreeMap<String, StreamObservation>, TargetError> {
         let items: Vec<RuntimePath> = self.all_pages("list path states", "v3/paths/list").await?;
         Ok(items
             .into_iter()
             .map(|p| {
-                let status = StreamStatus {
+                let status = StreamObservation {
                     ready: p.ready,
                     bytes_in: p.bytes_received,
                     consumers: p.readers.len(),
@@ -350,8 +350,8 @@ impl Target for Mediamtx {
         Box::pin(self.list_names())
     }
 
-    fn status(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamStatus>, TargetError>> {
-        Box::pin(self.path_status())
+    fn observe(&self) -> BoxFuture<'_, Result<BTreeMap<String, StreamObservation>, TargetError>> {
+        Box::pin(self.observe_paths())
     }
 
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
