@@ -5,8 +5,6 @@
 //! of series), a URL or a credential. Recording a value never blocks on a scrape for longer
 //! than one family's lock.
 
-mod timed;
-
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,10 +16,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-pub use timed::TimedTarget;
-
 use crate::health::state::State;
 use crate::reconcile::report::{Convergence, SyncReport};
+use crate::target::Target;
+use crate::target::timed::{CallRecorder, TimedTarget};
 
 /// The content type of [`Metrics::encode`]'s output (Prometheus scrapes OpenMetrics).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -311,10 +309,7 @@ impl Metrics {
     }
 
     /// Wraps `target` so that every call to its server is timed.
-    pub fn timed(
-        self: &Arc<Self>,
-        target: Arc<dyn crate::target::Target>,
-    ) -> Arc<dyn crate::target::Target> {
+    pub fn timed(self: &Arc<Self>, target: Arc<dyn Target>) -> Arc<dyn Target> {
         Arc::new(TimedTarget::new(target, self.clone()))
     }
 
@@ -400,16 +395,6 @@ impl Metrics {
         } else {
             gauge.dec();
         }
-    }
-
-    fn call(&self, target: &str, operation: &'static str, ok: bool, elapsed: Duration) {
-        self.calls
-            .get_or_create(&CallLabels {
-                target: target.to_owned(),
-                operation,
-                outcome: ok_or_error(ok),
-            })
-            .observe(elapsed.as_secs_f64());
     }
 
     /// The health monitor's view of one target after a round.
@@ -501,6 +486,18 @@ fn ok_or_error(ok: bool) -> &'static str {
 fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl CallRecorder for Metrics {
+    fn call(&self, target: &str, operation: &'static str, ok: bool, took: Duration) {
+        self.calls
+            .get_or_create(&CallLabels {
+                target: target.to_owned(),
+                operation,
+                outcome: ok_or_error(ok),
+            })
+            .observe(took.as_secs_f64());
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod go2rtc;
 mod http;
 pub mod mediamtx;
+pub mod timed;
 mod yaml_file;
 
 use std::collections::{BTreeMap, BTreeSet};

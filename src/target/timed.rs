@@ -1,25 +1,30 @@
-//! A target wrapper that times every call to its server ([`Metrics`]'s
-//! `camsync_target_call_duration_seconds`) and otherwise passes everything through unchanged.
+//! A target wrapper that times every call to its server and tells a [`CallRecorder`] (the
+//! daemon's metrics), and otherwise passes everything through unchanged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::Metrics;
-use crate::camera::Camera;
-use crate::target::{
+use super::{
     Applied, BatchTarget, BoxFuture, Change, Preview, RunCheck, StreamObservation, Target,
     TargetError,
 };
+use crate::camera::Camera;
+
+/// Where a [`TimedTarget`] reports each call.
+pub trait CallRecorder: Send + Sync {
+    /// One call to `target`'s server: which, whether it succeeded, and how long it took.
+    fn call(&self, target: &str, operation: &'static str, ok: bool, took: Duration);
+}
 
 pub struct TimedTarget {
     inner: Arc<dyn Target>,
-    metrics: Arc<Metrics>,
+    recorder: Arc<dyn CallRecorder>,
 }
 
 impl TimedTarget {
-    pub fn new(inner: Arc<dyn Target>, metrics: Arc<Metrics>) -> TimedTarget {
-        TimedTarget { inner, metrics }
+    pub fn new(inner: Arc<dyn Target>, recorder: Arc<dyn CallRecorder>) -> TimedTarget {
+        TimedTarget { inner, recorder }
     }
 
     fn time<'a, T: Send + 'a>(
@@ -30,7 +35,7 @@ impl TimedTarget {
         Box::pin(async move {
             let started = Instant::now();
             let result = call.await;
-            self.metrics.call(
+            self.recorder.call(
                 self.inner.name(),
                 operation,
                 result.is_ok(),
