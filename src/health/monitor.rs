@@ -3,7 +3,7 @@
 //! writes to a server: its [`Intent`]s go to the target's worker.
 //!
 //! One round over a target:
-//! 1. reads the server's stream list once ([`Target::status`]): passive signals first; a stream
+//! 1. reads the server's stream list once ([`Target::observe`]): passive signals first; a stream
 //!    whose counters grow, or that MediaMTX reports ready, is healthy without opening another
 //!    RTSP session to its camera;
 //! 2. probes through the server's RTSP proxy only the streams that need it: those not healthy,

@@ -46,7 +46,7 @@ struct TargetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TargetStatusLabels {
+struct ConvergenceLabels {
     target: String,
     status: &'static str,
 }
@@ -118,7 +118,7 @@ pub struct Metrics {
     registry: Registry,
     syncs: Family<OutcomeLabels, Counter>,
     sync_duration: Histogram,
-    target_syncs: Family<TargetStatusLabels, Counter>,
+    target_syncs: Family<ConvergenceLabels, Counter>,
     writes: Family<WriteLabels, Counter>,
     last_success: Family<TargetLabels, SecondsGauge>,
     calls: HistogramFamily<CallLabels>,
@@ -319,7 +319,7 @@ impl Metrics {
         self.sync_duration.observe(elapsed.as_secs_f64());
         for t in &report.targets {
             self.target_syncs
-                .get_or_create(&TargetStatusLabels {
+                .get_or_create(&ConvergenceLabels {
                     target: t.target.clone(),
                     status: t.status.name(),
                 })
