@@ -18,9 +18,12 @@ use tokio::time::Instant;
 use super::Shared;
 use super::config::FileEdit;
 use super::json::{info_json, list_json, stream_json};
-use super::process::{GET_WRITE, LIST_WRITE};
 use super::producer::{connect_any, dial_any, start_preload_workers, start_worker};
 use crate::rtsp;
+
+/// Go's fatal errors for a map read while a write is in flight.
+const LIST_WRITE: &str = "fatal error: concurrent map iteration and map write";
+const GET_WRITE: &str = "fatal error: concurrent map read and map write";
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()

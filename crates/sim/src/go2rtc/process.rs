@@ -27,10 +27,9 @@ use crate::rtsp::{self, RtspServer};
 /// How long a stop waits for open HTTP connections to be torn down.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Go's fatal errors for unsynchronised map access.
+/// Go's fatal error for two unsynchronised map writes (the reads' are where they read, in
+/// the API's handlers).
 const WRITE_WRITE: &str = "fatal error: concurrent map writes";
-pub(super) const LIST_WRITE: &str = "fatal error: concurrent map iteration and map write";
-pub(super) const GET_WRITE: &str = "fatal error: concurrent map read and map write";
 
 impl Go2rtcSim {
     /// Loads the YAML file and starts the HTTP API and the RTSP server, each on 127.0.0.1 and
