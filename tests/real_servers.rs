@@ -27,27 +27,21 @@ use serde_json::Value;
 /// server's binary is not configured.
 macro_rules! real_server_test {
     (both, $test:item) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        #[cfg_attr(
-            not(all(camsync_go2rtc, camsync_mediamtx)),
-            ignore = "set CAMSYNC_GO2RTC_BIN and CAMSYNC_MEDIAMTX_BIN to the servers' binaries"
-        )]
-        $test
+        real_server_test!(
+            @ all(camsync_go2rtc, camsync_mediamtx),
+            "set CAMSYNC_GO2RTC_BIN and CAMSYNC_MEDIAMTX_BIN to the servers' binaries",
+            $test
+        );
     };
     (go2rtc, $test:item) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        #[cfg_attr(
-            not(camsync_go2rtc),
-            ignore = "set CAMSYNC_GO2RTC_BIN to a go2rtc binary"
-        )]
-        $test
+        real_server_test!(@ camsync_go2rtc, "set CAMSYNC_GO2RTC_BIN to a go2rtc binary", $test);
     };
     (mediamtx, $test:item) => {
+        real_server_test!(@ camsync_mediamtx, "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary", $test);
+    };
+    (@ $needs:meta, $why:literal, $test:item) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        #[cfg_attr(
-            not(camsync_mediamtx),
-            ignore = "set CAMSYNC_MEDIAMTX_BIN to a MediaMTX binary"
-        )]
+        #[cfg_attr(not($needs), ignore = $why)]
         $test
     };
 }
