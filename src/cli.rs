@@ -141,12 +141,12 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<ExitCode, AppE
         Command::Status(args) => status(&cli.config, args).await,
         Command::Probe(args) => probe(&cli.config, args).await,
         Command::Render(args) => render(&cli.config, args).await,
-        #[cfg(feature = "demo")]
+        #[cfg(camsync_demo)]
         Command::Demo => crate::demo::run().await,
-        #[cfg(not(feature = "demo"))]
+        #[cfg(not(camsync_demo))]
         Command::Demo => Err(AppError::Usage(
-            "this camsync was built without its simulators (cargo feature `demo`); run the demo \
-             from a checkout with `cargo run -- demo`"
+            "this camsync was built without its simulators; run the demo from a checkout of \
+             camsync with `cargo run -- demo`"
                 .to_owned(),
         )),
     }

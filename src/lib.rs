@@ -24,7 +24,7 @@
 //! Beside this crate, in the workspace: `camsync-formats` (crates/formats: reading and editing
 //! YAML, framing RTSP messages), which camsync and its simulators share, and `camsync-sim`
 //! (crates/sim: go2rtc, MediaMTX and a camera, simulated), which the tests, the benchmarks and
-//! `demo` (the cargo feature `demo`, on by default) use.
+//! `demo` (built in a checkout, see .cargo/config.toml) use.
 
 pub mod activity;
 pub mod api;
@@ -35,7 +35,7 @@ pub mod camera;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-#[cfg(feature = "demo")]
+#[cfg(camsync_demo)]
 mod demo;
 mod echo;
 pub mod events;
