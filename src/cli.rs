@@ -146,7 +146,8 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<ExitCode, AppE
         #[cfg(not(camsync_demo))]
         Command::Demo => Err(AppError::Usage(
             "this camsync was built without its simulators; run the demo from a checkout of \
-             camsync with `cargo run -- demo`"
+             camsync with `cargo run -- demo` (its .cargo/config.toml sets the cfg camsync_demo; \
+             a RUSTFLAGS in the environment replaces it: add `--cfg camsync_demo` there)"
                 .to_owned(),
         )),
     }
