@@ -797,14 +797,7 @@ fn shown_url(value: &str) -> String {
 }
 
 fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    let url = url::Url::parse(&s.value)
-        .map_err(|e| format!("{} is not a URL: {e}", shown_url(&s.value)))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "{} must be an http:// or https:// URL with a host",
-            shown_url(&s.value)
-        ));
-    }
+    let url = parse_server_url(s, &["http", "https"], "an http:// or https://")?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("put API credentials in `username` / `password_env`, not in the URL".into());
     }
@@ -812,11 +805,20 @@ fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
 }
 
 fn parse_rtsp_url(s: &Spanned<String>) -> Result<url::Url, String> {
+    parse_server_url(s, &["rtsp", "rtsps"], "an rtsp://")
+}
+
+/// A server's address: a URL of one of `schemes` with a host (`shape` names them in errors).
+fn parse_server_url(
+    s: &Spanned<String>,
+    schemes: &[&str],
+    shape: &str,
+) -> Result<url::Url, String> {
     let url = url::Url::parse(&s.value)
         .map_err(|e| format!("{} is not a URL: {e}", shown_url(&s.value)))?;
-    if !matches!(url.scheme(), "rtsp" | "rtsps") || url.host_str().is_none() {
+    if !schemes.contains(&url.scheme()) || url.host_str().is_none() {
         return Err(format!(
-            "{} must be an rtsp:// URL with a host",
+            "{} must be {shape} URL with a host",
             shown_url(&s.value)
         ));
     }

@@ -172,7 +172,7 @@ impl ApiClient {
 
 /// `error` and its causes, one after the other, credentials masked in each.
 pub(super) fn redacted_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
+    let mut text = redact(&error.to_string());
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
         text.push_str(": ");

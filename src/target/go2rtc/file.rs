@@ -3,7 +3,7 @@
 //! `${CAMSYNC_<CAMERA>_PASSWORD}` references, which go2rtc expands when it loads the file,
 //! with their values in an env file (mode 0600) for the server's environment.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use camsync_formats::yaml_edit::{Change as EditChange, Document, EditError};
@@ -53,12 +53,12 @@ pub(in crate::target) fn edit_preloads(
     preloads: &[(&str, bool)],
 ) -> Result<(), EditError> {
     let preload_value = Value::from(PRELOAD_QUERY);
-    let listed = doc.keys("preload");
+    let listed: BTreeSet<String> = doc.keys("preload").into_iter().collect();
     let edits: Vec<EditChange<'_>> = preloads
         .iter()
         .filter_map(|(name, wanted)| match wanted {
             true => Some(EditChange::Upsert(name, &preload_value)),
-            false if listed.iter().any(|k| k == name) => Some(EditChange::Remove(name)),
+            false if listed.contains(*name) => Some(EditChange::Remove(name)),
             false => None,
         })
         .collect();
