@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::camera::Camera;
-use crate::events::{ErrorScope, Event, EventBus, Subscription, TargetSummary};
+use crate::events::{Envelope, ErrorScope, Event, EventBus, Subscription, TargetSummary};
 use crate::health::monitor::{HealthEvent, ProbeSample};
 use crate::health::state::State;
 use crate::metrics::Metrics;
@@ -211,6 +211,11 @@ impl Activity {
         &self.metrics
     }
 
+    /// The newest events about `camera`, oldest first.
+    pub fn history(&self, camera: &str) -> Vec<Envelope> {
+        self.events.history(camera)
+    }
+
     pub fn subscribe(&self) -> Subscription {
         self.events.subscribe()
     }
@@ -270,6 +275,8 @@ impl Activity {
 
     pub fn inventory_loaded(&self, inventory: Arc<Inventory>) {
         let (cameras, rejected) = (inventory.cameras.len(), inventory.rejected.len());
+        self.events
+            .retain_history(|camera| inventory.cameras.contains_key(camera));
         {
             let mut inner = self.lock();
             inner

@@ -227,6 +227,7 @@ async fn run_loop(
             config: config.api.clone(),
             activity: activity.clone(),
             workers: workers.clone(),
+            targets: config.targets.iter().map(api::TargetInfo::new).collect(),
             plan: Arc::new(reconciler),
             source: source.clone(),
             shutdown: shutdown.clone(),

@@ -9,7 +9,10 @@
 //!   for a reader.
 //! - No event holds a credential: sources are shown redacted and free text from servers passes
 //!   through [`crate::secret::redact`].
+//! - The last [`HISTORY_PER_CAMERA`] events about each camera are kept for
+//!   `GET /v1/cameras/{name}/events` (the status page's timeline), under the same lock.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -18,6 +21,8 @@ use tokio::sync::broadcast;
 
 /// Events kept for subscribers that fall behind.
 pub const CAPACITY: usize = 1024;
+/// Events kept per camera for its history; a nightly reboot and its recovery take a handful.
+pub const HISTORY_PER_CAMERA: usize = 100;
 
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,8 +125,34 @@ pub struct Envelope {
 /// The bus. Cheap to share behind an `Arc`.
 pub struct EventBus {
     sender: broadcast::Sender<Envelope>,
-    /// The last sequence number; held while sending so that order and numbering agree.
-    seq: Mutex<u64>,
+    /// Held while sending, so that order and numbering agree.
+    published: Mutex<Published>,
+}
+
+#[derive(Default)]
+struct Published {
+    /// The last sequence number.
+    seq: u64,
+    /// The newest events about each camera, oldest first.
+    history: BTreeMap<String, VecDeque<Envelope>>,
+}
+
+impl Event {
+    /// The camera the event is about, if it is about one.
+    pub fn camera(&self) -> Option<&str> {
+        match self {
+            Event::SyncAction { camera, .. }
+            | Event::Health { camera, .. }
+            | Event::Recovery { camera, .. }
+            | Event::Reconnect { camera, .. }
+            | Event::Degraded { camera, .. } => Some(camera),
+            Event::Error { camera, .. } => camera.as_deref(),
+            Event::SyncStarted { .. }
+            | Event::SyncFinished { .. }
+            | Event::InventoryLoaded { .. }
+            | Event::ServerRestarted { .. } => None,
+        }
+    }
 }
 
 /// What a subscriber gets next.
@@ -156,22 +187,47 @@ impl EventBus {
     pub fn with_capacity(capacity: usize) -> EventBus {
         EventBus {
             sender: broadcast::channel(capacity.max(1)).0,
-            seq: Mutex::new(0),
+            published: Mutex::default(),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Published> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Publishes `event`; returns its sequence number. Never blocks on subscribers.
     pub fn publish(&self, event: Event) -> u64 {
-        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
-        *seq += 1;
+        let mut published = self.lock();
+        published.seq += 1;
         let envelope = Envelope {
-            seq: *seq,
+            seq: published.seq,
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             event,
         };
+        if let Some(camera) = envelope.event.camera() {
+            let kept = published.history.entry(camera.to_owned()).or_default();
+            if kept.len() == HISTORY_PER_CAMERA {
+                kept.pop_front();
+            }
+            kept.push_back(envelope.clone());
+        }
         // No subscriber is not an error: events are for whoever listens now.
         let _ = self.sender.send(envelope);
-        *seq
+        published.seq
+    }
+
+    /// The newest events about `camera`, oldest first.
+    pub fn history(&self, camera: &str) -> Vec<Envelope> {
+        self.lock()
+            .history
+            .get(camera)
+            .map(|kept| kept.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets the history of cameras for which `keep` is false (gone from the inventory).
+    pub fn retain_history(&self, keep: impl Fn(&str) -> bool) {
+        self.lock().history.retain(|camera, _| keep(camera));
     }
 
     pub fn subscribe(&self) -> Subscription {
@@ -239,5 +295,40 @@ mod tests {
             serde_json::json!({"seq": 3, "time": "2026-01-01T00:00:00.000Z", "type": "recovery",
                 "camera": "front", "target": "go2rtc", "recovery_seconds": 1.5})
         );
+    }
+
+    fn reconnect(camera: &str, n: usize) -> Event {
+        Event::Reconnect {
+            camera: camera.into(),
+            target: "go2rtc".into(),
+            outcome: "done".into(),
+            detail: Some(n.to_string()),
+        }
+    }
+
+    #[test]
+    fn each_camera_keeps_its_newest_events_and_forgets_them_when_it_leaves() {
+        let bus = EventBus::default();
+        for n in 0..HISTORY_PER_CAMERA + 5 {
+            bus.publish(reconnect("door", n));
+        }
+        bus.publish(reconnect("yard", 0));
+        bus.publish(loaded(1));
+        let door = bus.history("door");
+        assert_eq!(door.len(), HISTORY_PER_CAMERA);
+        assert_eq!(door[0].event, reconnect("door", 5), "the oldest go first");
+        assert_eq!(
+            door.last().unwrap().event,
+            reconnect("door", HISTORY_PER_CAMERA + 4)
+        );
+        assert!(door.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(
+            bus.history("yard").len(),
+            1,
+            "events about no camera are not kept"
+        );
+        bus.retain_history(|camera| camera == "yard");
+        assert!(bus.history("door").is_empty());
+        assert_eq!(bus.history("yard").len(), 1);
     }
 }

@@ -176,6 +176,9 @@ async fn every_route_answers_with_the_token_and_the_guarded_ones_refuse_without(
     let api = start(&f, "").await;
     // One call per route; the list must cover the router exactly.
     let calls: Vec<(Method, &str, &str, StatusCode)> = vec![
+        (Method::GET, "/", "/", StatusCode::OK),
+        (Method::GET, "/ui/app.js", "/ui/app.js", StatusCode::OK),
+        (Method::GET, "/ui/app.css", "/ui/app.css", StatusCode::OK),
         (Method::GET, "/healthz", "/healthz", StatusCode::OK),
         (Method::GET, "/readyz", "/readyz", StatusCode::OK),
         (Method::GET, "/metrics", "/metrics", StatusCode::OK),
@@ -199,6 +202,12 @@ async fn every_route_answers_with_the_token_and_the_guarded_ones_refuse_without(
             Method::GET,
             "/v1/cameras/{name}",
             "/v1/cameras/front",
+            StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            "/v1/cameras/{name}/events",
+            "/v1/cameras/front/events",
             StatusCode::OK,
         ),
         (
@@ -717,6 +726,18 @@ async fn events_arrive_in_order_from_the_request_to_the_end_of_its_sync() {
     api.webhook("{}").await;
     let events = read_events(&mut stream, |e| e["type"] == "sync_finished").await;
     assert_no_secret(&serde_json::to_string(&events).unwrap());
+    // A camera's own events are kept for its history (the status page's timeline).
+    let history = api.json("/v1/cameras/front/events").await;
+    assert_no_secret(&history.to_string());
+    let kept = history["events"].as_array().unwrap();
+    assert!(kept.iter().all(|e| e["camera"] == "front"), "{history}");
+    let front_update = events
+        .iter()
+        .find(|e| e["type"] == "sync_action" && e["camera"] == "front")
+        .unwrap();
+    assert!(kept.contains(front_update), "{history}");
+    let (status, why) = api.error(Method::GET, "/v1/cameras/nope/events").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{why}");
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
@@ -1031,6 +1052,7 @@ async fn a_client_that_falls_behind_is_told_how_many_events_it_missed() {
         config: ApiConfig::default(),
         activity: activity.clone(),
         workers: Arc::new(workers),
+        targets: Vec::new(),
         plan: Arc::new(plan),
         source: Arc::new(camsync::source::Source::new(&unused_config())),
         shutdown: shutdown.clone(),

@@ -1,4 +1,5 @@
-//! `GET /v1/cameras`, `GET /v1/cameras/{name}` and `POST /v1/cameras/{name}/reconnect`.
+//! `GET /v1/cameras`, `GET /v1/cameras/{name}`, its recent events and
+//! `POST /v1/cameras/{name}/reconnect`.
 //!
 //! A reconnect asks each target's worker to delete and add the stream (ahead of other work)
 //! and answers once every worker is done with it.
@@ -15,15 +16,53 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, ApiState};
 use crate::activity::{PairView, Summary};
 use crate::camera::Camera;
+use crate::config::{TargetConfig, TargetKind};
+use crate::events::Envelope;
 use crate::ledger::Owned;
 use crate::reconcile::report::OutcomeKind;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::QueueStats;
 
+/// A target as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetInfo {
+    pub name: String,
+    pub kind: TargetKind,
+    /// The server's own player for a stream, to be followed by the stream's name
+    /// (percent-encoded): go2rtc's `stream.html?src=`, from its configured API address.
+    pub player: Option<String>,
+}
+
+impl TargetInfo {
+    pub fn new(config: &TargetConfig) -> TargetInfo {
+        let player = match config.kind {
+            TargetKind::Go2rtc | TargetKind::Go2rtcFile => config.api.as_ref().map(|api| {
+                let mut base = api.clone();
+                // Credentials go in `username`/`password`; never in a link, whatever the URL holds.
+                let _ = base.set_username("");
+                let _ = base.set_password(None);
+                base.set_query(None);
+                base.set_fragment(None);
+                let path = base.path().trim_end_matches('/').to_owned();
+                base.set_path(&format!("{path}/stream.html"));
+                format!("{base}?src=")
+            }),
+            TargetKind::Mediamtx | TargetKind::MediamtxFile => None,
+        };
+        TargetInfo {
+            name: config.name.clone(),
+            kind: config.kind,
+            player,
+        }
+    }
+}
+
 /// `GET /v1/cameras`.
 #[derive(Debug, Serialize)]
 pub struct CamerasView {
     pub daemon: Summary,
+    /// The targets, in the configuration's order.
+    pub targets: Vec<TargetInfo>,
     /// Each target's work queue.
     pub queues: BTreeMap<String, QueueStats>,
     /// File targets without `api:`: camsync writes their file but cannot check that the
@@ -107,6 +146,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<CamerasView> {
         .unwrap_or_default();
     Json(CamerasView {
         daemon: state.activity.summary(),
+        targets: state.targets.clone(),
         queues: state
             .workers
             .handles()
@@ -132,6 +172,26 @@ pub async fn one(
 ) -> Result<Json<CameraView>, ApiError> {
     let camera = camera(&state, &name)?;
     Ok(Json(view(&state, &camera, &owned_everywhere(&state))))
+}
+
+/// `GET /v1/cameras/{name}/events`.
+#[derive(Debug, Serialize)]
+pub struct History {
+    pub camera: String,
+    /// The newest events about the camera, oldest first (at most
+    /// [`crate::events::HISTORY_PER_CAMERA`], since the daemon started).
+    pub events: Vec<Envelope>,
+}
+
+pub async fn history(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<History>, ApiError> {
+    camera(&state, &name)?;
+    Ok(Json(History {
+        events: state.activity.history(&name),
+        camera: name,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

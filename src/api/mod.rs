@@ -1,5 +1,5 @@
-//! The daemon's HTTP API (axum): webhook, status, forced reconnect, plan, events, metrics and
-//! health probes. [`routes`] is the one list of routes: the router is built from it and the
+//! The daemon's HTTP API (axum): the status page, webhook, status, forced reconnect, plan,
+//! events, metrics and health probes. [`routes`] is the one list of routes: the router is built from it and the
 //! OpenAPI document is checked against it.
 //!
 //! The API never writes to a server: the webhook and `POST /v1/sync` only request a sync from
@@ -10,6 +10,7 @@
 
 mod auth;
 mod cameras;
+mod page;
 mod probes;
 mod server;
 mod sse;
@@ -30,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+pub use cameras::TargetInfo;
+pub use page::CONTENT_SECURITY_POLICY;
 pub use server::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URL_BYTES};
 
 use crate::activity::Activity;
@@ -67,6 +70,15 @@ fn table() -> Vec<(Route, MethodRouter<ApiState>)> {
         access,
     };
     vec![
+        (route(Method::GET, "/", Access::Open), get(page::index)),
+        (
+            route(Method::GET, "/ui/app.js", Access::Open),
+            get(page::script),
+        ),
+        (
+            route(Method::GET, "/ui/app.css", Access::Open),
+            get(page::style),
+        ),
         (
             route(Method::GET, "/healthz", Access::Open),
             get(probes::healthz),
@@ -108,6 +120,10 @@ fn table() -> Vec<(Route, MethodRouter<ApiState>)> {
             get(cameras::one),
         ),
         (
+            route(Method::GET, "/v1/cameras/{name}/events", Access::Token),
+            get(cameras::history),
+        ),
+        (
             route(Method::POST, "/v1/cameras/{name}/reconnect", Access::Token),
             post(cameras::reconnect),
         ),
@@ -132,6 +148,8 @@ pub struct Shared {
     activity: Arc<Activity>,
     /// The targets' workers: where reconnects go, and what camsync owns.
     workers: Arc<Workers>,
+    /// The targets as the status page names them.
+    targets: Vec<TargetInfo>,
     /// Read-only plans (`GET /v1/plan`).
     plan: Arc<Reconciler>,
     /// The camera inventory, read again by a webhook.
@@ -160,6 +178,7 @@ pub struct ApiParts {
     pub config: ApiConfig,
     pub activity: Arc<Activity>,
     pub workers: Arc<Workers>,
+    pub targets: Vec<TargetInfo>,
     pub plan: Arc<Reconciler>,
     pub source: Arc<Source>,
     /// Ends event streams, so that a graceful shutdown is not held up by them.
@@ -172,6 +191,7 @@ impl ApiState {
             auth: auth::Auth::new(&parts.config),
             activity: parts.activity,
             workers: parts.workers,
+            targets: parts.targets,
             plan: parts.plan,
             source: parts.source,
             shutdown: parts.shutdown,
