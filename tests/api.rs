@@ -489,6 +489,25 @@ async fn cameras_show_desired_state_redacted_with_ownership_and_last_sync_per_ta
     assert_no_secret(&doc.to_string());
     assert_eq!(doc["daemon"]["ready"], true);
     assert_eq!(doc["daemon"]["cameras"], 2);
+    assert_eq!(
+        doc["targets"],
+        json!([
+            {"name": "go2rtc", "kind": "go2rtc",
+             "player": format!("{}/stream.html?src=", f.go2rtc.api_url().trim_end_matches('/'))},
+            {"name": "mediamtx", "kind": "mediamtx", "player": null},
+        ])
+    );
+    // Only the cameras asked for (the status page reads those an event named).
+    let some = api.json("/v1/cameras?names=only_go2rtc,nope").await;
+    let names: Vec<&str> = some["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["only_go2rtc"]);
+    let (status, why) = api.error(Method::GET, "/v1/cameras?name=front").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{why}");
     let front = &doc["cameras"][0];
     assert_eq!(front["name"], "front");
     assert_eq!(front["sources"], json!(["rtsp://admin:***@192.0.2.10/a"]));

@@ -132,7 +132,23 @@ fn owned_everywhere(state: &ApiState) -> BTreeMap<String, Arc<Owned>> {
         .collect()
 }
 
-pub async fn list(State(state): State<ApiState>) -> Json<CamerasView> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only these cameras (comma-separated; names never hold a comma); unknown ones are left
+    /// out. The status page reads the cameras an event named this way, in one request.
+    names: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<CamerasView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let wanted: Option<std::collections::BTreeSet<&str>> = query
+        .names
+        .as_deref()
+        .map(|names| names.split(',').collect());
     let owned = owned_everywhere(&state);
     let cameras = state
         .activity
@@ -140,11 +156,12 @@ pub async fn list(State(state): State<ApiState>) -> Json<CamerasView> {
         .map(|i| {
             i.cameras
                 .values()
+                .filter(|c| wanted.as_ref().is_none_or(|w| w.contains(c.name.as_str())))
                 .map(|c| view(&state, c, &owned))
                 .collect()
         })
         .unwrap_or_default();
-    Json(CamerasView {
+    Ok(Json(CamerasView {
         daemon: state.activity.summary(),
         targets: state.targets.clone(),
         queues: state
@@ -155,7 +172,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<CamerasView> {
             .collect(),
         unverified_targets: state.workers.unobserved().to_vec(),
         cameras,
-    })
+    }))
 }
 
 fn camera(state: &ApiState, name: &str) -> Result<Arc<Camera>, ApiError> {
