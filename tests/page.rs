@@ -153,7 +153,7 @@ async fn the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_se
     );
     let counts = browser.text("#counts").await;
     assert!(
-        counts.contains("4 healthy") && counts.contains("2 camera offline"),
+        counts.contains("healthy: 4") && counts.contains("camera offline: 2"),
         "{counts}"
     );
     let player = browser

@@ -295,7 +295,7 @@
     countsShown = key;
     const buttons = STATES.filter((s) => counts.has(s)).map((state) => el('button', {
       type: 'button', class: `badge state-${state}`, 'data-state': state,
-      'aria-pressed': String(chosen === state), text: `${counts.get(state)} ${word(state)}`,
+      'aria-pressed': String(chosen === state), text: `${word(state)}: ${counts.get(state)}`,
     }));
     $('counts').replaceChildren(...(buttons.length ? buttons : ['No streams yet.']));
     const select = $('filter-state');
