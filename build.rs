@@ -3,14 +3,16 @@
 //! is reported as ignored, with its reason, instead of passing without running.
 
 /// (environment variable, cfg set when it is non-empty)
-const GATES: [(&str, &str); 6] = [
+const GATES: [(&str, &str); 7] = [
     ("CAMSYNC_GO2RTC_BIN", "camsync_go2rtc"),
     ("CAMSYNC_MEDIAMTX_BIN", "camsync_mediamtx"),
     ("CAMSYNC_TEST_POSTGRES", "camsync_postgres"),
     ("CAMSYNC_TEST_POSTGRES_CTL", "camsync_postgres_ctl"),
     // The status page's browser tests: ChromeDriver (it finds Chromium itself, or
-    // CAMSYNC_CHROMIUM), and axe-core's `axe.min.js` for the accessibility check.
+    // CAMSYNC_CHROMIUM), geckodriver (it finds Firefox), and axe-core's `axe.min.js` for the
+    // accessibility check.
     ("CAMSYNC_CHROMEDRIVER", "camsync_browser"),
+    ("CAMSYNC_GECKODRIVER", "camsync_firefox"),
     ("CAMSYNC_AXE_JS", "camsync_axe"),
 ];
 

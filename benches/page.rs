@@ -25,7 +25,7 @@ use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use common::{Daemon, env_number, percentile};
 use serde_json::json;
-use webdriver::Browser;
+use webdriver::{Browser, DESKTOP, Engine};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -105,7 +105,7 @@ async fn main() -> BenchResult<()> {
         "camsync status page benchmark: {cameras} cameras × 2 targets (simulated, 127.0.0.1), headless Chromium"
     );
 
-    let browser = Browser::start(1280, 900).await;
+    let browser = Browser::start(Engine::Chromium, DESKTOP).await;
     let page = format!("{}/", daemon.base);
     let mut load_ms = Vec::new();
     for _ in 0..loads {

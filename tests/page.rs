@@ -1,7 +1,7 @@
-//! The status page (`GET /`) in a real browser: headless Chromium driven through ChromeDriver,
-//! against a daemon syncing into the simulators over 127.0.0.1. Without ChromeDriver
-//! (`CAMSYNC_CHROMEDRIVER`, which `.ci/run` sets after installing Debian's chromium and
-//! chromium-driver) these tests are reported as ignored, with the reason.
+//! The status page (`GET /`) in real browsers: headless Chromium through ChromeDriver and
+//! Firefox through geckodriver, against a daemon syncing into the simulators over 127.0.0.1.
+//! Without a driver (`CAMSYNC_CHROMEDRIVER`, `CAMSYNC_GECKODRIVER`; `.ci/run` installs both
+//! browsers and sets them) the tests that need it are reported as ignored, with the reason.
 
 mod common;
 #[path = "common/webdriver.rs"]
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use webdriver::Browser;
+use webdriver::{Browser, DESKTOP, Engine, Screen};
 
 const TOKEN: &str = "Tok-page-41c9e2";
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -112,11 +112,24 @@ async fn site() -> (Fixture, SimCamera, SimCamera) {
     ignore = "needs chromium and chromedriver: set CAMSYNC_CHROMEDRIVER (.ci/run installs them)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server() {
+async fn chromium_the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server() {
+    grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server(Engine::Chromium).await;
+}
+
+#[cfg_attr(
+    not(camsync_firefox),
+    ignore = "needs firefox and geckodriver: set CAMSYNC_GECKODRIVER (.ci/run installs them)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server() {
+    grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server(Engine::Firefox).await;
+}
+
+async fn grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server(engine: Engine) {
     let (f, door, _yard) = site().await;
     f.write_config(HEALTH);
     let daemon = Daemon::start(&f, loopback()).await;
-    let browser = Browser::start(1280, 900).await;
+    let browser = Browser::start(engine, DESKTOP).await;
     browser.goto(&format!("{}/", daemon.base)).await;
     browser
         .until(
@@ -178,9 +191,11 @@ async fn the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_se
             &cell_is("door", "mediamtx", "camera-offline"),
         )
         .await;
-    // For the README, after a look by eye.
-    let shot = concat!(env!("CARGO_MANIFEST_DIR"), "/target/status-page.png");
-    std::fs::write(shot, browser.screenshot().await).unwrap();
+    if engine == Engine::Chromium {
+        // For the README, after a look by eye.
+        let shot = concat!(env!("CARGO_MANIFEST_DIR"), "/target/status-page.png");
+        std::fs::write(shot, browser.screenshot().await).unwrap();
+    }
     door.resume().await.unwrap();
     browser
         .until(
@@ -265,7 +280,7 @@ async fn with_a_token_the_page_acts_only_once_it_is_entered_and_keeps_it_for_the
     std::fs::write(f.path("api.token"), TOKEN).unwrap();
     f.write_config("api:\n  token_file: api.token\n");
     let daemon = Daemon::start(&f, loopback()).await;
-    let browser = Browser::start(1280, 900).await;
+    let browser = Browser::start(Engine::Chromium, DESKTOP).await;
     browser.goto(&format!("{}/", daemon.base)).await;
     browser
         .until(
@@ -339,12 +354,25 @@ async fn with_a_token_the_page_acts_only_once_it_is_entered_and_keeps_it_for_the
     ignore = "needs chromium and chromedriver: set CAMSYNC_CHROMEDRIVER (.ci/run installs them)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_open_page_survives_a_daemon_restart_and_follows_the_new_one() {
+async fn chromium_an_open_page_survives_a_daemon_restart_and_follows_the_new_one() {
+    an_open_page_survives_a_daemon_restart_and_follows_the_new_one(Engine::Chromium).await;
+}
+
+#[cfg_attr(
+    not(camsync_firefox),
+    ignore = "needs firefox and geckodriver: set CAMSYNC_GECKODRIVER (.ci/run installs them)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_an_open_page_survives_a_daemon_restart_and_follows_the_new_one() {
+    an_open_page_survives_a_daemon_restart_and_follows_the_new_one(Engine::Firefox).await;
+}
+
+async fn an_open_page_survives_a_daemon_restart_and_follows_the_new_one(engine: Engine) {
     let f = Fixture::new().await;
     f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
     let daemon = Daemon::start(&f, loopback()).await;
     let addr = daemon.addr;
-    let browser = Browser::start(1280, 900).await;
+    let browser = Browser::start(engine, DESKTOP).await;
     browser.goto(&format!("{}/", daemon.base)).await;
     browser
         .until(
@@ -441,7 +469,7 @@ async fn the_page_is_valid_html_accessible_in_light_and_dark_and_fits_a_phone() 
         String::from_utf8_lossy(&tidy.stderr)
     );
 
-    let browser = Browser::start(1280, 900).await;
+    let browser = Browser::start(Engine::Chromium, DESKTOP).await;
     browser.goto(&format!("{}/", daemon.base)).await;
     browser
         .until(
@@ -466,7 +494,15 @@ async fn the_page_is_valid_html_accessible_in_light_and_dark_and_fits_a_phone() 
     browser.close().await;
 
     // A phone: no sideways scrolling, every cell still there; and the dark scheme.
-    let phone = Browser::start(390, 844).await;
+    let phone = Browser::start(
+        Engine::Chromium,
+        Screen {
+            width: 390,
+            height: 844,
+            dark: true,
+        },
+    )
+    .await;
     phone.goto(&format!("{}/", daemon.base)).await;
     phone
         .until(
@@ -481,7 +517,6 @@ async fn the_page_is_valid_html_accessible_in_light_and_dark_and_fits_a_phone() 
         )
         .await;
     assert_eq!(overflow, 0, "the page is wider than the phone");
-    phone.dark().await;
     assert_eq!(
         phone
             .run(
