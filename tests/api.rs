@@ -8,14 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use camsync::api::{self, Access, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
-use camsync::daemon::{Progress, Wiring, run_with};
+use camsync::daemon::Progress;
 use camsync_sim::camera::SimCamera;
 use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::*;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -25,9 +24,7 @@ const HOOK_KEY: &str = "Hook-77c2aa";
 struct Api {
     base: String,
     http: reqwest::Client,
-    progress: watch::Receiver<Progress>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), camsync::app::AppError>>,
+    daemon: daemon::Running,
 }
 
 /// Starts the daemon with a token and a webhook secret (and `extra` config) and waits for its
@@ -48,19 +45,10 @@ async fn start_plain(f: &Fixture) -> Api {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, progress) = watch::channel(Progress::default());
-    let shutdown = CancellationToken::new();
-    let wiring = Wiring {
-        progress: tx,
-        api: Some(listener),
-    };
-    let task = tokio::spawn(run_with(f.config(), shutdown.clone(), wiring));
     Api {
         base,
         http: reqwest::Client::new(),
-        progress,
-        shutdown,
-        task,
+        daemon: daemon::start_with(f.config(), Some(listener)),
     }
 }
 
@@ -73,13 +61,7 @@ fn now() -> u64 {
 
 impl Api {
     async fn until(&self, what: &str, condition: impl Fn(&Progress) -> bool) {
-        let mut progress = self.progress.clone();
-        let waited = tokio::time::timeout(DEADLINE, progress.wait_for(|s| condition(s))).await;
-        assert!(
-            matches!(waited, Ok(Ok(_))),
-            "timed out waiting for {what}: {:?}",
-            *self.progress.borrow()
-        );
+        self.daemon.until(what, condition).await
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -147,12 +129,7 @@ impl Api {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        let stopped = tokio::time::timeout(DEADLINE, self.task).await;
-        assert!(
-            matches!(stopped, Ok(Ok(Ok(())))),
-            "the daemon stops cleanly"
-        );
+        self.daemon.stop().await
     }
 }
 
@@ -437,7 +414,7 @@ async fn a_burst_of_webhooks_coalesces_into_few_syncs_and_none_is_lost() {
         .collect();
     f.write_cameras(&cameras);
     let api = start(&f, "").await;
-    let syncs_before = api.progress.borrow().syncs;
+    let syncs_before = api.daemon.current().syncs;
     let mut sent = tokio::task::JoinSet::new();
     for i in 0..200 {
         let request = api.signed(
@@ -464,7 +441,7 @@ async fn a_burst_of_webhooks_coalesces_into_few_syncs_and_none_is_lost() {
         assert_eq!(result["result"]["ok"], true);
         served_by.insert(result["sync"].as_u64().unwrap());
     }
-    let syncs = api.progress.borrow().syncs - syncs_before;
+    let syncs = api.daemon.current().syncs - syncs_before;
     assert!(
         served_by.len() < 100 && syncs < 100,
         "200 requests coalesce: {} syncs served them, {syncs} ran",

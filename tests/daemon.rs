@@ -11,7 +11,7 @@ use common::*;
 async fn file_edits_are_followed_and_broken_edits_delete_nothing() {
     let f = Fixture::new().await;
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1).await;
     assert_eq!(f.names(), sorted(&["a", "b"]));
 
@@ -89,7 +89,7 @@ async fn a_half_saved_file_or_an_invalid_camera_deletes_nothing() {
         .map(|(n, u)| (n.as_str(), u.as_str()))
         .collect();
     f.write_cameras(&cameras);
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1).await;
     assert_eq!(f.names(), names);
     let writes = f.go2rtc.write_count();
@@ -143,7 +143,7 @@ async fn a_daemon_started_with_a_broken_inventory_deletes_nothing_until_it_is_fi
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a")]);
     f.sync().await;
     std::fs::write(f.path("cameras.yaml"), "").unwrap();
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the empty file error", |s| s.source_errors == 1)
         .await;
     assert_eq!(f.names(), ["a"]);
@@ -163,7 +163,7 @@ async fn the_periodic_resync_heals_a_restarted_go2rtc() {
     .await;
     f.write_config_with_resync("200ms", "");
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a")]);
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1).await;
     f.go2rtc.restart().await;
     assert!(f.names().is_empty());
@@ -181,7 +181,7 @@ async fn a_go2rtc_restart_is_noticed_by_its_canary_long_before_the_resync() {
     .await;
     f.write_config_with_resync("1h", "restart_check: 100ms\n");
     f.write_cameras(&[("a", "rtsp://192.0.2.1/a"), ("b", "rtsp://192.0.2.2/b")]);
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1).await;
     f.go2rtc.restart().await;
     d.until("the restart to be noticed", |s| s.restarts_seen >= 1)

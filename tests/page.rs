@@ -8,29 +8,22 @@ mod common;
 mod webdriver;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use camsync::daemon::{Progress, Wiring, run_with};
 use camsync_sim::camera::SimCamera;
 use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::*;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use webdriver::{Browser, DESKTOP, Engine, Screen};
 
 const TOKEN: &str = "Tok-page-41c9e2";
-const DEADLINE: Duration = Duration::from_secs(20);
 const HEALTH: &str = "restart_check: 1h\nhealth:\n  interval: 100ms\n  grace: 100ms\n  idle_probe: 100ms\n  probe_timeout: 2s\n";
 
-/// `camsync run` in-process with its API on `addr`.
+/// `camsync run` in-process with its API on `addr`, past its first sync.
 struct Daemon {
     base: String,
     addr: SocketAddr,
-    progress: watch::Receiver<Progress>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), camsync::app::AppError>>,
+    running: common::daemon::Running,
 }
 
 impl Daemon {
@@ -38,40 +31,67 @@ impl Daemon {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, progress) = watch::channel(Progress::default());
-        let shutdown = CancellationToken::new();
-        let wiring = Wiring {
-            progress: tx,
-            api: Some(listener),
-        };
-        let task = tokio::spawn(run_with(f.config(), shutdown.clone(), wiring));
-        let mut daemon = Daemon {
+        let running = common::daemon::start_with(f.config(), Some(listener));
+        running.until("the first sync", |p| p.syncs >= 1).await;
+        Daemon {
             base: format!("http://{addr}"),
             addr,
-            progress,
-            shutdown,
-            task,
-        };
-        let synced = tokio::time::timeout(DEADLINE, daemon.progress.wait_for(|p| p.syncs >= 1));
-        assert!(
-            matches!(synced.await, Ok(Ok(_))),
-            "the first sync never ended"
-        );
-        daemon
+            running,
+        }
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        let stopped = tokio::time::timeout(DEADLINE, self.task).await;
-        assert!(
-            matches!(stopped, Ok(Ok(Ok(())))),
-            "the daemon stops cleanly"
-        );
+        self.running.stop().await
     }
+}
+
+/// A test per browser running `$body(engine)`, each reported as ignored, with the reason, when
+/// its driver is not set: `$body::chromium` and `$body::firefox`.
+macro_rules! in_each_browser {
+    ($body:ident) => {
+        mod $body {
+            use super::*;
+
+            #[cfg_attr(
+                not(camsync_browser),
+                ignore = "needs chromium and chromedriver: set CAMSYNC_CHROMEDRIVER (.ci/run installs them)"
+            )]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn chromium() {
+                super::$body(Engine::Chromium).await
+            }
+
+            #[cfg_attr(
+                not(camsync_firefox),
+                ignore = "needs firefox and geckodriver: set CAMSYNC_GECKODRIVER (.ci/run installs them)"
+            )]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn firefox() {
+                super::$body(Engine::Firefox).await
+            }
+        }
+    };
 }
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// The daemon's page in `engine`, once it follows the event stream. It sets a marker that a
+/// reload would lose: finding it later proves that what changed arrived in place.
+async fn live_page(engine: Engine, daemon: &Daemon) -> Browser {
+    let browser = Browser::start(engine, DESKTOP).await;
+    browser.goto(&format!("{}/", daemon.base)).await;
+    browser
+        .until(
+            "a live page",
+            "document.getElementById('connection').textContent === 'Live'",
+        )
+        .await;
+    browser
+        .run("window.camsyncTestMarker = 1;", json!([]))
+        .await;
+    browser
 }
 
 /// The cell of `camera` on `target`.
@@ -107,40 +127,15 @@ async fn site() -> (Fixture, SimCamera, SimCamera) {
     (f, door, yard)
 }
 
-#[cfg_attr(
-    not(camsync_browser),
-    ignore = "needs chromium and chromedriver: set CAMSYNC_CHROMEDRIVER (.ci/run installs them)"
-)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server() {
-    grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server(Engine::Chromium).await;
-}
+in_each_browser!(the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server);
 
-#[cfg_attr(
-    not(camsync_firefox),
-    ignore = "needs firefox and geckodriver: set CAMSYNC_GECKODRIVER (.ci/run installs them)"
-)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn firefox_the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server() {
-    grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server(Engine::Firefox).await;
-}
-
-async fn grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server(engine: Engine) {
+async fn the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server(
+    engine: Engine,
+) {
     let (f, door, _yard) = site().await;
     f.write_config(HEALTH);
     let daemon = Daemon::start(&f, loopback()).await;
-    let browser = Browser::start(engine, DESKTOP).await;
-    browser.goto(&format!("{}/", daemon.base)).await;
-    browser
-        .until(
-            "a live page",
-            "document.getElementById('connection').textContent === 'Live'",
-        )
-        .await;
-    // Set once: a reload would lose it, so it proves every change below arrived in place.
-    browser
-        .run("window.camsyncTestMarker = 1;", json!([]))
-        .await;
+    let browser = live_page(engine, &daemon).await;
     for target in ["go2rtc", "mediamtx"] {
         browser
             .until("door healthy", &cell_is("door", target, "healthy"))
@@ -212,10 +207,8 @@ async fn grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server
 
     // Its row opens to a timeline and its recent events.
     browser
-        .click(r#"button.name-button[data-camera="door"]"#)
-        .await;
-    browser
-        .until(
+        .click_until(
+            r#"button.name-button[data-camera="door"]"#,
             "door's history",
             "document.querySelector('tr.details .events li time') !== null",
         )
@@ -237,10 +230,8 @@ async fn grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server
     let go2rtc_writes = f.go2rtc.write_count();
     let mediamtx_writes = f.mtx().write_count();
     browser
-        .click(r#"button.reconnect[data-camera="yard"][data-target="go2rtc"]"#)
-        .await;
-    browser
-        .until(
+        .click_until(
+            r#"button.reconnect[data-camera="yard"][data-target="go2rtc"]"#,
             "the reconnect's answer",
             &format!("{NOTICE}.startsWith('Reconnect yard: go2rtc: done')"),
         )
@@ -252,9 +243,9 @@ async fn grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server
     assert_eq!(f.mtx().write_count(), mediamtx_writes);
 
     // The plan as a readable list, and nothing secret anywhere on the page.
-    browser.click("#show-plan").await;
     browser
-        .until(
+        .click_until(
+            "#show-plan",
             "the plan",
             "!document.getElementById('plan-section').hidden",
         )
@@ -288,10 +279,10 @@ async fn with_a_token_the_page_acts_only_once_it_is_entered_and_keeps_it_for_the
             "!document.getElementById('token-section').hidden",
         )
         .await;
-    let syncs = daemon.progress.borrow().syncs;
-    browser.click("#sync-now").await;
+    let syncs = daemon.running.current().syncs;
     browser
-        .until(
+        .click_until(
+            "#sync-now",
             "the refusal",
             &format!("{NOTICE}.includes('needs its API token')"),
         )
@@ -308,9 +299,9 @@ async fn with_a_token_the_page_acts_only_once_it_is_entered_and_keeps_it_for_the
     );
 
     browser.type_into("#token", TOKEN).await;
-    browser.click("#token-form button[type=submit]").await;
     browser
-        .until(
+        .click_until(
+            "#token-form button[type=submit]",
             "the grid",
             "document.querySelector('tr.camera[data-camera=\"front\"]') !== null",
         )
@@ -321,14 +312,14 @@ async fn with_a_token_the_page_acts_only_once_it_is_entered_and_keeps_it_for_the
             "document.getElementById('connection').textContent === 'Live'",
         )
         .await;
-    browser.click("#sync-now").await;
     browser
-        .until(
+        .click_until(
+            "#sync-now",
             "the sync's end",
             &format!("/^Sync #\\d+ done/.test({NOTICE})"),
         )
         .await;
-    assert!(daemon.progress.borrow().syncs > syncs);
+    assert!(daemon.running.current().syncs > syncs);
 
     // Kept for the tab (a reload does not ask again), never in a cookie or the address.
     let kept = browser
@@ -349,40 +340,14 @@ async fn with_a_token_the_page_acts_only_once_it_is_entered_and_keeps_it_for_the
     daemon.stop().await;
 }
 
-#[cfg_attr(
-    not(camsync_browser),
-    ignore = "needs chromium and chromedriver: set CAMSYNC_CHROMEDRIVER (.ci/run installs them)"
-)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_an_open_page_survives_a_daemon_restart_and_follows_the_new_one() {
-    an_open_page_survives_a_daemon_restart_and_follows_the_new_one(Engine::Chromium).await;
-}
-
-#[cfg_attr(
-    not(camsync_firefox),
-    ignore = "needs firefox and geckodriver: set CAMSYNC_GECKODRIVER (.ci/run installs them)"
-)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn firefox_an_open_page_survives_a_daemon_restart_and_follows_the_new_one() {
-    an_open_page_survives_a_daemon_restart_and_follows_the_new_one(Engine::Firefox).await;
-}
+in_each_browser!(an_open_page_survives_a_daemon_restart_and_follows_the_new_one);
 
 async fn an_open_page_survives_a_daemon_restart_and_follows_the_new_one(engine: Engine) {
     let f = Fixture::new().await;
     f.write_cameras(&[("front", "rtsp://192.0.2.10/a")]);
     let daemon = Daemon::start(&f, loopback()).await;
     let addr = daemon.addr;
-    let browser = Browser::start(engine, DESKTOP).await;
-    browser.goto(&format!("{}/", daemon.base)).await;
-    browser
-        .until(
-            "a live page",
-            "document.getElementById('connection').textContent === 'Live'",
-        )
-        .await;
-    browser
-        .run("window.camsyncTestMarker = 1;", json!([]))
-        .await;
+    let browser = live_page(engine, &daemon).await;
     daemon.stop().await;
     browser
         .until(
@@ -478,10 +443,8 @@ async fn the_page_is_valid_html_accessible_in_light_and_dark_and_fits_a_phone() 
         )
         .await;
     browser
-        .click(r#"button.name-button[data-camera="door"]"#)
-        .await;
-    browser
-        .until(
+        .click_until(
+            r#"button.name-button[data-camera="door"]"#,
             "door's history",
             "document.querySelector('tr.details .events li') !== null",
         )

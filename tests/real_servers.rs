@@ -135,7 +135,7 @@ async fn sync(dir: &Path) {
 /// `camsync run` in-process with `dir`'s camsync.yaml, once its first sync succeeded.
 async fn run_synced(dir: &Path) -> Running {
     let config = config::load(&dir.join("camsync.yaml"), &camsync::config::process_env).unwrap();
-    let mut daemon = start(config);
+    let daemon = start(config);
     daemon
         .until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
@@ -235,7 +235,7 @@ real_server_test!(
         let dir = tempfile::tempdir().unwrap();
         write_config(dir.path(), None, &m, "restart_check: 200ms\n");
         write_cameras(dir.path(), &[("front", camera.url("front"))]);
-        let mut daemon = run_synced(dir.path()).await;
+        let daemon = run_synced(dir.path()).await;
         assert_eq!(
             mediamtx_source(&m, "front").await,
             Some(camera.url("front"))
@@ -384,7 +384,7 @@ real_server_test!(
         let health = "health:\n  interval: 200ms\n  grace: 1s\n  camera_watch: 100ms\n";
         write_config(dir.path(), Some(&g), &m, health);
         write_cameras(dir.path(), &[("front", camera.url("front"))]);
-        let mut daemon = run_synced(dir.path()).await;
+        let daemon = run_synced(dir.path()).await;
         daemon
             .until("both streams judged healthy", |s| s.health_events >= 2)
             .await;
@@ -446,7 +446,7 @@ real_server_test!(
     )
     .unwrap();
         write_cameras(dir.path(), &[("front", camera.url("front"))]);
-        let mut daemon = run_synced(dir.path()).await;
+        let daemon = run_synced(dir.path()).await;
         eventually("front loaded by MediaMTX from its file", || async {
             mediamtx_source(&m, "front").await == Some(camera.url("front"))
         })
@@ -504,7 +504,7 @@ real_server_test!(
             &[("front", camera.url("front")), ("back", camera.url("back"))],
         );
         let older = std::fs::read_to_string(g.config_path()).unwrap();
-        let mut daemon = run_synced(dir.path()).await;
+        let daemon = run_synced(dir.path()).await;
 
         // go2rtc's container comes back with the file it was deployed with: camsync's streams,
         // which go2rtc had saved into its file, are gone from it.

@@ -43,7 +43,7 @@ async fn rows_inserted_updated_and_deleted_while_running_reach_both_servers_thro
     pg.add("back", "rtsp://192.0.2.2/b").await;
     // No periodic resync: only a notification can explain a change being followed.
     let f = fixture(&pg, &url, "1h", true).await;
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     assert_eq!(f.names(), sorted(&["back", "front"]));
@@ -101,7 +101,7 @@ async fn notifications_missed_while_disconnected_are_caught_by_the_re_read_after
     pg.add("a", "rtsp://192.0.2.1/a").await;
     let proxy = Proxy::start(&url).await;
     let f = fixture(&pg, &proxy.url, "1h", false).await;
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
 
@@ -143,7 +143,7 @@ async fn an_unreachable_database_keeps_the_last_good_inventory_and_deletes_nothi
     pg.add("b", "rtsp://192.0.2.2/b").await;
     let proxy = Proxy::start(&url).await;
     let f = fixture(&pg, &proxy.url, "200ms", false).await;
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     let writes = f.go2rtc.write_count();
@@ -182,7 +182,7 @@ async fn zero_rows_where_there_were_cameras_is_refused_by_the_mass_deletion_guar
     pg.add("a", "rtsp://192.0.2.1/a").await;
     pg.add("b", "rtsp://192.0.2.2/b").await;
     let f = fixture(&pg, &url, "1h", false).await;
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     pg.exec("TRUNCATE cameras").await;

@@ -40,7 +40,7 @@ async fn a_restarted_server_deletes_nothing_while_down_and_is_followed_once_back
         &pg.qualify(&example_query()),
         Some(&pg.channel),
     ));
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     let writes = f.go2rtc.write_count();

@@ -91,7 +91,7 @@ async fn rows_inserted_updated_and_deleted_while_running_reach_both_servers() {
     let nvr = Nvr::create(&f, Journal::Wal);
     nvr.add("front", "rtsp://192.0.2.1/a");
     nvr.add("back", "rtsp://192.0.2.2/b");
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     assert_eq!(f.names(), sorted(&["back", "front"]));
@@ -135,7 +135,7 @@ async fn write_while_camsync_reads(
     let nvr = Nvr::create(f, journal);
     nvr.add("a", "rtsp://192.0.2.1/a");
     nvr.add("b", "rtsp://192.0.2.2/b");
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     let writes = f.go2rtc.write_count();
@@ -197,7 +197,7 @@ async fn a_locked_database_deletes_nothing_and_is_read_again_once_free() {
     let nvr = Nvr::create(&f, Journal::Rollback);
     nvr.add("a", "rtsp://192.0.2.1/a");
     nvr.add("b", "rtsp://192.0.2.2/b");
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     let writes = f.go2rtc.write_count();
@@ -234,7 +234,7 @@ async fn zero_rows_where_there_were_cameras_is_refused_by_the_mass_deletion_guar
     let nvr = Nvr::create(&f, Journal::Wal);
     nvr.add("a", "rtsp://192.0.2.1/a");
     nvr.add("b", "rtsp://192.0.2.2/b");
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     nvr.exec("DELETE FROM streams;");
@@ -253,7 +253,7 @@ async fn a_database_replaced_by_a_rename_is_followed() {
     let nvr = Nvr::create(&f, Journal::Rollback);
     nvr.add("a", "rtsp://192.0.2.1/a");
     nvr.add("b", "rtsp://192.0.2.2/b");
-    let mut d = start(f.config());
+    let d = start(f.config());
     d.until("the first sync", |s| s.syncs >= 1 && s.last_sync_ok)
         .await;
     drop(nvr);

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use camsync::config::Config;
-use camsync::daemon::{Progress, run_with_progress};
+use camsync::daemon::{Progress, Wiring, run_with};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -16,9 +17,15 @@ pub struct Running {
 }
 
 pub fn start(config: Config) -> Running {
+    start_with(config, None)
+}
+
+/// The daemon with its HTTP API on `api`, when given.
+pub fn start_with(config: Config, api: Option<TcpListener>) -> Running {
     let (tx, progress) = watch::channel(Progress::default());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_with_progress(config, shutdown.clone(), tx));
+    let wiring = Wiring { progress: tx, api };
+    let task = tokio::spawn(run_with(config, shutdown.clone(), wiring));
     Running {
         progress,
         shutdown,
@@ -28,8 +35,9 @@ pub fn start(config: Config) -> Running {
 
 impl Running {
     /// Waits (up to [`DEADLINE`]) until the progress satisfies `condition`.
-    pub async fn until(&mut self, what: &str, condition: impl Fn(&Progress) -> bool) {
-        let waited = tokio::time::timeout(DEADLINE, self.progress.wait_for(|s| condition(s)))
+    pub async fn until(&self, what: &str, condition: impl Fn(&Progress) -> bool) {
+        let mut progress = self.progress.clone();
+        let waited = tokio::time::timeout(DEADLINE, progress.wait_for(|s| condition(s)))
             .await
             .map(|r| r.is_ok());
         assert!(

@@ -295,6 +295,13 @@ impl Browser {
         .await;
     }
 
+    /// Clicks the element matching `css`, then waits until `expression` holds (see
+    /// [`Browser::until`]).
+    pub async fn click_until(&self, css: &str, what: &str, expression: &str) {
+        self.click(css).await;
+        self.until(what, expression).await;
+    }
+
     /// Types `text` into the element matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css).await;

@@ -221,6 +221,29 @@ pub(crate) fn basic_auth(user: &str, pass: &str) -> String {
 }
 
 /// Whether `header` (an `Authorization` value) carries exactly `expected` (from [`basic_auth`]).
+/// What an HTTP request's credentials are to a simulator's API that expects `expected`
+/// (`Basic …`), if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HttpAuth {
+    Accepted,
+    Missing,
+    Wrong,
+}
+
+pub(crate) fn http_auth(headers: &axum::http::HeaderMap, expected: Option<&str>) -> HttpAuth {
+    let Some(expected) = expected else {
+        return HttpAuth::Accepted;
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match (given, auth_matches(given, expected)) {
+        (_, true) => HttpAuth::Accepted,
+        (None, false) => HttpAuth::Missing,
+        (Some(_), false) => HttpAuth::Wrong,
+    }
+}
+
 pub(crate) fn auth_matches(header: Option<&str>, expected: &str) -> bool {
     header
         .and_then(|h| h.trim().split_once(' '))

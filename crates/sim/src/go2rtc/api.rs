@@ -19,7 +19,7 @@ use super::Shared;
 use super::config::FileEdit;
 use super::json::{info_json, list_json, stream_json};
 use super::producer::{connect_any, dial_any, start_preload_workers, start_worker};
-use crate::rtsp;
+use crate::rtsp::{self, HttpAuth};
 
 /// Go's fatal errors for a map read while a write is in flight.
 const LIST_WRITE: &str = "fatal error: concurrent map iteration and map write";
@@ -44,19 +44,13 @@ async fn gate(
     next: Next,
 ) -> HttpResponse {
     shared.requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(expected) = &shared.authorization {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !rtsp::auth_matches(given, expected) {
-            let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized");
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Basic realm="go2rtc""#),
-            );
-            return response;
-        }
+    if rtsp::http_auth(request.headers(), shared.authorization.as_deref()) != HttpAuth::Accepted {
+        let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="go2rtc""#),
+        );
+        return response;
     }
     let kill = shared.kill_token();
     tokio::select! {

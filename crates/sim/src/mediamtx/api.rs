@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::conf::{self, Patch, PathConf};
 use super::{LivePath, Shared, VERSION, rfc3339};
-use crate::rtsp;
+use crate::rtsp::{self, HttpAuth};
 
 /// Items per page when `itemsPerPage` is not given.
 const DEFAULT_ITEMS_PER_PAGE: usize = 100;
@@ -61,21 +61,16 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 /// with wrong ones it does not (MediaMTX would also pause 0–4 s first).
 async fn gate(HttpState(shared): HttpState<Arc<Shared>>, request: Request, next: Next) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(expected) = &shared.authorization {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !rtsp::auth_matches(given, expected) {
-            let mut response = error(StatusCode::UNAUTHORIZED, "authentication error");
-            if given.is_none() {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Basic realm="mediamtx""#),
-                );
-            }
-            return response;
+    let auth = rtsp::http_auth(request.headers(), shared.authorization.as_deref());
+    if auth != HttpAuth::Accepted {
+        let mut response = error(StatusCode::UNAUTHORIZED, "authentication error");
+        if auth == HttpAuth::Missing {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="mediamtx""#),
+            );
         }
+        return response;
     }
     next.run(request).await
 }
