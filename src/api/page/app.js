@@ -644,8 +644,8 @@
         busy(button, () => reconnect(button.dataset.camera, button.dataset.target));
       }
     });
-    // Relative times ("5 min ago") age while the page is open.
-    setInterval(() => { if (!flushing && rows.size) { everythingChanged = true; flush(); } }, 60000);
+    // Relative times ("5 min ago") age while the page is open: redrawn from what it holds.
+    setInterval(() => { if (!flushing) for (const camera of [...cameras.values()]) update(camera); }, 60000);
     follow();
   });
 })();
