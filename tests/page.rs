@@ -494,7 +494,10 @@ async fn the_page_is_valid_html_accessible_in_light_and_dark_and_fits_a_phone() 
         Vec::<Value>::new(),
         "dark, phone"
     );
-    let shot = concat!(env!("CARGO_MANIFEST_DIR"), "/target/status-page-phone-dark.png");
+    let shot = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/status-page-phone-dark.png"
+    );
     std::fs::write(shot, phone.screenshot().await).unwrap();
     phone.close().await;
     daemon.stop().await;

@@ -177,7 +177,7 @@ impl Mediamtx {
                 assert!(sim.add_reader(name), "sim: a reader on {name}");
                 None
             }
-            Backend::Real(_) => Some(crate::wire::play(&self.rtsp(name)).await),
+            Backend::Real(_) => Some(crate::player::play(&self.rtsp(name)).await),
         }
     }
 

@@ -6,6 +6,8 @@
 //! `<scenario>::sim` or `<scenario>::real` with the call and both answers. Where they
 //! disagreed, the real server won (CONFORMANCE-NOTES.md).
 
+#[path = "../common/player.rs"]
+mod player;
 #[path = "../common/real.rs"]
 mod real;
 

@@ -204,8 +204,9 @@ impl Handler for Behaviour {
         self.connections.fetch_add(1, Ordering::Relaxed);
     }
 
-    async fn media_flows(&self) {
+    async fn media_flows(&self, _uri: &str) -> bool {
         self.answering().await;
+        true
     }
 }
 

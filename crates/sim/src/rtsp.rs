@@ -309,10 +309,11 @@ pub(crate) trait Handler: Send + Sync + 'static {
     /// Called once per accepted connection, before its first request.
     fn connected(&self) {}
 
-    /// Resolves when media may flow (before each picture of a playing session): a handler
-    /// that freezes holds it.
-    fn media_flows(&self) -> impl Future<Output = ()> + Send {
-        std::future::ready(())
+    /// Resolves when media may flow (before each picture of the session that `PLAY`ed `uri`):
+    /// a handler that freezes holds it; `false` ends the session (the connection is closed).
+    fn media_flows(&self, uri: &str) -> impl Future<Output = bool> + Send {
+        let _ = uri;
+        std::future::ready(true)
     }
 }
 
@@ -414,31 +415,34 @@ async fn serve_connection<H: Handler>(stream: TcpStream, handler: &H) -> io::Res
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     let writer = Mutex::new(writer);
-    let (playing, mut play) = watch::channel(None::<u8>);
+    // The channel set up and the URI played, once a `PLAY` was accepted.
+    let (playing, mut play) = watch::channel(None::<(u8, String)>);
     let requests = async {
         let mut channel = None;
         while let Some(request) = read_request(&mut reader).await? {
             let cseq = request.header("CSeq").map(str::to_owned);
+            let uri = request.uri.clone();
             let response = handler.handle(request).await;
             response
                 .write_to(&mut *writer.lock().await, cseq.as_deref())
                 .await?;
-            match response.media {
-                Media::Channel(c) => channel = Some(c),
-                Media::Play if channel.is_some() => {
-                    playing.send_replace(channel);
+            match (response.media, channel) {
+                (Media::Channel(c), _) => channel = Some(c),
+                (Media::Play, Some(c)) => {
+                    playing.send_replace(Some((c, uri)));
                 }
-                Media::Play | Media::Unchanged => {}
+                (Media::Play | Media::Unchanged, _) => {}
             }
         }
         Ok(())
     };
     let media = async {
         // `playing` lives as long as `requests`, which this future never outlives.
-        let Ok(channel) = play.wait_for(Option::is_some).await.map(|c| c.unwrap_or(0)) else {
+        let Ok(Some((channel, uri))) = play.wait_for(Option::is_some).await.map(|p| p.clone())
+        else {
             return std::future::pending().await;
         };
-        stream_pattern(&writer, channel, handler).await
+        stream_pattern(&writer, channel, &uri, handler).await
     };
     tokio::select! {
         result = requests => result,
@@ -447,10 +451,11 @@ async fn serve_connection<H: Handler>(stream: TcpStream, handler: &H) -> io::Res
 }
 
 /// Sends the test pattern on `channel`, [`FPS`] pictures a second, while the handler lets
-/// media flow; returns only when writing fails.
+/// media flow; returns when writing fails or the handler ends the session.
 async fn stream_pattern<H: Handler, W: AsyncWrite + Unpin>(
     writer: &Mutex<W>,
     channel: u8,
+    uri: &str,
     handler: &H,
 ) -> io::Result<()> {
     let pattern = pattern();
@@ -459,7 +464,9 @@ async fn stream_pattern<H: Handler, W: AsyncWrite + Unpin>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 0u64.. {
         ticker.tick().await;
-        handler.media_flows().await;
+        if !handler.media_flows(uri).await {
+            return Ok(());
+        }
         let timestamp = (n * u64::from(90_000 / FPS)) as u32;
         let mut frames = Vec::new();
         for packet in sender.picture(&pattern.picture(n), timestamp) {
