@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use camsync::camera::Camera;
 use camsync::config::{TargetConfig, TargetKind};
 use camsync::ledger::Ledger;
-use camsync::reconcile::queue::{Key, Merge, Priority, WorkQueue};
+use camsync::queue::Merge;
+use camsync::reconcile::queue::{Key, Priority, TargetQueue};
 use camsync::reconcile::ticket::Ticket;
 use camsync::reconcile::worker::{self, Quiet, WorkerHandle, WorkerParts, WorkerSettings};
 use camsync::reconcile::{Reconciler, Workers};
@@ -50,7 +51,7 @@ fn per_item(wall: Duration, n: usize) -> f64 {
 }
 
 fn the_queue_alone(n: usize) {
-    let mut queue = WorkQueue::<Nothing>::default();
+    let mut queue = TargetQueue::<Nothing>::default();
     let now = tokio::time::Instant::now();
     let started = Instant::now();
     for i in 0..n {

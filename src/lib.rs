@@ -19,7 +19,8 @@
 //! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
 //!   [`camera`] (what a validated camera is).
 //! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),
-//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`.
+//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`, [`queue`] (a keyed
+//!   work queue with priorities and rate limits, pure).
 //!
 //! Beside this crate, in the workspace: `camsync-formats` (crates/formats: reading and editing
 //! YAML, framing RTSP messages), which camsync and its simulators share, and `camsync-sim`
@@ -44,6 +45,7 @@ pub mod ledger;
 pub mod metrics;
 mod output;
 pub mod profile;
+pub mod queue;
 pub mod reconcile;
 pub mod secret;
 pub mod source;

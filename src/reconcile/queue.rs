@@ -1,23 +1,11 @@
-//! One target's work queue: pure bookkeeping, with the clock passed in.
+//! What a target's work queue ([`crate::queue`]) is keyed and ordered by.
 //!
-//! - **Keyed.** One waiting entry per [`Key`]: a stream, or the whole target. A new item for a
-//!   key that is already waiting merges with it ([`Merge`]): the higher priority and the earlier
-//!   due time win. A key handed out is *in flight* until [`WorkQueue::done`]; an item for it
-//!   meanwhile waits, parked, so one key is never worked on twice at once.
-//! - **Priorities.** [`Priority::Recover`] items always go first. Between
-//!   [`Priority::Change`] and [`Priority::Resync`] the higher goes first, except that every
-//!   [`FAIR_EVERY`]-th pick takes whichever has waited longest, so a low item never waits
-//!   forever behind a steady stream of changes.
-//! - **Target-wide keys are exclusive.** [`Key::All`] and [`Key::Server`] are handed out only
-//!   when nothing is in flight, and nothing else while one is.
-//!
-//! [`RateLimit`] is the sliding window of `max_writes_per_minute`; [`Backoff`] the requeue
-//! schedule. Both are pure too.
+//! - **Keys**: a stream, or the whole target ([`Key::All`], [`Key::Server`]: exclusive, handed
+//!   out only when nothing else is in flight).
+//! - **Priorities**: [`Priority::Recover`] first; between [`Priority::Change`] and
+//!   [`Priority::Resync`] the higher, except every [`crate::queue::FAIR_EVERY`]-th pick.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::Duration;
-
-use tokio::time::Instant;
+use crate::queue::{Level, QueueKey, WorkQueue};
 
 /// What an item is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,7 +18,7 @@ pub enum Key {
     Server,
 }
 
-impl Key {
+impl QueueKey for Key {
     fn exclusive(&self) -> bool {
         !matches!(self, Key::Stream(_))
     }
@@ -61,263 +49,25 @@ impl Priority {
     }
 }
 
-/// Every this many picks between changes and resyncs, the longest-waiting one goes first.
-pub const FAIR_EVERY: u32 = 4;
+impl Level for Priority {
+    const ORDER: [Priority; 3] = Priority::ALL;
 
-/// Work that can absorb another item for the same key.
-pub trait Merge {
-    fn merge(&mut self, other: Self);
-}
-
-struct Entry<W> {
-    priority: Priority,
-    due: Instant,
-    /// When the key started waiting (kept through merges).
-    since: Instant,
-    seq: u64,
-    work: W,
-    /// Waiting for the same key to finish.
-    parked: bool,
-}
-
-/// An item handed out by [`WorkQueue::pop`].
-#[derive(Debug)]
-pub struct Popped<W> {
-    pub key: Key,
-    pub priority: Priority,
-    pub work: W,
-    /// From its first enqueueing to now.
-    pub waited: Duration,
-}
-
-/// Whether [`WorkQueue::push`] made a new entry or merged into one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
-    New,
-    Merged,
-}
-
-pub struct WorkQueue<W> {
-    waiting: HashMap<Key, Entry<W>>,
-    /// Entries that may be handed out once due, by priority, then due time, then arrival.
-    ready: [BTreeSet<(Instant, u64, Key)>; 3],
-    in_flight: HashSet<Key>,
-    exclusive_in_flight: bool,
-    seq: u64,
-    picks: u32,
-    depth: [usize; 3],
-}
-
-impl<W> Default for WorkQueue<W> {
-    fn default() -> Self {
-        WorkQueue {
-            waiting: HashMap::new(),
-            ready: Default::default(),
-            in_flight: HashSet::new(),
-            exclusive_in_flight: false,
-            seq: 0,
-            picks: 0,
-            depth: [0; 3],
-        }
+    fn index(self) -> usize {
+        self as usize
     }
 }
 
-impl<W: Merge> WorkQueue<W> {
-    /// Adds an item due at `due` (`now` or later), or merges it into the waiting one.
-    pub fn push(
-        &mut self,
-        key: Key,
-        priority: Priority,
-        due: Instant,
-        now: Instant,
-        work: W,
-    ) -> Pushed {
-        if let Some(entry) = self.waiting.get_mut(&key) {
-            if !entry.parked {
-                self.ready[entry.priority as usize].remove(&(entry.due, entry.seq, key.clone()));
-            }
-            self.depth[entry.priority as usize] -= 1;
-            entry.work.merge(work);
-            entry.priority = entry.priority.min(priority);
-            entry.due = entry.due.min(due);
-            self.depth[entry.priority as usize] += 1;
-            if !entry.parked {
-                self.ready[entry.priority as usize].insert((entry.due, entry.seq, key));
-            }
-            return Pushed::Merged;
-        }
-        self.seq += 1;
-        let parked = self.in_flight.contains(&key);
-        if !parked {
-            self.ready[priority as usize].insert((due, self.seq, key.clone()));
-        }
-        self.depth[priority as usize] += 1;
-        self.waiting.insert(
-            key,
-            Entry {
-                priority,
-                due,
-                since: now,
-                seq: self.seq,
-                work,
-                parked,
-            },
-        );
-        Pushed::New
-    }
-
-    /// The next item to work on now, if any may start with `max_in_flight` at once.
-    pub fn pop(&mut self, now: Instant, max_in_flight: usize) -> Option<Popped<W>> {
-        if self.exclusive_in_flight || self.in_flight.len() >= max_in_flight {
-            return None;
-        }
-        let head = |set: &BTreeSet<(Instant, u64, Key)>| {
-            set.first().filter(|(due, ..)| *due <= now).cloned()
-        };
-        let [recover, change, resync] = [0, 1, 2].map(|p| head(&self.ready[p]));
-        let fair_turn = self.picks + 1 >= FAIR_EVERY;
-        let (priority, chosen) = match (recover, change, resync) {
-            (Some(r), _, _) => (Priority::Recover, r),
-            (None, Some(c), Some(s)) => {
-                let older = self.waiting[&s.2].since < self.waiting[&c.2].since;
-                if fair_turn && older {
-                    (Priority::Resync, s)
-                } else {
-                    (Priority::Change, c)
-                }
-            }
-            (None, Some(c), None) => (Priority::Change, c),
-            (None, None, Some(s)) => (Priority::Resync, s),
-            (None, None, None) => return None,
-        };
-        let key = chosen.2.clone();
-        if key.exclusive() && !self.in_flight.is_empty() {
-            return None;
-        }
-        if priority != Priority::Recover {
-            self.picks = if fair_turn { 0 } else { self.picks + 1 };
-        }
-        self.ready[priority as usize].remove(&chosen);
-        let entry = self.waiting.remove(&key)?;
-        self.depth[priority as usize] -= 1;
-        self.exclusive_in_flight = key.exclusive();
-        self.in_flight.insert(key.clone());
-        Some(Popped {
-            key,
-            priority,
-            work: entry.work,
-            waited: now.saturating_duration_since(entry.since),
-        })
-    }
-
-    /// The work on `key` is over; an item that waited for it may now be handed out.
-    pub fn done(&mut self, key: &Key) {
-        self.in_flight.remove(key);
-        if key.exclusive() {
-            self.exclusive_in_flight = false;
-        }
-        if let Some(entry) = self.waiting.get_mut(key).filter(|e| e.parked) {
-            entry.parked = false;
-            self.ready[entry.priority as usize].insert((entry.due, entry.seq, key.clone()));
-        }
-    }
-
-    /// When the earliest waiting item falls due (it may still wait for the work in flight).
-    pub fn next_due(&self) -> Option<Instant> {
-        self.ready
-            .iter()
-            .filter_map(|set| set.first().map(|(due, ..)| *due))
-            .min()
-    }
-
-    /// Waiting items by priority (parked ones included).
-    pub fn depth(&self) -> [usize; 3] {
-        self.depth
-    }
-
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
-    }
-
-    pub fn is_idle(&self) -> bool {
-        self.waiting.is_empty() && self.in_flight.is_empty()
-    }
-
-    /// Every waiting item, taken out (for shutdown).
-    pub fn drain(&mut self) -> Vec<W> {
-        self.ready = Default::default();
-        self.depth = [0; 3];
-        self.waiting.drain().map(|(_, e)| e.work).collect()
-    }
-}
-
-/// `max_writes_per_minute` as a sliding window: at most `limit` writes in any 60 s.
-#[derive(Debug, Default)]
-pub struct RateLimit {
-    limit: Option<usize>,
-    writes: VecDeque<Instant>,
-}
-
-pub const RATE_WINDOW: Duration = Duration::from_secs(60);
-
-impl RateLimit {
-    pub fn new(per_minute: Option<u32>) -> RateLimit {
-        RateLimit {
-            limit: per_minute.map(|n| n.max(1) as usize),
-            writes: VecDeque::new(),
-        }
-    }
-
-    /// When `1 + reserved` more writes fit in the window: `None` for now.
-    pub fn ready_at(&mut self, now: Instant, reserved: usize) -> Option<Instant> {
-        let limit = self.limit?;
-        while self
-            .writes
-            .front()
-            .is_some_and(|at| *at + RATE_WINDOW <= now)
-        {
-            self.writes.pop_front();
-        }
-        let used = self.writes.len() + reserved;
-        if used < limit {
-            return None;
-        }
-        // The write that must leave the window first.
-        let index = used - limit;
-        Some(match self.writes.get(index) {
-            Some(at) => *at + RATE_WINDOW,
-            None => now + RATE_WINDOW,
-        })
-    }
-
-    /// A write was sent at `now`.
-    pub fn record(&mut self, now: Instant) {
-        if self.limit.is_some() {
-            self.writes.push_back(now);
-        }
-    }
-}
-
-/// The requeue schedule of a failed item: exponential from `min`, capped at `max`, with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub min: Duration,
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// The wait after `failures` failures in a row; `jitter` in [0, 1) takes up to half off,
-    /// so many items that failed together do not come back together.
-    pub fn delay(&self, failures: u32, jitter: f64) -> Duration {
-        let exponent = failures.saturating_sub(1).min(20);
-        let capped = self.min.saturating_mul(1 << exponent).min(self.max);
-        capped.mul_f64(1.0 - jitter.clamp(0.0, 1.0) / 2.0)
-    }
-}
+/// A target's queue.
+pub type TargetQueue<W> = WorkQueue<Key, Priority, W>;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
     use super::*;
+    use crate::queue::{Backoff, FAIR_EVERY, Merge, Pushed, RATE_WINDOW, RateLimit};
 
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     struct Tags(Vec<&'static str>);
@@ -339,7 +89,7 @@ mod tests {
     #[test]
     fn an_item_for_a_waiting_key_merges_and_the_more_urgent_wins() {
         let now = Instant::now();
-        let mut q = WorkQueue::default();
+        let mut q = TargetQueue::default();
         let later = now + Duration::from_secs(5);
         assert_eq!(
             q.push(stream("a"), Priority::Resync, later, now, tag("x")),
@@ -372,7 +122,7 @@ mod tests {
     #[test]
     fn a_key_in_flight_is_never_handed_out_twice() {
         let now = Instant::now();
-        let mut q = WorkQueue::default();
+        let mut q = TargetQueue::default();
         q.push(stream("a"), Priority::Change, now, now, tag("1"));
         q.push(stream("b"), Priority::Change, now, now, tag("b"));
         let first = q.pop(now, 4).unwrap();
@@ -389,7 +139,7 @@ mod tests {
     #[test]
     fn recoveries_go_first_and_items_wait_until_due() {
         let now = Instant::now();
-        let mut q = WorkQueue::default();
+        let mut q = TargetQueue::default();
         q.push(stream("resync"), Priority::Resync, now, now, tag("r"));
         q.push(stream("change"), Priority::Change, now, now, tag("c"));
         q.push(
@@ -420,7 +170,7 @@ mod tests {
     #[test]
     fn a_low_item_is_not_starved_by_a_steady_stream_of_changes() {
         let start = Instant::now();
-        let mut q = WorkQueue::default();
+        let mut q = TargetQueue::default();
         q.push(stream("low"), Priority::Resync, start, start, tag("low"));
         let mut picked_at = None;
         for i in 0..100u64 {
@@ -448,7 +198,7 @@ mod tests {
     #[test]
     fn target_wide_work_runs_alone() {
         let now = Instant::now();
-        let mut q = WorkQueue::default();
+        let mut q = TargetQueue::default();
         q.push(stream("a"), Priority::Change, now, now, tag("a"));
         q.push(Key::All, Priority::Change, now, now, tag("all"));
         q.push(stream("b"), Priority::Change, now, now, tag("b"));

@@ -1,7 +1,7 @@
 //! A target's worker: the only code that writes to its server.
 //!
 //! It owns the target's client, the target's rows of the ledger (mirrored in memory) and a
-//! [`WorkQueue`]. Everything else only asks it for work through a [`WorkerHandle`]: converge a
+//! [`TargetQueue`]. Everything else only asks it for work through a [`WorkerHandle`]: converge a
 //! stream, converge everything, recover a stream, restart the server. Invariants:
 //! - every write is bracketed by the ledger: intend before, record (or forget) after, so a
 //!   crash at any point converges at the next run with no orphan and no duplicate;
@@ -27,11 +27,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{Action, DeletePolicy, Step, mass_delete, plan_target, step_for};
-use super::queue::{Backoff, Key, Merge, Priority, RateLimit, WorkQueue};
+use super::queue::{Key, Priority, TargetQueue};
 use super::report::{Outcome, StepReport};
 use super::ticket::{Ticket, Tickets};
 use crate::camera::Camera;
 use crate::ledger::{Fingerprint, Ledger, Owned};
+use crate::queue::{Backoff, Merge, Pushed, RateLimit};
 use crate::source::Inventory;
 use crate::target::{Applied, BatchTarget, Change, Target, TargetError};
 
@@ -350,7 +351,7 @@ pub fn spawn(
         shared,
         settings,
         jitter: parts.jitter,
-        queue: WorkQueue::default(),
+        queue: TargetQueue::default(),
         requests: rx,
         running: JoinSet::new(),
         failures: HashMap::new(),
@@ -469,7 +470,7 @@ struct Worker {
     shared: Arc<Shared>,
     settings: WorkerSettings,
     jitter: fn() -> f64,
-    queue: WorkQueue<Work>,
+    queue: TargetQueue<Work>,
     requests: mpsc::UnboundedReceiver<Request>,
     running: JoinSet<Finished>,
     failures: HashMap<String, Failures>,
@@ -526,7 +527,7 @@ impl Worker {
         if self
             .queue
             .push(request.key, request.priority, due, now, request.work)
-            == super::queue::Pushed::Merged
+            == Pushed::Merged
         {
             self.stats.merged += 1;
         }
@@ -595,7 +596,7 @@ impl Worker {
                     if self
                         .queue
                         .push(Key::Stream(stream), priority, now, now, child)
-                        == super::queue::Pushed::Merged
+                        == Pushed::Merged
                     {
                         self.stats.merged += 1;
                     }
