@@ -16,11 +16,13 @@
 //!   [`ledger`] (what camsync owns, crash-safe), [`target`] (the servers: one folder per kind,
 //!   [`target::go2rtc`] and [`target::mediamtx`], each with its API client, its file flavour
 //!   and the rules a camera must meet there — leaves that [`camera`] and [`profile`] read).
+//! - Resolving: [`resolve`] (cameras whose URL expires: Nest streams kept alive through a
+//!   rate-limited command queue per account).
 //! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
 //!   [`camera`] (what a validated camera is).
 //! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),
-//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`, [`queue`] (a keyed
-//!   work queue with priorities and rate limits, pure).
+//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`, `http_body`,
+//!   [`queue`] (a keyed work queue with levels, rate limit and backoff; pure).
 //!
 //! Beside this crate, in the workspace: `camsync-formats` (crates/formats: reading and editing
 //! YAML, framing RTSP messages), which camsync and its simulators share, and `camsync-sim`
@@ -41,12 +43,14 @@ mod demo;
 mod echo;
 pub mod events;
 pub mod health;
+mod http_body;
 pub mod ledger;
 pub mod metrics;
 mod output;
 pub mod profile;
 pub mod queue;
 pub mod reconcile;
+pub mod resolve;
 pub mod secret;
 pub mod source;
 pub mod status;

@@ -289,3 +289,10 @@ impl Backoff {
         capped.mul_f64(1.0 - jitter.clamp(0.0, 1.0) / 2.0)
     }
 }
+
+/// A random value in [0, 1), for backoff jitter.
+pub fn random_jitter() -> f64 {
+    let mut bytes = [0u8; 2];
+    let _ = getrandom::fill(&mut bytes);
+    f64::from(u16::from_le_bytes(bytes)) / 65_536.0
+}

@@ -164,7 +164,7 @@ impl TargetMonitor {
             rtsp,
             settings,
             prober,
-            jitter: crate::reconcile::worker::random_jitter,
+            jitter: crate::queue::random_jitter,
             pairs: BTreeMap::new(),
             last_server_restart: None,
             proxy_refused: false,

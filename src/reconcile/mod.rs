@@ -247,7 +247,7 @@ impl Reconciler {
             targets: self.targets.clone(),
             ledger: self.ledger.clone(),
             observer,
-            jitter: worker::random_jitter,
+            jitter: crate::queue::random_jitter,
         };
         Workers::start(parts, shutdown, tasks)
     }

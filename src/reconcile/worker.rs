@@ -704,13 +704,6 @@ impl Worker {
     }
 }
 
-/// A random value in [0, 1), for backoff jitter.
-pub fn random_jitter() -> f64 {
-    let mut bytes = [0u8; 2];
-    let _ = getrandom::fill(&mut bytes);
-    f64::from(u16::from_le_bytes(bytes)) / 65_536.0
-}
-
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,

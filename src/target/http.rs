@@ -11,6 +11,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 
 use super::TargetError;
 use crate::config::TargetConfig;
+use crate::http_body::BodyError;
 use crate::secret::{Secret, redact};
 
 /// The largest answer body read from a server (64 MiB: a list of 100,000 streams fits).
@@ -97,35 +98,19 @@ impl ApiClient {
     async fn read_body(
         &self,
         op: &str,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
         limit: usize,
     ) -> Result<String, TargetError> {
-        let too_large = || TargetError::TooLarge {
-            target: self.target.clone(),
-            op: op.to_owned(),
-            limit,
-        };
-        if response
-            .content_length()
-            .is_some_and(|announced| announced > limit as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        crate::http_body::read(response, limit)
             .await
-            .map_err(|e| self.transport_error(op, e))?
-        {
-            if body.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(match String::from_utf8(body) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+            .map_err(|e| match e {
+                BodyError::TooLarge => TargetError::TooLarge {
+                    target: self.target.clone(),
+                    op: op.to_owned(),
+                    limit,
+                },
+                BodyError::Transport(e) => self.transport_error(op, e),
+            })
     }
 
     /// An answer the caller did not expect.
