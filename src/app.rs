@@ -26,6 +26,8 @@ pub enum AppError {
     Status(#[from] crate::status::StatusError),
     #[error(transparent)]
     File(#[from] crate::atomic_file::AtomicWriteError),
+    #[error(transparent)]
+    Nest(#[from] crate::resolve::sdm::SdmError),
     #[error(
         "cannot serve the HTTP API on {addr} (config `api.listen`): {source}; choose a free address and port"
     )]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use crate::config::TargetKind;
+use crate::config::{NestAccountConfig, TargetKind};
 use crate::echo::Echo;
 use crate::profile::Profiles;
 use crate::secret::{Secret, redact};
@@ -42,6 +42,27 @@ pub struct CameraSpec {
     /// Pins the camera to this shard when camsync runs sharded (`shard:` in camsync.yaml);
     /// without it the camera's name picks its shard. Ignored when not sharded.
     pub shard: Option<u32>,
+    /// A Google Nest camera: its stream URL is generated through the account's SDM API and
+    /// expires (instead of `url`).
+    pub nest: Option<NestSpec>,
+}
+
+/// `nest:` of a camera record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NestSpec {
+    /// An account of `nest_accounts:` in camsync.yaml.
+    pub account: String,
+    /// The device id, or its full name `enterprises/<project>/devices/<id>`.
+    pub device: String,
+}
+
+/// A validated `nest:`: the account and the device's full name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NestDevice {
+    pub account: String,
+    /// `enterprises/<project>/devices/<id>`.
+    pub device: String,
 }
 
 /// What a spec is validated against.
@@ -54,6 +75,8 @@ pub struct ValidationContext<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// The password files read so far in this validation pass.
     pub secret_files: SecretFiles,
+    /// The accounts `nest:` may name.
+    pub nest_accounts: &'a [NestAccountConfig],
     /// The cameras of the last pass, and those of this one.
     earlier: Validated,
     now: RefCell<Validated>,
@@ -72,9 +95,16 @@ impl<'a> ValidationContext<'a> {
             profiles,
             env,
             secret_files: SecretFiles::default(),
+            nest_accounts: &[],
             earlier: Validated::default(),
             now: RefCell::default(),
         }
+    }
+
+    /// Lets `nest:` name these accounts.
+    pub fn with_nest_accounts(mut self, accounts: &'a [NestAccountConfig]) -> Self {
+        self.nest_accounts = accounts;
+        self
     }
 
     /// Lets this pass reuse the cameras of an earlier one against the same targets and profiles
@@ -142,10 +172,23 @@ pub struct Camera {
     pub mediamtx: MediamtxFields,
     /// The shard the record pins the camera to, if any (see [`crate::source::shard`]).
     pub shard: Option<u32>,
+    /// Set for a Nest camera: `sources` is empty until its stream is resolved.
+    pub nest: Option<NestDevice>,
 }
 
 impl Camera {
+    /// Whether the camera belongs on `target` now (enabled, assigned, with a source).
     pub fn wants_target(&self, target: &str) -> bool {
+        self.assigned(target) && !self.sources.is_empty()
+    }
+
+    /// Assigned to `target` but without a source until its URL is resolved: neither written
+    /// nor deleted there meanwhile.
+    pub fn awaits_source(&self, target: &str) -> bool {
+        self.assigned(target) && self.sources.is_empty()
+    }
+
+    fn assigned(&self, target: &str) -> bool {
         self.enabled && self.targets.as_ref().is_none_or(|t| t.contains(target))
     }
 }
@@ -159,6 +202,9 @@ pub struct SourceUrl {
     authority_at: Option<usize>,
     username: Option<String>,
     password: Option<Secret>,
+    /// A query that carries a token (a resolved stream's `?auth=…`), kept apart like the
+    /// password: appended only by [`SourceUrl::expose`].
+    query: Option<Secret>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -203,6 +249,8 @@ pub enum CameraError {
         target: String,
         url: String,
     },
+    #[error("camera {}: nest: {reason}", Echo(.name))]
+    Nest { name: String, reason: String },
     #[error("camera {}: duplicate name (first defined {first})", Echo(.name))]
     Duplicate { name: String, first: String },
 }
@@ -256,13 +304,29 @@ impl CameraSpec {
         if let Err(reason) = check_stream_name(&name) {
             return Err(CameraError::InvalidName { name, reason });
         }
+        let password = password?;
+        let nest = match self.nest {
+            None => None,
+            Some(spec) => {
+                let given_url = self.url.is_some() || self.urls.is_some();
+                let given_credentials = self.username.is_some() || password.is_some();
+                Some(
+                    nest_device(spec, given_url, given_credentials, ctx).map_err(|reason| {
+                        CameraError::Nest {
+                            name: name.clone(),
+                            reason,
+                        }
+                    })?,
+                )
+            }
+        };
         let raw_urls = match (self.url, self.urls) {
+            _ if nest.is_some() => Vec::new(),
             (Some(_), Some(_)) => return Err(CameraError::UrlAndUrls { name }),
             (Some(url), None) => vec![url],
             (None, Some(urls)) if !urls.is_empty() => urls,
             _ => return Err(CameraError::NoUrl { name }),
         };
-        let password = password?;
         if password.is_some() && self.username.is_none() {
             return Err(CameraError::PasswordWithoutUser { name });
         }
@@ -313,13 +377,26 @@ impl CameraSpec {
         let mediamtx_target = ctx.targets.iter().find(|(t, kind)| {
             kind.is_mediamtx() && targets.as_ref().is_none_or(|set| set.contains(*t))
         });
-        if let Some((target, _)) = mediamtx_target
-            && !mediamtx::can_pull(sources[0].scheme())
+        if let (Some((target, _)), Some(first)) = (mediamtx_target, sources.first())
+            && !mediamtx::can_pull(first.scheme())
         {
             return Err(CameraError::NotForMediamtx {
                 name,
                 target: target.clone(),
-                url: sources[0].redacted(),
+                url: first.redacted(),
+            });
+        }
+        let file_target = ctx.targets.iter().find(|(t, kind)| {
+            kind.is_file() && targets.as_ref().is_none_or(|set| set.contains(*t))
+        });
+        if let (Some(_), Some((target, _))) = (&nest, file_target) {
+            return Err(CameraError::Nest {
+                name,
+                reason: format!(
+                    "file target {} reads its file only at its start, and a Nest stream's URL \
+                     expires within minutes; limit the camera's `targets` to API targets",
+                    Echo(target)
+                ),
             });
         }
         let mediamtx =
@@ -338,6 +415,7 @@ impl CameraSpec {
             enabled: self.enabled.unwrap_or(true),
             mediamtx,
             shard: self.shard,
+            nest,
         })
     }
 
@@ -366,6 +444,37 @@ impl CameraSpec {
             }),
         }
     }
+}
+
+/// A `nest:` checked against the config's accounts.
+fn nest_device(
+    spec: NestSpec,
+    given_url: bool,
+    given_credentials: bool,
+    ctx: &ValidationContext<'_>,
+) -> Result<NestDevice, String> {
+    if given_url {
+        return Err("give either `url`/`urls` or `nest`, not both".into());
+    }
+    if given_credentials {
+        return Err("a Nest camera takes no username or password (its account has them)".into());
+    }
+    let Some(account) = ctx.nest_accounts.iter().find(|a| a.name == spec.account) else {
+        let known: BTreeSet<String> = ctx.nest_accounts.iter().map(|a| a.name.clone()).collect();
+        return Err(format!(
+            "unknown nest account {} (nest_accounts in the config: {})",
+            Echo(&spec.account),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                join(&known)
+            }
+        ));
+    };
+    Ok(NestDevice {
+        device: account.device_name(&spec.device)?,
+        account: spec.account,
+    })
 }
 
 fn join(names: &BTreeSet<String>) -> String {
@@ -409,6 +518,7 @@ impl SourceUrl {
                 authority_at: None,
                 username: None,
                 password: None,
+                query: None,
             });
         };
         let inner_start = raw[..sep]
@@ -446,7 +556,21 @@ impl SourceUrl {
             authority_at: Some(authority_at),
             username,
             password,
+            query: None,
         })
+    }
+
+    /// A resolved stream's URL, whose query is a secret (a token): shown as `?***`.
+    pub fn resolved(url: &Secret) -> Result<SourceUrl, String> {
+        let (base, query) = match url.expose().split_once('?') {
+            Some((base, query)) => (base, Some(Secret::new(query))),
+            None => (url.expose(), None),
+        };
+        let source = SourceUrl::parse(base)?;
+        if source.username.is_some() {
+            return Err("a resolved URL carries no user or password".into());
+        }
+        Ok(SourceUrl { query, ..source })
     }
 
     fn with_credentials(
@@ -475,22 +599,36 @@ impl SourceUrl {
     }
 
     /// The source with its password replaced by `placeholder` (e.g. `${VAR}`), for a file a
-    /// server expands at start.
+    /// server expands at start. (A resolved URL never goes into a file: its query expires.)
     pub fn with_password_placeholder(&self, placeholder: &str) -> String {
-        self.assemble(|_| placeholder.to_owned())
+        self.assemble(|_| placeholder.to_owned(), "***")
     }
 
     /// The source with credentials in it: only for the request that sends it.
     pub fn expose(&self) -> String {
-        self.assemble(|p| utf8_percent_encode(p.expose(), USERINFO).to_string())
+        let query = self.query.as_ref().map_or("", Secret::expose);
+        self.assemble(
+            |p| utf8_percent_encode(p.expose(), USERINFO).to_string(),
+            query,
+        )
     }
 
-    /// The source with the password shown as `***`: for logs, errors and output.
+    /// The source with the password (and a secret query) shown as `***`: for logs, errors and
+    /// output.
     pub fn redacted(&self) -> String {
-        self.assemble(|_| "***".to_owned())
+        self.assemble(|_| "***".to_owned(), "***")
     }
 
-    fn assemble(&self, password: impl Fn(&Secret) -> String) -> String {
+    fn assemble(&self, password: impl Fn(&Secret) -> String, query: &str) -> String {
+        let mut assembled = self.with_userinfo(password);
+        if self.query.is_some() {
+            assembled.push('?');
+            assembled.push_str(query);
+        }
+        assembled
+    }
+
+    fn with_userinfo(&self, password: impl Fn(&Secret) -> String) -> String {
         let (Some(at), Some(user)) = (self.authority_at, &self.username) else {
             return self.template.clone();
         };
@@ -526,6 +664,7 @@ impl Camera {
             preload: false,
             mediamtx: Default::default(),
             shard: None,
+            nest: None,
         }
     }
 }

@@ -5,7 +5,9 @@
 //! source change or a webhook converges the cameras that changed (or were named); the resync
 //! timer converges everything at low priority; the workers' restart checks and the health
 //! monitor's verdicts go to the workers directly. An inventory that cannot be read keeps the
-//! last good one in force and deletes nothing. What happens is recorded in [`Activity`]
+//! last good one in force and deletes nothing. Nest cameras get their stream URL from the
+//! [`Resolver`]: the inventory the workers see is the source's with each resolved URL in, and
+//! a new stream from Google converges that camera. What happens is recorded in [`Activity`]
 //! (events, metrics, per-camera status) for the API.
 //!
 //! Shutdown: the loop stops enqueueing, each worker finishes the write in flight, the API
@@ -34,6 +36,7 @@ use crate::reconcile::queue::Priority;
 use crate::reconcile::report::StepReport;
 use crate::reconcile::worker::{Observer, QueueStats};
 use crate::reconcile::{Workers, changed};
+use crate::resolve::Resolver;
 use crate::source::{Changes, Inventory, Source};
 
 /// How long the daemon's tasks get to finish after shutdown is requested.
@@ -222,6 +225,7 @@ async fn run_loop(
         );
     }
     let source = Arc::new(Source::new(&config));
+    let resolver = Arc::new(Resolver::start(&config)?);
     if let Some(listener) = api {
         let state = ApiState::new(ApiParts {
             config: config.api.clone(),
@@ -230,6 +234,7 @@ async fn run_loop(
             targets: config.targets.iter().map(api::TargetInfo::new).collect(),
             plan: Arc::new(reconciler),
             source: source.clone(),
+            resolver: resolver.clone(),
             shutdown: shutdown.clone(),
         });
         let server = api::serve(listener, state, shutdown.clone());
@@ -251,6 +256,8 @@ async fn run_loop(
         workers,
         activity,
         progress,
+        resolver: resolver.clone(),
+        read: None,
         loaded: None,
         finishing: None,
         started: 0,
@@ -275,6 +282,7 @@ async fn run_loop(
             changed = next_change(&mut changes) => if changed {
                 daemon.reload_and_sync(Asked::default(), Priority::Change).await;
             },
+            () = resolver.changed() => daemon.apply_resolutions(),
             _ = daemon.activity.sync_requested() => {
                 daemon.gather_requests().await;
                 daemon.reload_and_sync(Asked::default(), Priority::Change).await;
@@ -302,7 +310,10 @@ struct Daemon {
     workers: Arc<Workers>,
     activity: Arc<Activity>,
     progress: watch::Sender<Progress>,
-    /// The last inventory read successfully.
+    resolver: Arc<Resolver>,
+    /// The last inventory read successfully, as the source gave it.
+    read: Option<Arc<Inventory>>,
+    /// It with the resolved URLs in: what the workers see.
     loaded: Option<Arc<Inventory>>,
     /// The last sync started, until it has finished.
     finishing: Option<tokio::task::JoinHandle<()>>,
@@ -327,11 +338,34 @@ impl Daemon {
         let _ = tokio::time::timeout_at(last_start + COALESCE, done).await;
     }
 
-    /// Reads the inventory again and enqueues a sync: of everything when `asked` (or a pending
-    /// request) says so, else of the cameras that changed or were named.
+    /// Reads the inventory again and enqueues a sync (see [`Daemon::sync`]).
     async fn reload_and_sync(&mut self, asked: Asked, priority: Priority) {
         let before = self.loaded.clone();
         self.reload().await;
+        self.sync(before, asked, priority);
+    }
+
+    /// Puts the resolvers' new streams into the inventory and converges the cameras whose
+    /// stream changed.
+    fn apply_resolutions(&mut self) {
+        let Some(read) = self.read.clone() else {
+            return;
+        };
+        let before = self.loaded.clone();
+        let resolved = self.resolver.apply(&read);
+        if before
+            .as_ref()
+            .is_some_and(|b| changed(b, &resolved).is_empty())
+        {
+            return;
+        }
+        self.publish(resolved);
+        self.sync(before, Asked::default(), Priority::Change);
+    }
+
+    /// Enqueues a sync of the inventory in force: of everything when `asked` (or a pending
+    /// request) says so, else of the cameras that changed since `before` or were named.
+    fn sync(&mut self, before: Option<Arc<Inventory>>, asked: Asked, priority: Priority) {
         let Some(current) = self.loaded.clone() else {
             tracing::warn!("no valid inventory yet; nothing synced");
             return;
@@ -392,9 +426,10 @@ impl Daemon {
                     rejected = fresh.rejected.len(),
                     "inventory loaded"
                 );
-                self.activity.inventory_loaded(fresh.clone());
-                self.workers.publish(fresh.clone());
-                self.loaded = Some(fresh);
+                self.resolver.want(&fresh);
+                let resolved = self.resolver.apply(&fresh);
+                self.read = Some(fresh);
+                self.publish(resolved);
                 self.progress.send_modify(|s| s.inventory_loads += 1);
             }
             Err(e) => {
@@ -406,6 +441,14 @@ impl Daemon {
                 });
             }
         }
+    }
+}
+
+impl Daemon {
+    fn publish(&mut self, inventory: Arc<Inventory>) {
+        self.activity.inventory_loaded(inventory.clone());
+        self.workers.publish(inventory.clone());
+        self.loaded = Some(inventory);
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Popped<K, P, W> {
     pub work: W,
     /// From its first enqueueing to now.
     pub waited: Duration,
+    /// From when it fell due to now.
+    pub overdue: Duration,
 }
 
 /// Whether [`WorkQueue::push`] made a new entry or merged into one.
@@ -182,6 +184,7 @@ impl<K: QueueKey, P: Level, W: Merge> WorkQueue<K, P, W> {
             priority,
             work: entry.work,
             waited: now.saturating_duration_since(entry.since),
+            overdue: now.saturating_duration_since(entry.due),
         })
     }
 

@@ -1051,6 +1051,7 @@ async fn a_client_that_falls_behind_is_told_how_many_events_it_missed() {
         targets: Vec::new(),
         plan: Arc::new(plan),
         source: Arc::new(camsync::source::Source::new(&unused_config())),
+        resolver: Arc::new(camsync::resolve::Resolver::start(&unused_config()).unwrap()),
         shutdown: shutdown.clone(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use camsync::config::NestAccountConfig;
 use camsync::health::probe::Probe;
 use camsync::resolve::nest::{Command, NestAccount, Resolutions, Settings, StreamState};
-use camsync::resolve::sdm::{Account, Sdm, SdmClient, SdmError, StreamGrant};
+use camsync::resolve::sdm::{Sdm, SdmClient, SdmError, StreamGrant};
 use camsync::secret::Secret;
 use camsync_sim::nest::{NestSim, NestSimOptions};
 use tokio::time::Instant;
@@ -402,11 +403,14 @@ async fn the_simulators_streams_stay_playable_through_extensions() {
     .await
     .unwrap();
     let options = NestSimOptions::default();
-    let account = Account {
+    let account = NestAccountConfig {
         name: "home".into(),
+        project_id: options.project.clone(),
         client_id: options.client_id.clone(),
         client_secret: Secret::new(options.client_secret.clone()),
         refresh_token: Secret::new(options.refresh_token.clone()),
+        max_per_minute: 600,
+        renew_before: Duration::from_secs(2),
         sdm_url: sim.sdm_url().parse().unwrap(),
         token_url: sim.token_url().parse().unwrap(),
         timeout: Duration::from_secs(5),

@@ -13,6 +13,7 @@ use camsync::api::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use camsync::daemon::{Progress, run_with_progress};
 use camsync::ledger::Ledger;
 use camsync_sim::go2rtc::Go2rtcSimOptions;
+use camsync_sim::nest::{NestSim, NestSimOptions};
 use common::*;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -261,6 +262,7 @@ async fn drive_the_api(base: &str, change: impl FnOnce()) -> String {
         "/v1/cameras",
         "/v1/cameras/front",
         "/v1/cameras/inline",
+        "/v1/cameras/porch",
         "/v1/syncs/1",
         "/v1/syncs/2",
     ] {
@@ -298,12 +300,47 @@ async fn the_password_appears_nowhere_in_the_api_the_events_the_metrics_or_the_l
         ..Default::default()
     })
     .await;
-    api_config(&f);
+    // A Nest camera whose streams last seconds: tokens come and go while the test runs.
+    let nest = NestSim::start(NestSimOptions {
+        stream_lifetime: Duration::from_secs(3),
+        commands_per_minute: 600,
+        ..NestSimOptions::default()
+    })
+    .await
+    .unwrap();
+    let sim = NestSimOptions::default();
+    std::fs::write(f.path("hook.key"), HOOK_KEY).unwrap();
+    std::fs::write(f.path("nest.secret"), &sim.client_secret).unwrap();
+    std::fs::write(f.path("nest.token"), &sim.refresh_token).unwrap();
+    f.write_config(&format!(
+        "api:\n  listen: 127.0.0.1:0\n  webhook_secret_file: hook.key\n\
+         nest_accounts:\n  - name: home\n    project_id: {}\n    client_id: {}\n    \
+         client_secret_file: nest.secret\n    refresh_token_file: nest.token\n    \
+         max_per_minute: 600\n    renew_before: 2s\n    sdm_url: {}\n    token_url: {}\n",
+        sim.project,
+        sim.client_id,
+        nest.sdm_url(),
+        nest.token_url()
+    ));
+    // Every secret of the Nest camera: the account's, and those Google hands out (the
+    // simulator's access, stream and extension tokens carry these markers).
+    let no_nest_secret = |text: &str| {
+        for secret in [
+            sim.client_secret.as_str(),
+            sim.refresh_token.as_str(),
+            "ya29.sim-access",
+            "sim-stream-",
+            "sim-extension-",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked into:\n{text}");
+        }
+    };
     let cameras = |path: &str| {
         format!(
             "{}  - name: inline\n    url: rtsp://admin:{PASSWORD}@192.0.2.30/{path}\n\
              \x20 - name: nested\n    url: ffmpeg:rtsp://admin:{PASSWORD}@192.0.2.31/y#video=copy\n\
-             \x20 - name: broken\n    url: rtsp://admin:{PASSWORD}@192.0.2.32/z\n    password: also\n",
+             \x20 - name: broken\n    url: rtsp://admin:{PASSWORD}@192.0.2.32/z\n    password: also\n\
+             \x20 - name: porch\n    nest:\n      account: home\n      device: cam-1\n",
             inventory(&[("front", "rtsp://192.0.2.10/a")])
         )
     };
@@ -312,6 +349,8 @@ async fn the_password_appears_nowhere_in_the_api_the_events_the_metrics_or_the_l
         let daemon = Daemon::start(&f, &["--log", "trace", "--log-format", format]);
         let base = daemon.api().await;
         daemon.wait_log("sync done").await;
+        let porch = || f.go2rtc.stream_sources("porch").is_some();
+        assert!(eventually(DEADLINE, porch).await, "{}", daemon.log());
         let answers = drive_the_api(&base, || {
             std::fs::write(f.path("cameras.yaml"), cameras("after")).unwrap();
         })
@@ -323,7 +362,9 @@ async fn the_password_appears_nowhere_in_the_api_the_events_the_metrics_or_the_l
             "the rejected camera is reported"
         );
         assert!(answers.contains("admin:***@192.0.2.30"), "{answers}");
+        assert!(answers.contains("/sdm/cam-1?***"), "{answers}");
         assert_no_secret(&answers);
+        no_nest_secret(&answers);
 
         for output in [
             &["status", "--api", &base][..],
@@ -342,6 +383,7 @@ async fn the_password_appears_nowhere_in_the_api_the_events_the_metrics_or_the_l
             );
             assert!(text.contains("front"), "{text}");
             assert_no_secret(&text);
+            no_nest_secret(&text);
         }
 
         daemon.signal();
@@ -359,6 +401,7 @@ async fn the_password_appears_nowhere_in_the_api_the_events_the_metrics_or_the_l
         }
         assert!(log.contains("HTTP API listening") && log.contains("reconnect"));
         assert_no_secret(&log);
+        no_nest_secret(&log);
     }
 }
 

@@ -22,6 +22,7 @@ use crate::ledger::Owned;
 use crate::reconcile::report::OutcomeKind;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::QueueStats;
+use crate::resolve::nest::{QueueStats as NestQueueStats, StreamState};
 
 /// A target as the status page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +66,9 @@ pub struct CamerasView {
     pub targets: Vec<TargetInfo>,
     /// Each target's work queue.
     pub queues: BTreeMap<String, QueueStats>,
+    /// Each Nest account's command queue.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub nest_accounts: BTreeMap<String, NestQueueStats>,
     /// File targets without `api:`: camsync writes their file but cannot check that the
     /// server loaded it.
     pub unverified_targets: Vec<String>,
@@ -77,9 +81,27 @@ pub struct CameraView {
     pub name: String,
     pub enabled: bool,
     pub profile: String,
-    /// Sources with passwords shown as `***`.
+    /// Sources with passwords (and a Nest stream's token) shown as `***`.
     pub sources: Vec<String>,
+    /// A Nest camera's stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nest: Option<NestView>,
     pub targets: Vec<TargetView>,
+}
+
+/// A Nest camera's stream as its account's queue keeps it.
+#[derive(Debug, Serialize)]
+pub struct NestView {
+    pub account: String,
+    pub device: String,
+    /// `pending`, `live`, `degraded` or `over-quota`.
+    pub state: Option<StreamState>,
+    /// Streams generated for it so far (each a new upstream session).
+    pub generation: u64,
+    /// Seconds until the stream expires, if one is live.
+    pub expires_in_secs: Option<u64>,
+    pub failures: u32,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -119,8 +141,27 @@ fn view(state: &ApiState, camera: &Camera, owned: &BTreeMap<String, Arc<Owned>>)
         enabled: camera.enabled,
         profile: camera.profile.clone(),
         sources: camera.sources.iter().map(|s| s.redacted()).collect(),
+        nest: nest_view(state, camera),
         targets,
     }
+}
+
+fn nest_view(state: &ApiState, camera: &Camera) -> Option<NestView> {
+    let nest = camera.nest.as_ref()?;
+    let resolution = state.resolver.resolution(camera);
+    let now = tokio::time::Instant::now();
+    Some(NestView {
+        account: nest.account.clone(),
+        device: nest.device.clone(),
+        state: resolution.as_ref().map(|r| r.state),
+        generation: resolution.as_ref().map_or(0, |r| r.generation),
+        expires_in_secs: resolution
+            .as_ref()
+            .and_then(|r| r.expires)
+            .map(|e| e.saturating_duration_since(now).as_secs()),
+        failures: resolution.as_ref().map_or(0, |r| r.failures),
+        error: resolution.and_then(|r| r.error),
+    })
 }
 
 fn owned_everywhere(state: &ApiState) -> BTreeMap<String, Arc<Owned>> {
@@ -169,6 +210,11 @@ pub async fn list(
             .handles()
             .iter()
             .map(|w| (w.name().to_owned(), w.stats()))
+            .collect(),
+        nest_accounts: state
+            .resolver
+            .accounts()
+            .map(|(name, account)| (name.to_owned(), account.stats()))
             .collect(),
         unverified_targets: state.workers.unobserved().to_vec(),
         cameras,
@@ -234,7 +280,8 @@ pub struct ReconnectResult {
 
 /// Deletes and re-adds the camera's stream on every target (or `?target=`) where camsync owns
 /// it, through each target's worker. 200 when nothing failed, 502 otherwise; the body says per
-/// target.
+/// target. A Nest camera's stream is generated anew instead (202: the servers get the new
+/// stream when Google answers).
 pub async fn reconnect(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -242,6 +289,22 @@ pub async fn reconnect(
 ) -> Result<(StatusCode, Json<Reconnected>), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let camera = camera(&state, &name)?;
+    if state.resolver.regenerate(&camera) {
+        tracing::info!(camera = %name, "reconnect: a new Nest stream is generated");
+        state.activity.reconnected(
+            &name,
+            "nest",
+            "regenerating",
+            Some("a new stream is generated; the servers get it when Google answers"),
+        );
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(Reconnected {
+                camera: name,
+                targets: Vec::new(),
+            }),
+        ));
+    }
     let workers = state.workers.handles();
     if let Some(wanted) = &query.target
         && !workers.iter().any(|w| w.name() == wanted)

@@ -31,6 +31,18 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Value>) 
 
 /// `GET /metrics`: the OpenMetrics text exposition.
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    for (name, account) in state.resolver.accounts() {
+        let states: Vec<_> = account
+            .resolutions()
+            .borrow()
+            .values()
+            .map(|r| r.state)
+            .collect();
+        state
+            .activity
+            .metrics()
+            .nest_account(name, &account.stats(), &states);
+    }
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.activity.metrics().encode(),

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 mod api;
+mod nest;
 mod shard;
 mod source;
 
 pub use api::ApiConfig;
+pub use nest::NestAccountConfig;
 pub use shard::Shard;
 pub use source::{
     DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
@@ -61,6 +63,8 @@ pub struct Config {
     /// The most cameras an inventory may hold (this instance's shard; valid and rejected
     /// entries alike); a larger one is refused and the last good one stays in force.
     pub max_cameras: usize,
+    /// Google Device Access accounts, for cameras with `nest:`.
+    pub nest_accounts: Vec<NestAccountConfig>,
 }
 
 /// Reads environment variables for config and secrets (tests pass their own reader instead).
@@ -226,6 +230,8 @@ struct RawConfig {
     shard: Option<Spanned<shard::RawShard>>,
     retry: Option<RawRetry>,
     max_cameras: Option<Spanned<usize>>,
+    #[serde(default)]
+    nest_accounts: Vec<nest::RawNestAccount>,
 }
 
 #[derive(Deserialize)]
@@ -592,6 +598,7 @@ pub fn parse(
         shard,
         retry,
         max_cameras,
+        nest_accounts: nest::parse(raw.nest_accounts, base, env, &invalid)?,
     };
     apply_env(&mut config, env)?;
     Ok(config)

@@ -13,6 +13,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+
+use crate::queue::Level;
+use crate::resolve::nest::{Command, QueueStats as NestQueueStats, StreamState};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -90,6 +93,12 @@ struct ItemLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabels {
+    account: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
     status: u16,
@@ -139,6 +148,9 @@ pub struct Metrics {
     queue_wait: HistogramFamily<PriorityLabels>,
     queue_items: Family<ItemLabels, Gauge>,
     degraded: Family<TargetLabels, Gauge>,
+    nest_depth: Family<AccountLabels, Gauge>,
+    nest_commands: Family<AccountLabels, Gauge>,
+    nest_streams: Family<AccountLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -174,6 +186,9 @@ impl Metrics {
             queue_wait: Family::new_with_constructor(call_buckets),
             queue_items: Family::default(),
             degraded: Family::default(),
+            nest_depth: Family::default(),
+            nest_commands: Family::default(),
+            nest_streams: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -293,6 +308,21 @@ impl Metrics {
             m.degraded.clone(),
         );
         r.register(
+            "camsync_nest_queue_depth",
+            "Commands waiting in a Nest account's queue, by kind (extend, generate, stop)",
+            m.nest_depth.clone(),
+        );
+        r.register(
+            "camsync_nest_commands",
+            "Commands sent to Google since start per Nest account, by kind (extend, generate, stop) and failures (failed, rate_limited)",
+            m.nest_commands.clone(),
+        );
+        r.register(
+            "camsync_nest_streams",
+            "Wanted Nest cameras per account, by state (pending, live, degraded, over-quota)",
+            m.nest_streams.clone(),
+        );
+        r.register(
             "camsync_events_missed",
             "Events an event-stream client missed because it read too slowly",
             m.lagged_events.clone(),
@@ -382,6 +412,37 @@ impl Metrics {
                     priority: priority.name(),
                 })
                 .observe(waited.as_secs_f64());
+        }
+    }
+
+    /// A Nest account's queue figures and its cameras' states, as they are now.
+    pub fn nest_account(&self, account: &str, stats: &NestQueueStats, states: &[StreamState]) {
+        let labels = |kind| AccountLabels {
+            account: account.to_owned(),
+            kind,
+        };
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (command, depth) in Command::ORDER.into_iter().zip(stats.depth) {
+            self.nest_depth
+                .get_or_create(&labels(command.name()))
+                .set(depth as i64);
+        }
+        for (command, sent) in Command::ORDER.into_iter().zip(stats.executed) {
+            self.nest_commands
+                .get_or_create(&labels(command.name()))
+                .set(count(sent));
+        }
+        self.nest_commands
+            .get_or_create(&labels("failed"))
+            .set(count(stats.failed));
+        self.nest_commands
+            .get_or_create(&labels("rate_limited"))
+            .set(count(stats.rate_limited));
+        for state in StreamState::ALL {
+            let n = states.iter().filter(|s| **s == state).count();
+            self.nest_streams
+                .get_or_create(&labels(state.name()))
+                .set(n as i64);
         }
     }
 

@@ -352,9 +352,11 @@ impl Reconciler {
                 source,
             })?;
         let observed = target.list().await?;
+        let awaiting = inventory.awaiting_source(name);
         let policy = DeletePolicy {
             allow_mass_delete: self.allow_mass_delete,
             hold: !inventory.rejected.is_empty(),
+            awaiting: &awaiting,
         };
         Ok(plan_target(name, &desired, &owned, &observed, policy))
     }

@@ -6,13 +6,15 @@
 //! | yes     | no    | yes       | adopt (overwrite with ours, then owned)  |
 //! | yes     | yes   | no        | create (the server lost it)              |
 //! | yes     | yes   | yes       | update if the fingerprint differs or the last write is unconfirmed, else unchanged |
-//! | no      | yes   | yes       | delete (hold, while the inventory has rejected entries) |
+//! | no      | yes   | yes       | delete (hold, while the inventory has rejected entries or the camera waits for its URL) |
 //! | no      | yes   | no        | forget (drop from the ledger, no call)   |
 //! | no      | no    | yes       | nothing: not ours                        |
 //!
 //! An inventory with rejected entries is not trusted to say what is gone: a half-saved file
 //! reads as its first cameras plus one broken entry, and a typo in one camera must not take
-//! the others down. Its deletions are held until the inventory is whole again.
+//! the others down. Its deletions are held until the inventory is whole again. A camera whose
+//! stream URL is resolved at run time (Nest) and not resolved yet is neither written nor
+//! deleted: what was on the server stays until the URL is known.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -103,11 +105,24 @@ impl TargetPlan {
 
 /// What the plan may delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeletePolicy {
+pub struct DeletePolicy<'a> {
     /// Delete even more than half of what camsync owns (`--allow-mass-delete`).
     pub allow_mass_delete: bool,
     /// Hold every deletion: the inventory has rejected entries.
     pub hold: bool,
+    /// Streams whose camera waits for its URL to be resolved: held too.
+    pub awaiting: &'a BTreeSet<String>,
+}
+
+/// Why a deletion is held, if it is.
+pub fn held(hold_all: bool, awaiting_source: bool) -> Option<&'static str> {
+    if awaiting_source {
+        Some("not deleted: the camera waits for its stream URL to be resolved")
+    } else if hold_all {
+        Some("not deleted: the inventory has rejected entries; deletions wait until they are fixed")
+    } else {
+        None
+    }
 }
 
 pub fn plan_target(
@@ -115,7 +130,7 @@ pub fn plan_target(
     desired: &BTreeMap<String, Fingerprint>,
     owned: &Owned,
     observed: &BTreeSet<String>,
-    deletes: DeletePolicy,
+    deletes: DeletePolicy<'_>,
 ) -> TargetPlan {
     let names: BTreeSet<&String> = desired.keys().chain(owned.keys()).collect();
     let mut steps: Vec<Step> = names
@@ -126,7 +141,7 @@ pub fn plan_target(
                 desired.get(name),
                 owned.get(name),
                 observed.contains(name),
-                deletes.hold,
+                held(deletes.hold, deletes.awaiting.contains(name)),
             )
         })
         .collect();
@@ -151,7 +166,7 @@ pub fn step_for(
     desired: Option<&Fingerprint>,
     owned: Option<&Option<Fingerprint>>,
     on_server: bool,
-    hold: bool,
+    hold: Option<&'static str>,
 ) -> Step {
     let (action, reason) = match (desired, owned) {
         (Some(_), None) if on_server => (Action::Adopt, "already on the server; taking it over"),
@@ -160,10 +175,7 @@ pub fn step_for(
         (Some(_), Some(None)) => (Action::Update, "last write was not confirmed"),
         (Some(want), Some(Some(have))) if want != have => (Action::Update, "camera changed"),
         (Some(_), Some(Some(_))) => (Action::Unchanged, "up to date"),
-        (None, _) if on_server && hold => (
-            Action::Hold,
-            "not deleted: the inventory has rejected entries; deletions wait until they are fixed",
-        ),
+        (None, _) if on_server && let Some(why) = hold => (Action::Hold, why),
         (None, _) if on_server => (Action::Delete, "no longer in the inventory"),
         (None, _) => (Action::Forget, "already gone from the server"),
     };
@@ -186,13 +198,16 @@ pub fn mass_delete(deletes: usize, owned: usize, allowed: bool) -> Option<MassDe
 mod tests {
     use super::*;
 
+    const NONE_AWAITING: &BTreeSet<String> = &BTreeSet::new();
     const GUARDED: DeletePolicy = DeletePolicy {
         allow_mass_delete: false,
         hold: false,
+        awaiting: NONE_AWAITING,
     };
     const ALLOWED: DeletePolicy = DeletePolicy {
         allow_mass_delete: true,
         hold: false,
+        awaiting: NONE_AWAITING,
     };
 
     fn fp(s: &str) -> Fingerprint {
@@ -352,6 +367,7 @@ mod tests {
         let hold = DeletePolicy {
             allow_mass_delete: true,
             hold: true,
+            awaiting: NONE_AWAITING,
         };
         let plan = plan_target("g", &desired, &owned, &observed, hold);
         assert_eq!(plan.count(Action::Delete), 0);

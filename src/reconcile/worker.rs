@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{Action, DeletePolicy, Step, mass_delete, plan_target, step_for};
+use super::plan::{Action, DeletePolicy, Step, held, mass_delete, plan_target, step_for};
 use super::queue::{Key, Priority, TargetQueue};
 use super::report::{Outcome, StepReport};
 use super::ticket::{Ticket, Tickets};
@@ -873,7 +873,11 @@ impl Shared {
             return Ended::Done;
         }
         let on_server = self.on_server(stream, owned.is_some());
-        let hold = !inventory.rejected.is_empty();
+        let awaiting = inventory
+            .cameras
+            .get(stream)
+            .is_some_and(|c| c.awaits_source(self.name()));
+        let hold = held(!inventory.rejected.is_empty(), awaiting);
         let step = step_for(
             stream,
             fingerprint.as_ref(),
@@ -1003,9 +1007,11 @@ impl Shared {
         };
         *lock(&self.observed) = Some(observed.clone());
         let owned = self.owned.snapshot();
+        let awaiting = inventory.awaiting_source(self.name());
         let policy = DeletePolicy {
             allow_mass_delete: self.allow_mass_delete,
             hold: !inventory.rejected.is_empty(),
+            awaiting: &awaiting,
         };
         let plan = plan_target(self.name(), &desired, &owned, &observed, policy);
         if let Some(refusal) = plan.refused {

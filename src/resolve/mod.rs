@@ -6,8 +6,218 @@
 //!   trait.
 //! - [`nest`]: one account's command queue (rate-limited, extensions first) and the renewal
 //!   of every wanted camera's stream, publishing each camera's [`nest::Resolution`].
+//! - [`Resolver`] (here): every account of the config, fed the inventory; it puts each
+//!   camera's resolved URL into the inventory the targets' workers see.
 //!
-//! A resolved URL carries a token: it is a [`crate::secret::Secret`] everywhere.
+//! **What the servers are given.** A camera's URL changes on the servers only when Google
+//! generates a new stream (a new `generation`: at start, and after a stream broke), never
+//! after an extension: MediaMTX closes a path and drops every reader on any change of its
+//! `source`, and go2rtc's replace of a stream leaves its viewers on the old one, while an
+//! extended stream keeps playing on the connection the server already has. Until its first
+//! stream, a camera is neither written nor deleted on any server (see `reconcile::plan`).
+//!
+//! A resolved URL carries a token: it is a [`crate::secret::Secret`] everywhere, and a
+//! [`SourceUrl::resolved`] shows its query as `***`.
 
 pub mod nest;
 pub mod sdm;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+
+use crate::camera::{Camera, SourceUrl};
+use crate::config::Config;
+use crate::secret::Secret;
+use crate::source::Inventory;
+use nest::{NestAccount, Resolutions, Settings};
+use sdm::{SdmClient, SdmError};
+
+/// Every Nest account of the config, running.
+pub struct Resolver {
+    accounts: BTreeMap<String, NestAccount>,
+    /// Per camera, the generation the servers were given and the camera made from it (so an
+    /// unchanged resolution gives the same camera, and comparing inventories stays cheap).
+    given: Mutex<HashMap<String, (u64, Arc<Camera>)>>,
+    /// The [`Shape`] of the resolutions the last [`Resolver::apply`] used.
+    applied: Mutex<Shape>,
+}
+
+/// What of the resolutions the servers see: per camera, its generation and whether it has a
+/// URL.
+type Shape = Vec<(String, u64, bool)>;
+
+impl Resolver {
+    /// Starts one queue per account of `config.nest_accounts` (none: a resolver that resolves
+    /// nothing).
+    pub fn start(config: &Config) -> Result<Resolver, SdmError> {
+        let mut accounts = BTreeMap::new();
+        for account in &config.nest_accounts {
+            let settings = Settings {
+                per_minute: account.max_per_minute,
+                renew_before: account.renew_before,
+                ..Settings::default()
+            };
+            let client = SdmClient::new(account.clone())?;
+            accounts.insert(
+                account.name.clone(),
+                NestAccount::start(&account.name, client, settings),
+            );
+        }
+        Ok(Resolver {
+            accounts,
+            given: Mutex::default(),
+            applied: Mutex::default(),
+        })
+    }
+
+    /// Tells each account which of its cameras are wanted now: those enabled and assigned to a
+    /// target.
+    pub fn want(&self, inventory: &Inventory) {
+        let mut wanted: BTreeMap<&str, BTreeMap<String, String>> = self
+            .accounts
+            .keys()
+            .map(|name| (name.as_str(), BTreeMap::new()))
+            .collect();
+        for camera in inventory.cameras.values().filter(|c| c.enabled) {
+            if let Some(nest) = &camera.nest
+                && let Some(cameras) = wanted.get_mut(nest.account.as_str())
+            {
+                cameras.insert(camera.name.clone(), nest.device.clone());
+            }
+        }
+        for (name, cameras) in wanted {
+            if let Some(account) = self.accounts.get(name) {
+                account.want(cameras);
+            }
+        }
+    }
+
+    /// `inventory` with each resolved camera's URL in its sources (cameras not resolved yet
+    /// keep none).
+    pub fn apply(&self, inventory: &Arc<Inventory>) -> Arc<Inventory> {
+        if self.accounts.is_empty() {
+            return inventory.clone();
+        }
+        let resolutions: BTreeMap<&str, Resolutions> = self
+            .accounts
+            .iter()
+            .map(|(name, account)| (name.as_str(), account.resolutions().borrow().clone()))
+            .collect();
+        *self.applied.lock().unwrap_or_else(PoisonError::into_inner) =
+            resolutions.values().flat_map(shape).collect();
+        let mut given = self.given.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut resolved = (**inventory).clone();
+        for (name, camera) in &mut resolved.cameras {
+            let Some(nest) = &camera.nest else {
+                continue;
+            };
+            let resolution = resolutions
+                .get(nest.account.as_str())
+                .and_then(|r| r.get(name));
+            let Some((generation, url)) =
+                resolution.and_then(|r| Some((r.generation, r.url.clone()?)))
+            else {
+                // Not resolved now: the servers keep the last stream they were given.
+                if let Some((_, last)) = given.get(name).filter(|(_, c)| c.nest == camera.nest) {
+                    *camera = last.clone();
+                }
+                continue;
+            };
+            let known = given
+                .get(name)
+                .filter(|(g, c)| *g == generation && same_but_sources(c, camera));
+            *camera = match known {
+                Some((_, last)) => last.clone(),
+                None => match with_source(camera, &url) {
+                    Some(fresh) => {
+                        given.insert(name.clone(), (generation, fresh.clone()));
+                        fresh
+                    }
+                    None => continue,
+                },
+            };
+        }
+        given.retain(|name, _| resolved.cameras.contains_key(name));
+        Arc::new(resolved)
+    }
+
+    /// Resolves when the resolutions differ from those the last [`Resolver::apply`] used in
+    /// a way it shows: a new generation, or a stream found or lost.
+    pub async fn changed(&self) {
+        if self.accounts.is_empty() {
+            return std::future::pending().await;
+        }
+        let mut watches: Vec<watch::Receiver<Resolutions>> = self
+            .accounts
+            .values()
+            .map(NestAccount::resolutions)
+            .collect();
+        loop {
+            let now: Shape = watches
+                .iter_mut()
+                .flat_map(|w| shape(&w.borrow_and_update()))
+                .collect();
+            if now != *self.applied.lock().unwrap_or_else(PoisonError::into_inner) {
+                return;
+            }
+            let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
+            if futures_util::future::select_all(changes).await.0.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Generates a new stream for `camera` (a reconnect): `false` if it is no Nest camera.
+    pub fn regenerate(&self, camera: &Camera) -> bool {
+        let Some(account) = camera
+            .nest
+            .as_ref()
+            .and_then(|n| self.accounts.get(&n.account))
+        else {
+            return false;
+        };
+        account.regenerate(&camera.name);
+        true
+    }
+
+    /// The resolution of a Nest camera's stream now.
+    pub fn resolution(&self, camera: &Camera) -> Option<nest::Resolution> {
+        let nest = camera.nest.as_ref()?;
+        let account = self.accounts.get(&nest.account)?;
+        account.resolutions().borrow().get(&camera.name).cloned()
+    }
+
+    /// Each account's queue figures and its cameras' resolutions, for status and metrics.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &NestAccount)> {
+        self.accounts.iter().map(|(name, a)| (name.as_str(), a))
+    }
+}
+
+fn shape(resolutions: &Resolutions) -> Shape {
+    resolutions
+        .iter()
+        .map(|(name, r)| (name.clone(), r.generation, r.url.is_some()))
+        .collect()
+}
+
+fn same_but_sources(given: &Camera, camera: &Camera) -> bool {
+    Camera {
+        sources: Vec::new(),
+        ..given.clone()
+    } == *camera
+}
+
+fn with_source(camera: &Camera, url: &Secret) -> Option<Arc<Camera>> {
+    match SourceUrl::resolved(url) {
+        Ok(source) => Some(Arc::new(Camera {
+            sources: vec![source],
+            ..camera.clone()
+        })),
+        Err(reason) => {
+            tracing::warn!(camera = %camera.name, "the resolved stream URL is unusable: {reason}");
+            None
+        }
+    }
+}

@@ -131,6 +131,25 @@ pub enum StreamState {
     OverQuota,
 }
 
+impl StreamState {
+    pub const ALL: [StreamState; 4] = [
+        StreamState::Pending,
+        StreamState::Live,
+        StreamState::Degraded,
+        StreamState::OverQuota,
+    ];
+
+    /// The name used in metrics and the API (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamState::Pending => "pending",
+            StreamState::Live => "live",
+            StreamState::Degraded => "degraded",
+            StreamState::OverQuota => "over-quota",
+        }
+    }
+}
+
 /// A camera's resolved stream, as published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolution {
@@ -158,9 +177,10 @@ pub struct QueueStats {
     pub executed: [u64; 3],
     pub failed: u64,
     pub rate_limited: u64,
-    /// The longest an item waited from its enqueueing to its command, and the sum of waits.
-    pub max_wait: Duration,
-    pub total_wait: Duration,
+    /// The longest an item waited from when it fell due to its command, and the sum of waits
+    /// (milliseconds).
+    pub max_wait_ms: u64,
+    pub total_wait_ms: u64,
 }
 
 enum Request {
@@ -396,8 +416,9 @@ impl<S: Sdm> Runner<S> {
         self.limit.record(now);
         self.last_sent = Some(now);
         self.stats.executed[command.index()] += 1;
-        self.stats.max_wait = self.stats.max_wait.max(popped.waited);
-        self.stats.total_wait += popped.waited;
+        let waited = u64::try_from(popped.overdue.as_millis()).unwrap_or(u64::MAX);
+        self.stats.max_wait_ms = self.stats.max_wait_ms.max(waited);
+        self.stats.total_wait_ms = self.stats.total_wait_ms.saturating_add(waited);
         let outcome = self.send(&name, command).await;
         self.queue.done(&name);
         self.settle(&name, command, outcome);

@@ -27,13 +27,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::config::NestAccountConfig;
 use crate::http_body::{self, BodyError};
 use crate::secret::{Secret, redact};
 
-/// Google's SDM API.
-pub const SDM_URL: &str = "https://smartdevicemanagement.googleapis.com/v1";
-/// Google's OAuth token endpoint.
-pub const TOKEN_URL: &str = "https://www.googleapis.com/oauth2/v4/token";
 /// The largest answer read from Google (its answers are a few hundred bytes).
 pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// An access token is refreshed this long before it expires.
@@ -121,25 +118,9 @@ impl SdmError {
     }
 }
 
-/// What [`SdmClient`] needs of an account.
-#[derive(Clone, Debug)]
-pub struct Account {
-    /// The account's name in camsync.yaml, for messages.
-    pub name: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub refresh_token: Secret,
-    /// The SDM API's base (default [`SDM_URL`]).
-    pub sdm_url: Url,
-    /// The token endpoint (default [`TOKEN_URL`]).
-    pub token_url: Url,
-    /// Limit for each call to Google.
-    pub timeout: Duration,
-}
-
 /// [`Sdm`] over HTTP.
 pub struct SdmClient {
-    account: Account,
+    account: NestAccountConfig,
     http: reqwest::Client,
     /// The access token and when it expires.
     access: Mutex<Option<(Secret, Instant)>>,
@@ -179,7 +160,7 @@ struct Results<T> {
 }
 
 impl SdmClient {
-    pub fn new(account: Account) -> Result<SdmClient, SdmError> {
+    pub fn new(account: NestAccountConfig) -> Result<SdmClient, SdmError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(account.timeout)

@@ -17,7 +17,7 @@ mod postgres;
 pub mod shard;
 mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
@@ -60,6 +60,15 @@ impl std::fmt::Display for Rejection {
 }
 
 impl Inventory {
+    /// The cameras assigned to `target` whose URL is not resolved yet.
+    pub fn awaiting_source(&self, target: &str) -> BTreeSet<String> {
+        self.cameras
+            .values()
+            .filter(|c| c.awaits_source(target))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
     /// Puts back the version in `last_good` of each camera that is rejected now and has no
     /// valid record: a camera that was valid and becomes invalid is kept, not deleted.
     fn keep_last_good(&mut self, last_good: &Cameras) {
@@ -138,6 +147,7 @@ pub struct Source {
     base_dir: PathBuf,
     targets: BTreeMap<String, TargetKind>,
     profiles: Profiles,
+    nest_accounts: Vec<crate::config::NestAccountConfig>,
     shard: Option<crate::config::Shard>,
     /// The valid cameras of the last successful read.
     last_good: std::sync::Mutex<Option<Arc<Inventory>>>,
@@ -169,6 +179,7 @@ impl Source {
             base_dir,
             targets: config.target_kinds(),
             profiles: config.profiles.clone(),
+            nest_accounts: config.nest_accounts.clone(),
             shard: config.shard.clone(),
             last_good: Default::default(),
             validated: Default::default(),
@@ -221,6 +232,7 @@ impl Source {
             &self.profiles,
             &crate::config::process_env,
         )
+        .with_nest_accounts(&self.nest_accounts)
         .remembering(std::mem::take(&mut validated));
         let inventory = validate_records(records, &ctx);
         *validated = ctx.into_validated();

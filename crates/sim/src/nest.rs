@@ -269,6 +269,14 @@ impl NestSim {
         self.shared.revoked.store(true, Ordering::SeqCst);
     }
 
+    /// Ends every stream, as Google does when a camera goes offline: their extension tokens
+    /// are refused and their sessions cut.
+    pub fn end_streams(&self) {
+        let mut state = self.shared.state();
+        state.streams.clear();
+        state.extension.clear();
+    }
+
     /// Token endpoint requests received, refused ones included.
     pub fn token_requests(&self) -> u64 {
         self.shared.token_requests.load(Ordering::Relaxed)
