@@ -194,6 +194,7 @@ async fn run_loop(
         .watching_restarts(config.restart_check);
     let tasks = TaskTracker::new();
     let workers = Arc::new(reconciler.start(report.clone(), &shutdown, &tasks)?);
+    let resolver = Arc::new(Resolver::start(&config)?);
     if let Some(settings) = config.health.as_ref().map(Settings::from_config) {
         let monitors = reconciler
             .targets()
@@ -213,6 +214,7 @@ async fn run_loop(
             monitors,
             inventory: workers.inventory_watch(),
             observer: report.clone(),
+            resolver: resolver.clone(),
         };
         let mut synced = progress.subscribe();
         let first_sync = async move {
@@ -225,7 +227,6 @@ async fn run_loop(
         );
     }
     let source = Arc::new(Source::new(&config));
-    let resolver = Arc::new(Resolver::start(&config)?);
     if let Some(listener) = api {
         let state = ApiState::new(ApiParts {
             config: config.api.clone(),

@@ -15,7 +15,13 @@ use tokio::net::TcpListener;
 
 const DEVICE: &str = "cam-1";
 
-async fn nest_fixture(stream_lifetime: Duration) -> (Fixture, NestSim) {
+/// A fixture with go2rtc, MediaMTX, the Nest simulator and two cameras: `porch` (Nest) and
+/// `plain`; `extra` goes into camsync.yaml.
+async fn nest_fixture(
+    stream_lifetime: Duration,
+    renew_before: &str,
+    extra: &str,
+) -> (Fixture, NestSim) {
     let nest = NestSim::start(NestSimOptions {
         devices: vec![DEVICE.into()],
         stream_lifetime,
@@ -29,9 +35,9 @@ async fn nest_fixture(stream_lifetime: Duration) -> (Fixture, NestSim) {
     std::fs::write(f.path("nest-client-secret"), &options.client_secret).unwrap();
     std::fs::write(f.path("nest-refresh-token"), &options.refresh_token).unwrap();
     f.write_config(&format!(
-        "nest_accounts:\n  - name: home\n    project_id: {}\n    client_id: {}\n    \
+        "{extra}nest_accounts:\n  - name: home\n    project_id: {}\n    client_id: {}\n    \
          client_secret_file: nest-client-secret\n    refresh_token_file: nest-refresh-token\n    \
-         max_per_minute: 600\n    renew_before: 2s\n    sdm_url: {}\n    token_url: {}\n",
+         max_per_minute: 600\n    renew_before: {renew_before}\n    sdm_url: {}\n    token_url: {}\n",
         options.project,
         options.client_id,
         nest.sdm_url(),
@@ -69,7 +75,7 @@ fn porch_source(f: &Fixture) -> Option<String> {
 
 #[tokio::test]
 async fn a_nest_stream_reaches_both_servers_and_extensions_write_nothing() {
-    let (f, nest) = nest_fixture(Duration::from_secs(4)).await;
+    let (f, nest) = nest_fixture(Duration::from_secs(4), "2s", "").await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", listener.local_addr().unwrap());
     let d = start_with(f.config(), Some(listener));
@@ -149,7 +155,7 @@ async fn a_nest_stream_reaches_both_servers_and_extensions_write_nothing() {
 
 #[tokio::test]
 async fn a_stream_google_lets_lapse_is_generated_anew_and_given_to_both_servers() {
-    let (f, nest) = nest_fixture(Duration::from_secs(4)).await;
+    let (f, nest) = nest_fixture(Duration::from_secs(4), "2s", "").await;
     let d = start_with(f.config(), None);
     assert!(eventually(DEADLINE, || porch_source(&f).is_some()).await);
     let first = porch_source(&f).unwrap();
@@ -169,5 +175,37 @@ async fn a_stream_google_lets_lapse_is_generated_anew_and_given_to_both_servers(
         .filter(|c| c.command.ends_with("GenerateRtspStream"))
         .count();
     assert_eq!(generates, 2);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_monitor_has_a_broken_nest_stream_generated_anew_not_re_registered() {
+    // Streams of five minutes: no extension falls due while the test runs, so only the health
+    // monitor can notice that Google ended the stream.
+    let (f, nest) = nest_fixture(
+        Duration::from_secs(300),
+        "60s",
+        "restart_check: 1h\nhealth:\n  interval: 100ms\n  grace: 1ms\n  idle_probe: 100ms\n  probe_timeout: 2s\n",
+    )
+    .await;
+    let d = start_with(f.config(), None);
+    assert!(eventually(DEADLINE, || porch_source(&f).is_some()).await);
+    let first = porch_source(&f).unwrap();
+    assert!(eventually(DEADLINE, || mtx_source(&f).as_deref() == Some(&first)).await);
+
+    nest.end_streams();
+    assert!(
+        eventually(Duration::from_secs(20), || porch_source(&f)
+            .is_some_and(|s| s != first))
+        .await,
+        "go2rtc keeps {first:?}"
+    );
+    let second = porch_source(&f).unwrap();
+    assert!(eventually(DEADLINE, || mtx_source(&f).as_deref() == Some(&second)).await);
+    let commands: Vec<String> = nest.commands().into_iter().map(|c| c.command).collect();
+    assert!(
+        commands.iter().all(|c| c.ends_with("GenerateRtspStream")),
+        "{commands:?}"
+    );
     d.stop().await;
 }

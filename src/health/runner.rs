@@ -1,6 +1,8 @@
 //! The health monitor's task in the daemon: a round over every target each `interval`,
 //! judging only the streams the target's worker confirms camsync owns, and handing every
-//! [`Intent`] to that worker. Between rounds, the cameras of `camera-offline` streams are
+//! [`Intent`] to that worker — except the recovery of a Nest camera, whose stream is generated
+//! anew through its account's queue instead (re-registering a stream Google ended would only
+//! churn the server). Between rounds, the cameras of `camera-offline` streams are
 //! watched (`camera_watch`) so a camera's return is acted on at once.
 
 use std::future::Future;
@@ -16,6 +18,7 @@ use crate::camera::Cameras;
 use crate::reconcile::queue::Priority;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::WorkerHandle;
+use crate::resolve::Resolver;
 use crate::source::Inventory;
 
 /// Where the rounds are reported (the daemon's activity and status).
@@ -44,6 +47,8 @@ pub struct HealthLoop {
     pub monitors: Vec<(TargetMonitor, WorkerHandle)>,
     pub inventory: watch::Receiver<Arc<Inventory>>,
     pub observer: Arc<dyn HealthObserver>,
+    /// Where a Nest camera's recovery goes.
+    pub resolver: Arc<Resolver>,
 }
 
 impl HealthLoop {
@@ -105,7 +110,19 @@ impl HealthLoop {
                 .map(|(name, camera)| (name.clone(), camera.clone()))
                 .collect();
             let outcome = monitor.round(&judged, Instant::now()).await;
-            apply(worker, &outcome.intents, &[]);
+            let (regenerate, intents): (Vec<Intent>, Vec<Intent>) =
+                outcome.intents.iter().cloned().partition(|intent| {
+                    matches!(intent, Intent::Recover { camera, .. }
+                        if judged.get(camera).is_some_and(|c| c.nest.is_some()))
+                });
+            for intent in &regenerate {
+                if let Intent::Recover { camera, .. } = intent
+                    && let Some(camera) = judged.get(camera)
+                {
+                    self.resolver.regenerate(camera);
+                }
+            }
+            apply(worker, &intents, &[]);
             let states: Vec<(String, State)> = judged
                 .keys()
                 .filter_map(|c| monitor.state(c).map(|s| (c.clone(), s)))
