@@ -1,7 +1,7 @@
 //! `camsync demo`: the whole loop in one process against the built-in simulators of go2rtc and
 //! MediaMTX, on loopback only. It writes a sample config and inventory to a temporary
-//! directory, syncs, edits the inventory, restarts both servers, and prints each step's plan
-//! and result.
+//! directory, syncs, edits the inventory, restarts both servers, watches a camera reboot,
+//! keeps a Nest camera's expiring stream alive, and prints each step's plan and result.
 
 use crate::output::outln;
 use std::collections::BTreeMap;
@@ -18,9 +18,13 @@ use crate::health::state::{Policy, State};
 use crate::reconcile::Reconciler;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::{Quiet, WorkerHandle};
+use crate::resolve::Resolver;
+use crate::source::Inventory;
 use camsync_sim::camera::SimCamera;
 use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
+use camsync_sim::nest::{NestSim, NestSimOptions};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -185,6 +189,7 @@ pub async fn run() -> Result<ExitCode, AppError> {
     )
     .await?;
     ok &= nightly_reboot(&reconciler, &config, &cameras[0]).await?;
+    ok &= nest_camera(&reconciler, &config_path, &inventory_path, &servers).await?;
 
     outln!(
         "streams on go2rtc now: {}",
@@ -296,6 +301,147 @@ async fn nightly_reboot(
         back.elapsed().as_millis()
     );
     Ok(served)
+}
+
+/// Step 6: a Nest camera joins; its stream is generated through the simulated SDM API, given
+/// to both servers, extended without a write, and generated anew after Google ends it.
+async fn nest_camera(
+    reconciler: &Reconciler,
+    config_path: &Path,
+    inventory_path: &Path,
+    servers: &Servers,
+) -> Result<bool, AppError> {
+    outln!(
+        "── 6. a Google Nest camera: its stream URL comes from Google's SDM API and expires (here in 4 s, Google's in 5 min)"
+    );
+    let io = |what: &'static str| move |source: std::io::Error| AppError::Io { what, source };
+    let sim = NestSimOptions::default();
+    let nest = NestSim::start(NestSimOptions {
+        devices: vec!["porch".into()],
+        stream_lifetime: Duration::from_secs(4),
+        commands_per_minute: 600,
+        ..NestSimOptions::default()
+    })
+    .await
+    .map_err(io("start the Nest simulator"))?;
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    let append = |path: &Path, text: String| -> Result<(), AppError> {
+        let old = std::fs::read_to_string(path).map_err(io("read a demo file"))?;
+        std::fs::write(path, old + &text).map_err(io("write a demo file"))
+    };
+    std::fs::write(dir.join("nest.secret"), &sim.client_secret).map_err(io("write a demo file"))?;
+    std::fs::write(dir.join("nest.token"), &sim.refresh_token).map_err(io("write a demo file"))?;
+    append(
+        config_path,
+        format!(
+            "nest_accounts:\n  - name: home\n    project_id: {}\n    client_id: {}\n    client_secret_file: nest.secret\n    refresh_token_file: nest.token\n    max_per_minute: 600\n    renew_before: 3s\n    sdm_url: {}\n    token_url: {}\n",
+            sim.project,
+            sim.client_id,
+            nest.sdm_url(),
+            nest.token_url()
+        ),
+    )?;
+    append(
+        inventory_path,
+        "  - name: porch\n    nest: { account: home, device: porch }\n".into(),
+    )?;
+    let config = config::load(config_path, &process_env)?;
+    let resolver = Resolver::start(&config)?;
+    let inventory = Arc::new(load_inventory(&config).await?);
+    resolver.want(&inventory);
+    let deadline = Duration::from_secs(10);
+    // Exposed only to compare two streams; printed redacted.
+    let source = |inventory: &Inventory| {
+        inventory.cameras["porch"]
+            .sources
+            .first()
+            .map(|s| s.expose())
+    };
+    // The inventory with porch's stream, once it is another than `before`.
+    let resolved = |before: Option<String>| {
+        let (resolver, inventory) = (&resolver, &inventory);
+        async move {
+            let start = Instant::now();
+            loop {
+                let current = resolver.apply(inventory);
+                let fresh = source(&current);
+                if (fresh.is_some() && fresh != before) || start.elapsed() > deadline {
+                    return current;
+                }
+                let _ = tokio::time::timeout(deadline, resolver.changed()).await;
+            }
+        }
+    };
+    let shown = |inventory: &Inventory| {
+        inventory.cameras["porch"]
+            .sources
+            .first()
+            .map_or("nothing".into(), |s| s.redacted())
+    };
+    let first = resolved(None).await;
+    outln!("   GenerateRtspStream → porch plays {}", shown(&first));
+    let mut ok = sync_and_count(reconciler, &first, servers).await;
+
+    let extended = |n: usize| {
+        nest.commands()
+            .iter()
+            .filter(|c| c.command.ends_with("ExtendRtspStream") && c.status == 200)
+            .count()
+            >= n
+    };
+    let start = Instant::now();
+    while !extended(2) && start.elapsed() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    outln!(
+        "   {} ms later: 2 × ExtendRtspStream (new tokens each time); the servers keep playing the stream they have:",
+        start.elapsed().as_millis()
+    );
+    ok &= sync_and_count(reconciler, &resolver.apply(&inventory), servers).await;
+
+    nest.end_streams();
+    outln!("   Google ends the stream (the camera went offline); the next extension is refused:");
+    let second = resolved(source(&first)).await;
+    outln!("   GenerateRtspStream → porch plays {}", shown(&second));
+    ok &= sync_and_count(reconciler, &second, servers).await;
+    let commands: Vec<String> = nest
+        .commands()
+        .iter()
+        .map(|c| {
+            let name = c.command.rsplit('.').next().unwrap_or_default();
+            format!("{name} {}", c.status)
+        })
+        .collect();
+    outln!("   commands Google saw: {}\n", commands.join(", "));
+    Ok(ok && source(&first).is_some() && source(&second) != source(&first))
+}
+
+/// Syncs `inventory` and prints the result with the number of write calls each server saw.
+async fn sync_and_count(reconciler: &Reconciler, inventory: &Inventory, servers: &Servers) -> bool {
+    let before = servers.writes();
+    let result = reconciler.sync(inventory).await;
+    let after = servers.writes();
+    let porch: Vec<String> = result
+        .targets
+        .iter()
+        .flat_map(|t| {
+            t.steps
+                .iter()
+                .filter(|s| s.stream == "porch")
+                .map(|s| format!("{} {}", t.target, s.action.name()))
+        })
+        .collect();
+    outln!(
+        "   sync: porch {}; write calls seen: go2rtc {}, MediaMTX {}",
+        if porch.is_empty() {
+            "unchanged".to_owned()
+        } else {
+            porch.join(", ")
+        },
+        after.0 - before.0,
+        after.1 - before.1
+    );
+    result.ok()
 }
 
 /// One monitor round over each target, printing every transition with its time; what the

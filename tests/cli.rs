@@ -212,6 +212,28 @@ async fn the_demo_runs_and_hides_its_password() {
         "{all}"
     );
     assert!(all.contains("front_door healthy on both servers"), "{all}");
+    // The Nest camera: generated, extended without a write, generated anew; no token shown.
+    assert!(
+        all.contains("sync: porch go2rtc create, mediamtx create"),
+        "{all}"
+    );
+    assert!(
+        all.contains("the servers keep playing the stream they have:\n   sync: porch unchanged; write calls seen: go2rtc 0, MediaMTX 0"),
+        "{all}"
+    );
+    assert!(
+        all.contains("sync: porch go2rtc update, mediamtx update"),
+        "{all}"
+    );
+    assert!(all.contains("/sdm/porch?***"), "{all}");
+    for token in [
+        "sim-stream-",
+        "sim-extension-",
+        "ya29.",
+        "sim-client-secret",
+    ] {
+        assert!(!all.contains(token), "{token} shown: {all}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
