@@ -2,165 +2,20 @@
 //! fake SDM API that enforces Google's quota and expiry (hours in milliseconds), and over real
 //! sockets against the Nest simulator.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+#[path = "common/fake_sdm.rs"]
+mod fake_sdm;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use camsync::config::NestAccountConfig;
 use camsync::health::probe::Probe;
 use camsync::resolve::nest::{Command, NestAccount, Resolutions, Settings, StreamState};
-use camsync::resolve::sdm::{Sdm, SdmClient, SdmError, StreamGrant};
+use camsync::resolve::sdm::{Sdm, SdmClient};
 use camsync::secret::Secret;
 use camsync_sim::nest::{NestSim, NestSimOptions};
+use fake_sdm::FakeSdm;
 use tokio::time::Instant;
-
-const LIFETIME: Duration = Duration::from_secs(300);
-
-/// One command as the fake saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    device: String,
-    command: Command,
-    at: Instant,
-    /// Answered 429.
-    limited: bool,
-}
-
-#[derive(Default)]
-struct FakeState {
-    seen: Vec<Seen>,
-    /// Device → when its stream expires.
-    streams: HashMap<String, Instant>,
-    /// Extension token → device.
-    extensions: HashMap<String, String>,
-    next: u64,
-    /// Commands still to answer with 429.
-    limit_next: usize,
-    revoked: bool,
-    /// A stream found expired when it was extended or renewed: (device, expired at, seen at).
-    lapses: Vec<(String, Instant, Instant)>,
-}
-
-/// Google's SDM API in memory: 10 commands in any 60 s (else 429), streams of five minutes,
-/// extension tokens used once.
-#[derive(Clone, Default)]
-struct FakeSdm(Arc<Mutex<FakeState>>);
-
-impl FakeSdm {
-    fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        self.0.lock().unwrap()
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.state().seen.clone()
-    }
-
-    fn count(&self, command: Command) -> usize {
-        self.seen()
-            .iter()
-            .filter(|s| s.command == command && !s.limited)
-            .count()
-    }
-
-    /// Every command that Google would have refused for the quota (10 in any 60 s).
-    fn over_quota(&self) -> Vec<Seen> {
-        let seen = self.seen();
-        seen.iter()
-            .enumerate()
-            .filter(|(i, s)| {
-                seen[..*i]
-                    .iter()
-                    .filter(|e| s.at.duration_since(e.at) < Duration::from_secs(60))
-                    .count()
-                    >= 10
-            })
-            .map(|(_, s)| s.clone())
-            .collect()
-    }
-
-    /// Records the command; `Err` when it is refused before reaching the device.
-    fn arrive(&self, device: &str, command: Command) -> Result<(), SdmError> {
-        let mut state = self.state();
-        if state.revoked {
-            return Err(SdmError::Revoked {
-                account: "home".into(),
-                error: "invalid_grant".into(),
-            });
-        }
-        let limited = state.limit_next > 0;
-        state.limit_next = state.limit_next.saturating_sub(1);
-        state.seen.push(Seen {
-            device: device.to_owned(),
-            command,
-            at: Instant::now(),
-            limited,
-        });
-        if limited {
-            return Err(SdmError::RateLimited {
-                account: "home".into(),
-            });
-        }
-        Ok(())
-    }
-
-    fn grant(state: &mut FakeState, device: &str) -> StreamGrant {
-        state.next += 1;
-        let n = state.next;
-        let expires = Instant::now() + LIFETIME;
-        state.streams.insert(device.to_owned(), expires);
-        state
-            .extensions
-            .insert(format!("ext-{n}"), device.to_owned());
-        StreamGrant {
-            url: Secret::new(format!("rtsp://127.0.0.1:1/{device}?auth=tok-{n}")),
-            extension_token: Secret::new(format!("ext-{n}")),
-            expires,
-        }
-    }
-}
-
-impl Sdm for FakeSdm {
-    async fn generate(&self, device: &str) -> Result<StreamGrant, SdmError> {
-        self.arrive(device, Command::Generate)?;
-        let mut state = self.state();
-        let now = Instant::now();
-        if let Some(expired) = state.streams.get(device).copied().filter(|e| *e <= now) {
-            state.lapses.push((device.to_owned(), expired, now));
-        }
-        Ok(Self::grant(&mut state, device))
-    }
-
-    async fn extend(&self, device: &str, grant: &StreamGrant) -> Result<StreamGrant, SdmError> {
-        self.arrive(device, Command::Extend)?;
-        let mut state = self.state();
-        let now = Instant::now();
-        let known = state.extensions.remove(grant.extension_token.expose());
-        let expires = state.streams.get(device).copied();
-        match (known, expires) {
-            (Some(d), Some(expires)) if d == device && expires > now => {
-                Ok(Self::grant(&mut state, device))
-            }
-            (_, expires) => {
-                if let Some(expires) = expires {
-                    state.lapses.push((device.to_owned(), expires, now));
-                }
-                Err(SdmError::StreamGone {
-                    device: device.to_owned(),
-                    status: 400,
-                    detail: "Invalid or expired stream extension token.".into(),
-                })
-            }
-        }
-    }
-
-    async fn stop(&self, device: &str, grant: &StreamGrant) -> Result<(), SdmError> {
-        self.arrive(device, Command::Stop)?;
-        let mut state = self.state();
-        state.extensions.remove(grant.extension_token.expose());
-        state.streams.remove(device);
-        Ok(())
-    }
-}
 
 fn settings() -> Settings {
     Settings {
@@ -232,6 +87,11 @@ async fn twenty_cameras_stay_alive_for_two_hours_within_the_quota_on_extensions_
         "{extends} extensions"
     );
     let now = Instant::now();
+    for i in 0..20 {
+        let device = format!("enterprises/p/devices/d{i:03}");
+        let valid = sdm.valid_fraction(&device, start + Duration::from_secs(120), now);
+        assert_eq!(valid, 1.0, "{device} was valid {valid:.4} of the time");
+    }
     let resolutions = account.resolutions().borrow().clone();
     for (name, r) in &resolutions {
         assert_eq!(r.state, StreamState::Live, "{name}");
