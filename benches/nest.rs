@@ -15,7 +15,7 @@ mod fake_sdm;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use camsync::resolve::nest::{Command, NestAccount, Settings, StreamState};
+use camsync::resolve::account::{Account, Command, Settings, StreamState};
 use fake_sdm::FakeSdm;
 use tokio::time::Instant;
 
@@ -78,7 +78,7 @@ struct Row {
 
 async fn run(n: usize, length: Duration) -> Row {
     let sdm = FakeSdm::default();
-    let account = NestAccount::start(
+    let account = Account::start(
         "bench",
         sdm.clone(),
         Settings {

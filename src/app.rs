@@ -27,7 +27,7 @@ pub enum AppError {
     #[error(transparent)]
     File(#[from] crate::atomic_file::AtomicWriteError),
     #[error(transparent)]
-    Nest(#[from] crate::resolve::sdm::SdmError),
+    Resolve(#[from] crate::resolve::live::ResolveError),
     #[error(
         "cannot serve the HTTP API on {addr} (config `api.listen`): {source}; choose a free address and port"
     )]

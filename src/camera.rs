@@ -13,7 +13,7 @@ use std::sync::Arc;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use crate::config::{NestAccountConfig, TargetKind};
+use crate::config::{NestAccountConfig, ResolverConfig, TargetKind};
 use crate::echo::Echo;
 use crate::profile::Profiles;
 use crate::secret::{Secret, redact};
@@ -45,6 +45,18 @@ pub struct CameraSpec {
     /// A Google Nest camera: its stream URL is generated through the account's SDM API and
     /// expires (instead of `url`).
     pub nest: Option<NestSpec>,
+    /// A camera whose URL a resolver of the config (`resolvers:`) tells (instead of `url`).
+    pub resolve: Option<ResolveSpec>,
+}
+
+/// `resolve:` of a camera record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveSpec {
+    /// A resolver of `resolvers:` in camsync.yaml.
+    pub resolver: String,
+    /// What `{device}` stands for in the resolver's command or URL.
+    pub device: String,
 }
 
 /// `nest:` of a camera record.
@@ -57,11 +69,13 @@ pub struct NestSpec {
     pub device: String,
 }
 
-/// A validated `nest:`: the account and the device's full name.
+/// A validated `nest:` or `resolve:`: which account or resolver tells the camera's URL, for
+/// which device.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NestDevice {
-    pub account: String,
-    /// `enterprises/<project>/devices/<id>`.
+pub struct ResolverRef {
+    /// A Nest account's or a resolver's name (they share one namespace).
+    pub resolver: String,
+    /// Nest: `enterprises/<project>/devices/<id>`; a resolver: the camera's `device`.
     pub device: String,
 }
 
@@ -77,6 +91,8 @@ pub struct ValidationContext<'a> {
     pub secret_files: SecretFiles,
     /// The accounts `nest:` may name.
     pub nest_accounts: &'a [NestAccountConfig],
+    /// The resolvers `resolve:` may name.
+    pub resolvers: &'a [ResolverConfig],
     /// The cameras of the last pass, and those of this one.
     earlier: Validated,
     now: RefCell<Validated>,
@@ -96,14 +112,20 @@ impl<'a> ValidationContext<'a> {
             env,
             secret_files: SecretFiles::default(),
             nest_accounts: &[],
+            resolvers: &[],
             earlier: Validated::default(),
             now: RefCell::default(),
         }
     }
 
-    /// Lets `nest:` name these accounts.
-    pub fn with_nest_accounts(mut self, accounts: &'a [NestAccountConfig]) -> Self {
-        self.nest_accounts = accounts;
+    /// Lets `nest:` and `resolve:` name these accounts and resolvers.
+    pub fn with_resolvers(
+        mut self,
+        nest_accounts: &'a [NestAccountConfig],
+        resolvers: &'a [ResolverConfig],
+    ) -> Self {
+        self.nest_accounts = nest_accounts;
+        self.resolvers = resolvers;
         self
     }
 
@@ -172,8 +194,9 @@ pub struct Camera {
     pub mediamtx: MediamtxFields,
     /// The shard the record pins the camera to, if any (see [`crate::source::shard`]).
     pub shard: Option<u32>,
-    /// Set for a Nest camera: `sources` is empty until its stream is resolved.
-    pub nest: Option<NestDevice>,
+    /// Set for a Nest camera or one with `resolve:`: `sources` is empty until its stream is
+    /// resolved.
+    pub resolver: Option<ResolverRef>,
 }
 
 impl Camera {
@@ -249,8 +272,8 @@ pub enum CameraError {
         target: String,
         url: String,
     },
-    #[error("camera {}: nest: {reason}", Echo(.name))]
-    Nest { name: String, reason: String },
+    #[error("camera {}: {reason}", Echo(.name))]
+    Resolver { name: String, reason: String },
     #[error("camera {}: duplicate name (first defined {first})", Echo(.name))]
     Duplicate { name: String, first: String },
 }
@@ -305,23 +328,15 @@ impl CameraSpec {
             return Err(CameraError::InvalidName { name, reason });
         }
         let password = password?;
-        let nest = match self.nest {
-            None => None,
-            Some(spec) => {
-                let given_url = self.url.is_some() || self.urls.is_some();
-                let given_credentials = self.username.is_some() || password.is_some();
-                Some(
-                    nest_device(spec, given_url, given_credentials, ctx).map_err(|reason| {
-                        CameraError::Nest {
-                            name: name.clone(),
-                            reason,
-                        }
-                    })?,
-                )
-            }
-        };
+        let given_url = self.url.is_some() || self.urls.is_some();
+        let given_credentials = self.username.is_some() || password.is_some();
+        let resolver = resolver_ref(self.nest, self.resolve, given_url, given_credentials, ctx)
+            .map_err(|reason| CameraError::Resolver {
+                name: name.clone(),
+                reason,
+            })?;
         let raw_urls = match (self.url, self.urls) {
-            _ if nest.is_some() => Vec::new(),
+            _ if resolver.is_some() => Vec::new(),
             (Some(_), Some(_)) => return Err(CameraError::UrlAndUrls { name }),
             (Some(url), None) => vec![url],
             (None, Some(urls)) if !urls.is_empty() => urls,
@@ -389,12 +404,12 @@ impl CameraSpec {
         let file_target = ctx.targets.iter().find(|(t, kind)| {
             kind.is_file() && targets.as_ref().is_none_or(|set| set.contains(*t))
         });
-        if let (Some(_), Some((target, _))) = (&nest, file_target) {
-            return Err(CameraError::Nest {
+        if let (Some(_), Some((target, _))) = (&resolver, file_target) {
+            return Err(CameraError::Resolver {
                 name,
                 reason: format!(
-                    "file target {} reads its file only at its start, and a Nest stream's URL \
-                     expires within minutes; limit the camera's `targets` to API targets",
+                    "file target {} reads its file only at its start, and a resolved stream URL \
+                     expires; limit the camera's `targets` to API targets",
                     Echo(target)
                 ),
             });
@@ -415,7 +430,7 @@ impl CameraSpec {
             enabled: self.enabled.unwrap_or(true),
             mediamtx,
             shard: self.shard,
-            nest,
+            resolver,
         })
     }
 
@@ -446,35 +461,66 @@ impl CameraSpec {
     }
 }
 
-/// A `nest:` checked against the config's accounts.
-fn nest_device(
-    spec: NestSpec,
+/// A `nest:` or `resolve:` checked against the config's accounts and resolvers.
+fn resolver_ref(
+    nest: Option<NestSpec>,
+    resolve: Option<ResolveSpec>,
     given_url: bool,
     given_credentials: bool,
     ctx: &ValidationContext<'_>,
-) -> Result<NestDevice, String> {
+) -> Result<Option<ResolverRef>, String> {
+    let key = match (&nest, &resolve) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => return Err("give either `nest` or `resolve`, not both".into()),
+        (Some(_), None) => "nest",
+        (None, Some(_)) => "resolve",
+    };
     if given_url {
-        return Err("give either `url`/`urls` or `nest`, not both".into());
+        return Err(format!("give either `url`/`urls` or `{key}`, not both"));
     }
     if given_credentials {
-        return Err("a Nest camera takes no username or password (its account has them)".into());
-    }
-    let Some(account) = ctx.nest_accounts.iter().find(|a| a.name == spec.account) else {
-        let known: BTreeSet<String> = ctx.nest_accounts.iter().map(|a| a.name.clone()).collect();
         return Err(format!(
-            "unknown nest account {} (nest_accounts in the config: {})",
-            Echo(&spec.account),
+            "a camera with `{key}` takes no username or password (its resolver has them)"
+        ));
+    }
+    let unknown = |what: &str, name: &str, known: BTreeSet<String>| {
+        format!(
+            "{key}: unknown {what} {} (in the config: {})",
+            Echo(name),
             if known.is_empty() {
                 "none".to_owned()
             } else {
                 join(&known)
             }
-        ));
+        )
     };
-    Ok(NestDevice {
-        device: account.device_name(&spec.device)?,
-        account: spec.account,
-    })
+    if let Some(spec) = nest {
+        let Some(account) = ctx.nest_accounts.iter().find(|a| a.name == spec.account) else {
+            let known = ctx.nest_accounts.iter().map(|a| a.name.clone()).collect();
+            return Err(unknown("nest account", &spec.account, known));
+        };
+        let device = account
+            .device_name(&spec.device)
+            .map_err(|e| format!("nest: {e}"))?;
+        return Ok(Some(ResolverRef {
+            resolver: spec.account,
+            device,
+        }));
+    }
+    let Some(spec) = resolve else {
+        return Ok(None);
+    };
+    if !ctx.resolvers.iter().any(|r| r.name == spec.resolver) {
+        let known = ctx.resolvers.iter().map(|r| r.name.clone()).collect();
+        return Err(unknown("resolver", &spec.resolver, known));
+    }
+    if spec.device.is_empty() || spec.device.chars().any(char::is_control) {
+        return Err("resolve: `device` must be a non-empty name without control characters".into());
+    }
+    Ok(Some(ResolverRef {
+        resolver: spec.resolver,
+        device: spec.device,
+    }))
 }
 
 fn join(names: &BTreeSet<String>) -> String {
@@ -664,7 +710,7 @@ impl Camera {
             preload: false,
             mediamtx: Default::default(),
             shard: None,
-            nest: None,
+            resolver: None,
         }
     }
 }

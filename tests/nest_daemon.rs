@@ -121,13 +121,13 @@ async fn a_nest_stream_reaches_both_servers_and_extensions_write_nothing() {
         porch["sources"][0],
         format!("{}/sdm/{DEVICE}?***", nest.rtsp_url())
     );
-    assert_eq!(porch["nest"]["state"], "live");
-    assert_eq!(porch["nest"]["generation"], 1);
-    assert_eq!(porch["nest"]["device"], nest.device_name(DEVICE));
+    assert_eq!(porch["resolved"]["state"], "live");
+    assert_eq!(porch["resolved"]["generation"], 1);
+    assert_eq!(porch["resolved"]["device"], nest.device_name(DEVICE));
     let list: serde_json::Value =
         serde_json::from_str(&get(&format!("{api}/v1/cameras")).await).unwrap();
     assert!(
-        list["nest_accounts"]["home"]["executed"][0].as_u64() >= Some(3),
+        list["resolvers"]["home"]["executed"][0].as_u64() >= Some(3),
         "{list}"
     );
     let metrics = get(&format!("{api}/metrics")).await;

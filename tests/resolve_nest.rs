@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use camsync::config::NestAccountConfig;
 use camsync::health::probe::Probe;
-use camsync::resolve::nest::{Command, NestAccount, Resolutions, Settings, StreamState};
-use camsync::resolve::sdm::{Sdm, SdmClient};
+use camsync::resolve::account::{Account, Command, Resolutions, Settings, StreamState};
+use camsync::resolve::live::LiveStreams;
+use camsync::resolve::sdm::SdmClient;
 use camsync::secret::Secret;
 use camsync_sim::nest::{NestSim, NestSimOptions};
 use fake_sdm::FakeSdm;
@@ -36,7 +37,7 @@ fn cameras(n: usize) -> BTreeMap<String, String> {
 }
 
 /// Waits (on the paused clock) until `check` holds for the published resolutions.
-async fn resolved(account: &NestAccount, within: Duration, check: impl Fn(&Resolutions) -> bool) {
+async fn resolved(account: &Account, within: Duration, check: impl Fn(&Resolutions) -> bool) {
     let mut watch = account.resolutions();
     let waited = tokio::time::timeout(within, watch.wait_for(|r| check(r))).await;
     assert!(
@@ -57,7 +58,7 @@ fn states(resolutions: &Resolutions) -> BTreeMap<StreamState, usize> {
 #[tokio::test(start_paused = true)]
 async fn twenty_cameras_stay_alive_for_two_hours_within_the_quota_on_extensions_alone() {
     let sdm = FakeSdm::default();
-    let account = NestAccount::start("home", sdm.clone(), settings());
+    let account = Account::start("home", sdm.clone(), settings());
     let start = Instant::now();
     account.want(cameras(20));
     resolved(&account, Duration::from_secs(180), |r| {
@@ -113,7 +114,7 @@ async fn twenty_cameras_stay_alive_for_two_hours_within_the_quota_on_extensions_
 #[tokio::test(start_paused = true)]
 async fn after_a_429_the_account_waits_and_an_extension_due_goes_before_a_generate() {
     let sdm = FakeSdm::default();
-    let account = NestAccount::start("home", sdm.clone(), settings());
+    let account = Account::start("home", sdm.clone(), settings());
     let one = cameras(2).into_iter().take(1).collect();
     account.want(one);
     resolved(&account, Duration::from_secs(10), |r| {
@@ -157,7 +158,7 @@ async fn after_a_429_the_account_waits_and_an_extension_due_goes_before_a_genera
 #[tokio::test(start_paused = true)]
 async fn a_refused_refresh_token_degrades_every_camera_of_the_account_without_a_retry_storm() {
     let sdm = FakeSdm::default();
-    let account = NestAccount::start("home", sdm.clone(), settings());
+    let account = Account::start("home", sdm.clone(), settings());
     account.want(cameras(3));
     resolved(&account, Duration::from_secs(60), |r| {
         r.len() == 3 && r.values().all(|c| c.state == StreamState::Live)
@@ -196,7 +197,7 @@ async fn a_refused_refresh_token_degrades_every_camera_of_the_account_without_a_
 #[tokio::test(start_paused = true)]
 async fn a_stream_google_ends_is_generated_anew_and_a_regenerate_is_at_once() {
     let sdm = FakeSdm::default();
-    let account = NestAccount::start("home", sdm.clone(), settings());
+    let account = Account::start("home", sdm.clone(), settings());
     account.want(cameras(1));
     resolved(&account, Duration::from_secs(10), |r| {
         r.len() == 1 && r.values().all(|c| c.state == StreamState::Live)
@@ -222,7 +223,7 @@ async fn a_stream_google_ends_is_generated_anew_and_a_regenerate_is_at_once() {
 #[tokio::test(start_paused = true)]
 async fn cameras_beyond_the_quotas_capacity_are_reported_over_quota_and_never_generated() {
     let sdm = FakeSdm::default();
-    let account = NestAccount::start("home", sdm.clone(), settings());
+    let account = Account::start("home", sdm.clone(), settings());
     account.want(cameras(40));
     resolved(&account, Duration::from_secs(600), |r| {
         states(r).get(&StreamState::Live) == Some(&32)
@@ -276,7 +277,7 @@ async fn the_simulators_streams_stay_playable_through_extensions() {
         timeout: Duration::from_secs(5),
     };
     let client = SdmClient::new(account.clone()).unwrap();
-    let nest = NestAccount::start(
+    let nest = Account::start(
         "home",
         client,
         Settings {

@@ -22,7 +22,7 @@ use crate::ledger::Owned;
 use crate::reconcile::report::OutcomeKind;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::QueueStats;
-use crate::resolve::nest::{QueueStats as NestQueueStats, StreamState};
+use crate::resolve::account::{QueueStats as ResolverQueueStats, StreamState};
 
 /// A target as the status page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,9 +66,9 @@ pub struct CamerasView {
     pub targets: Vec<TargetInfo>,
     /// Each target's work queue.
     pub queues: BTreeMap<String, QueueStats>,
-    /// Each Nest account's command queue.
+    /// Each Nest account's and resolver's command queue.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub nest_accounts: BTreeMap<String, NestQueueStats>,
+    pub resolvers: BTreeMap<String, ResolverQueueStats>,
     /// File targets without `api:`: camsync writes their file but cannot check that the
     /// server loaded it.
     pub unverified_targets: Vec<String>,
@@ -83,16 +83,17 @@ pub struct CameraView {
     pub profile: String,
     /// Sources with passwords (and a Nest stream's token) shown as `***`.
     pub sources: Vec<String>,
-    /// A Nest camera's stream.
+    /// A Nest camera's stream, or that of a camera with `resolve:`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub nest: Option<NestView>,
+    pub resolved: Option<ResolvedView>,
     pub targets: Vec<TargetView>,
 }
 
-/// A Nest camera's stream as its account's queue keeps it.
+/// A resolved camera's stream as its account's queue keeps it.
 #[derive(Debug, Serialize)]
-pub struct NestView {
-    pub account: String,
+pub struct ResolvedView {
+    /// The Nest account or resolver.
+    pub resolver: String,
     pub device: String,
     /// `pending`, `live`, `degraded` or `over-quota`.
     pub state: Option<StreamState>,
@@ -141,18 +142,18 @@ fn view(state: &ApiState, camera: &Camera, owned: &BTreeMap<String, Arc<Owned>>)
         enabled: camera.enabled,
         profile: camera.profile.clone(),
         sources: camera.sources.iter().map(|s| s.redacted()).collect(),
-        nest: nest_view(state, camera),
+        resolved: resolved_view(state, camera),
         targets,
     }
 }
 
-fn nest_view(state: &ApiState, camera: &Camera) -> Option<NestView> {
-    let nest = camera.nest.as_ref()?;
+fn resolved_view(state: &ApiState, camera: &Camera) -> Option<ResolvedView> {
+    let by = camera.resolver.as_ref()?;
     let resolution = state.resolver.resolution(camera);
     let now = tokio::time::Instant::now();
-    Some(NestView {
-        account: nest.account.clone(),
-        device: nest.device.clone(),
+    Some(ResolvedView {
+        resolver: by.resolver.clone(),
+        device: by.device.clone(),
         state: resolution.as_ref().map(|r| r.state),
         generation: resolution.as_ref().map_or(0, |r| r.generation),
         expires_in_secs: resolution
@@ -211,7 +212,7 @@ pub async fn list(
             .iter()
             .map(|w| (w.name().to_owned(), w.stats()))
             .collect(),
-        nest_accounts: state
+        resolvers: state
             .resolver
             .accounts()
             .map(|(name, account)| (name.to_owned(), account.stats()))
@@ -280,8 +281,8 @@ pub struct ReconnectResult {
 
 /// Deletes and re-adds the camera's stream on every target (or `?target=`) where camsync owns
 /// it, through each target's worker. 200 when nothing failed, 502 otherwise; the body says per
-/// target. A Nest camera's stream is generated anew instead (202: the servers get the new
-/// stream when Google answers).
+/// target. A resolved camera's stream (Nest, `resolve:`) is generated anew instead (202: the
+/// servers get the new stream when the resolver answers).
 pub async fn reconnect(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -290,12 +291,12 @@ pub async fn reconnect(
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let camera = camera(&state, &name)?;
     if state.resolver.regenerate(&camera) {
-        tracing::info!(camera = %name, "reconnect: a new Nest stream is generated");
+        tracing::info!(camera = %name, "reconnect: a new stream is resolved");
         state.activity.reconnected(
             &name,
-            "nest",
+            "resolver",
             "regenerating",
-            Some("a new stream is generated; the servers get it when Google answers"),
+            Some("a new stream is resolved; the servers get it when the resolver answers"),
         );
         return Ok((
             StatusCode::ACCEPTED,

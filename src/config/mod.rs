@@ -13,11 +13,13 @@ use serde_saphyr::Spanned;
 
 mod api;
 mod nest;
+mod resolvers;
 mod shard;
 mod source;
 
 pub use api::ApiConfig;
 pub use nest::NestAccountConfig;
+pub use resolvers::{DEVICE as RESOLVER_DEVICE, ResolverConfig, ResolverKind};
 pub use shard::Shard;
 pub use source::{
     DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
@@ -65,6 +67,8 @@ pub struct Config {
     pub max_cameras: usize,
     /// Google Device Access accounts, for cameras with `nest:`.
     pub nest_accounts: Vec<NestAccountConfig>,
+    /// Commands and HTTP endpoints that tell a camera's URL, for cameras with `resolve:`.
+    pub resolvers: Vec<ResolverConfig>,
 }
 
 /// Reads environment variables for config and secrets (tests pass their own reader instead).
@@ -232,6 +236,8 @@ struct RawConfig {
     max_cameras: Option<Spanned<usize>>,
     #[serde(default)]
     nest_accounts: Vec<nest::RawNestAccount>,
+    #[serde(default)]
+    resolvers: Vec<resolvers::RawResolver>,
 }
 
 #[derive(Deserialize)]
@@ -598,8 +604,15 @@ pub fn parse(
         shard,
         retry,
         max_cameras,
+        resolvers: Vec::new(),
         nest_accounts: nest::parse(raw.nest_accounts, base, env, &invalid)?,
     };
+    let accounts: Vec<String> = config
+        .nest_accounts
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
+    config.resolvers = resolvers::parse(raw.resolvers, &accounts, base, env, &invalid)?;
     apply_env(&mut config, env)?;
     Ok(config)
 }

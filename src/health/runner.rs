@@ -1,8 +1,8 @@
 //! The health monitor's task in the daemon: a round over every target each `interval`,
 //! judging only the streams the target's worker confirms camsync owns, and handing every
-//! [`Intent`] to that worker — except the recovery of a Nest camera, whose stream is generated
-//! anew through its account's queue instead (re-registering a stream Google ended would only
-//! churn the server). Between rounds, the cameras of `camera-offline` streams are
+//! [`Intent`] to that worker — except the recovery of a camera whose URL is resolved (Nest,
+//! `resolve:`), whose stream is generated anew through its account's queue instead
+//! (re-registering a stream whose URL expired would only churn the server). Between rounds, the cameras of `camera-offline` streams are
 //! watched (`camera_watch`) so a camera's return is acted on at once.
 
 use std::future::Future;
@@ -113,7 +113,7 @@ impl HealthLoop {
             let (regenerate, intents): (Vec<Intent>, Vec<Intent>) =
                 outcome.intents.iter().cloned().partition(|intent| {
                     matches!(intent, Intent::Recover { camera, .. }
-                        if judged.get(camera).is_some_and(|c| c.nest.is_some()))
+                        if judged.get(camera).is_some_and(|c| c.resolver.is_some()))
                 });
             for intent in &regenerate {
                 if let Intent::Recover { camera, .. } = intent

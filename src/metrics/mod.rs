@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::queue::Level;
-use crate::resolve::nest::{Command, QueueStats as NestQueueStats, StreamState};
+use crate::resolve::account::{Command, QueueStats as NestQueueStats, StreamState};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 

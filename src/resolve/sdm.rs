@@ -1,23 +1,22 @@
 //! Google's Smart Device Management API for one Device Access account: the OAuth refresh of its
 //! access token and the three live-stream commands (`GenerateRtspStream`, `ExtendRtspStream`,
-//! `StopRtspStream`), as [`Sdm`] over HTTP ([`SdmClient`]).
+//! `StopRtspStream`), as [`LiveStreams`] over HTTP ([`SdmClient`]).
 //!
 //! - **Secrets stay inside.** The client secret, the refresh token, the access token, a
 //!   stream's URL and its tokens are [`Secret`]s; no error carries one (Google's own error
 //!   messages are shown through [`crate::secret::redact`] and cut).
 //! - **The access token is refreshed ahead of expiry** (a minute before), once at a time, and
 //!   once more on a 401 from the API (a token revoked early). A refused refresh
-//!   (`invalid_grant`, `invalid_client`) is [`SdmError::Revoked`]: nothing but a new sign-in
+//!   (`invalid_grant`, `invalid_client`) is [`ResolveError::Revoked`]: nothing but a new sign-in
 //!   fixes it.
-//! - **Answers are classified for the renewal:** 429 is [`SdmError::RateLimited`] (wait, the
-//!   stream is fine); an extension Google refuses with 400/404 is [`SdmError::StreamGone`]
+//! - **Answers are classified for the renewal:** 429 is [`ResolveError::RateLimited`] (wait, the
+//!   stream is fine); an extension Google refuses with 400/404 is [`ResolveError::StreamGone`]
 //!   (generate a new stream); anything else is worth a retry with backoff.
 //! - Each call is bounded by the account's timeout, and each answer by [`MAX_ANSWER_BYTES`].
 //!
 //! Times: `expiresAt` is wall-clock time; a [`StreamGrant`] holds it as tokio's [`Instant`],
 //! converted on receipt, so that the renewal runs on one clock (and tests may pause it).
 
-use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
@@ -27,6 +26,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
+use super::live::{LiveStreams, ResolveError, StreamGrant};
 use crate::config::NestAccountConfig;
 use crate::http_body::{self, BodyError};
 use crate::secret::{Secret, redact};
@@ -40,85 +40,7 @@ const GENERATE: &str = "sdm.devices.commands.CameraLiveStream.GenerateRtspStream
 const EXTEND: &str = "sdm.devices.commands.CameraLiveStream.ExtendRtspStream";
 const STOP: &str = "sdm.devices.commands.CameraLiveStream.StopRtspStream";
 
-/// A live stream Google granted: where to play it, how to extend it, until when.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StreamGrant {
-    /// The RTSP URL with the stream token in its `auth=` parameter.
-    pub url: Secret,
-    pub extension_token: Secret,
-    pub expires: Instant,
-}
-
-/// The live-stream commands of one account, for the renewal to drive (and tests to fake).
-pub trait Sdm: Send + Sync + 'static {
-    /// `GenerateRtspStream` on `device` (`enterprises/…/devices/…`).
-    fn generate(&self, device: &str) -> impl Future<Output = Result<StreamGrant, SdmError>> + Send;
-
-    /// `ExtendRtspStream`: the same stream with a later expiry and new tokens (the URL's
-    /// `auth=` carries the new stream token).
-    fn extend(
-        &self,
-        device: &str,
-        grant: &StreamGrant,
-    ) -> impl Future<Output = Result<StreamGrant, SdmError>> + Send;
-
-    /// `StopRtspStream`.
-    fn stop(
-        &self,
-        device: &str,
-        grant: &StreamGrant,
-    ) -> impl Future<Output = Result<(), SdmError>> + Send;
-}
-
-/// Why a call to Google failed. None carries a token or a stream URL.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SdmError {
-    #[error(
-        "nest account {account}: Google refused the refresh token ({error}); sign in again \
-         (Device Access partner connection) and set the new refresh token"
-    )]
-    Revoked { account: String, error: String },
-    #[error(
-        "nest account {account}: the SDM API's command quota is used up (429 RESOURCE_EXHAUSTED)"
-    )]
-    RateLimited { account: String },
-    #[error(
-        "nest device {device}: the stream cannot be extended ({status}: {detail}); it is generated anew"
-    )]
-    StreamGone {
-        device: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("nest account {account}: {op} answered {status}: {detail}")]
-    Http {
-        account: String,
-        op: &'static str,
-        status: u16,
-        detail: String,
-    },
-    #[error("nest account {account}: {op}: {detail}")]
-    Transport {
-        account: String,
-        op: &'static str,
-        detail: String,
-    },
-    #[error("nest account {account}: {op}: unexpected answer: {detail}")]
-    Malformed {
-        account: String,
-        op: &'static str,
-        detail: String,
-    },
-}
-
-impl SdmError {
-    /// Whether nothing but the operator can fix it (a new refresh token).
-    pub fn is_revoked(&self) -> bool {
-        matches!(self, SdmError::Revoked { .. })
-    }
-}
-
-/// [`Sdm`] over HTTP.
+/// [`LiveStreams`] over HTTP.
 pub struct SdmClient {
     account: NestAccountConfig,
     http: reqwest::Client,
@@ -160,13 +82,13 @@ struct Results<T> {
 }
 
 impl SdmClient {
-    pub fn new(account: NestAccountConfig) -> Result<SdmClient, SdmError> {
+    pub fn new(account: NestAccountConfig) -> Result<SdmClient, ResolveError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(account.timeout)
             .connect_timeout(account.timeout.min(Duration::from_secs(5)))
             .build()
-            .map_err(|e| SdmError::Transport {
+            .map_err(|e| ResolveError::Transport {
                 account: account.name.clone(),
                 op: "set up the HTTP client",
                 detail: redact(&e.without_url().to_string()),
@@ -179,7 +101,7 @@ impl SdmClient {
     }
 
     /// A live access token, refreshed when it is missing, about to expire or `stale`.
-    async fn access_token(&self, stale: bool) -> Result<Secret, SdmError> {
+    async fn access_token(&self, stale: bool) -> Result<Secret, ResolveError> {
         let mut access = self.access.lock().await;
         if let Some((token, expires)) = access.as_ref()
             && !stale
@@ -202,7 +124,7 @@ impl SdmClient {
                 .and_then(|v| v["error"].as_str().map(str::to_owned));
             return Err(match error.as_deref() {
                 Some(error @ ("invalid_grant" | "invalid_client" | "unauthorized_client")) => {
-                    SdmError::Revoked {
+                    ResolveError::Revoked {
                         account: account.name.clone(),
                         error: error.to_owned(),
                     }
@@ -224,7 +146,7 @@ impl SdmClient {
         device: &str,
         command: &str,
         params: serde_json::Value,
-    ) -> Result<String, SdmError> {
+    ) -> Result<String, ResolveError> {
         let url = format!(
             "{}/{device}:executeCommand",
             self.account.sdm_url.as_str().trim_end_matches('/')
@@ -238,7 +160,7 @@ impl SdmClient {
             match status {
                 StatusCode::UNAUTHORIZED if !stale => stale = true,
                 StatusCode::TOO_MANY_REQUESTS => {
-                    return Err(SdmError::RateLimited {
+                    return Err(ResolveError::RateLimited {
                         account: self.account.name.clone(),
                     });
                 }
@@ -246,7 +168,7 @@ impl SdmClient {
                 s if command == EXTEND
                     && matches!(s, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND) =>
                 {
-                    return Err(SdmError::StreamGone {
+                    return Err(ResolveError::StreamGone {
                         device: device.to_owned(),
                         status: s.as_u16(),
                         detail: google_message(&answer),
@@ -261,8 +183,8 @@ impl SdmClient {
         &self,
         op: &'static str,
         request: reqwest::RequestBuilder,
-    ) -> Result<(StatusCode, String), SdmError> {
-        let transport = |e: reqwest::Error| SdmError::Transport {
+    ) -> Result<(StatusCode, String), ResolveError> {
+        let transport = |e: reqwest::Error| ResolveError::Transport {
             account: self.account.name.clone(),
             op,
             detail: redact(&e.without_url().to_string()),
@@ -272,7 +194,7 @@ impl SdmClient {
         let body = http_body::read(response, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| match e {
-                BodyError::TooLarge => SdmError::Malformed {
+                BodyError::TooLarge => ResolveError::Malformed {
                     account: self.account.name.clone(),
                     op,
                     detail: format!("longer than {MAX_ANSWER_BYTES} bytes"),
@@ -286,8 +208,8 @@ impl SdmClient {
         &self,
         op: &'static str,
         body: &str,
-    ) -> Result<T, SdmError> {
-        serde_json::from_str(body).map_err(|e| SdmError::Malformed {
+    ) -> Result<T, ResolveError> {
+        serde_json::from_str(body).map_err(|e| ResolveError::Malformed {
             account: self.account.name.clone(),
             op,
             // serde's message names the field, never the value.
@@ -295,8 +217,8 @@ impl SdmClient {
         })
     }
 
-    fn http_error(&self, op: &'static str, status: StatusCode, body: &str) -> SdmError {
-        SdmError::Http {
+    fn http_error(&self, op: &'static str, status: StatusCode, body: &str) -> ResolveError {
+        ResolveError::Http {
             account: self.account.name.clone(),
             op,
             status: status.as_u16(),
@@ -304,24 +226,25 @@ impl SdmClient {
         }
     }
 
-    fn expiry(&self, op: &'static str, expires_at: &str) -> Result<Instant, SdmError> {
-        let at = humantime::parse_rfc3339_weak(expires_at).map_err(|e| SdmError::Malformed {
-            account: self.account.name.clone(),
-            op,
-            detail: format!("expiresAt {expires_at:?}: {e}"),
-        })?;
+    fn expiry(&self, op: &'static str, expires_at: &str) -> Result<Instant, ResolveError> {
+        let at =
+            humantime::parse_rfc3339_weak(expires_at).map_err(|e| ResolveError::Malformed {
+                account: self.account.name.clone(),
+                op,
+                detail: format!("expiresAt {expires_at:?}: {e}"),
+            })?;
         let left = at.duration_since(SystemTime::now()).unwrap_or_default();
         Ok(Instant::now() + left)
     }
 }
 
-impl Sdm for SdmClient {
-    async fn generate(&self, device: &str) -> Result<StreamGrant, SdmError> {
+impl LiveStreams for SdmClient {
+    async fn generate(&self, device: &str) -> Result<StreamGrant, ResolveError> {
         let op = "GenerateRtspStream";
         let answer = self.execute(op, device, GENERATE, json!({})).await?;
         let Results { results } = self.parse::<Results<Generated>>(op, &answer)?;
         if Url::parse(&results.stream_urls.rtsp_url).is_err() {
-            return Err(SdmError::Malformed {
+            return Err(ResolveError::Malformed {
                 account: self.account.name.clone(),
                 op,
                 detail: "streamUrls.rtspUrl is not a URL".into(),
@@ -334,7 +257,7 @@ impl Sdm for SdmClient {
         })
     }
 
-    async fn extend(&self, device: &str, grant: &StreamGrant) -> Result<StreamGrant, SdmError> {
+    async fn extend(&self, device: &str, grant: &StreamGrant) -> Result<StreamGrant, ResolveError> {
         let op = "ExtendRtspStream";
         let params = json!({ "streamExtensionToken": grant.extension_token.expose() });
         let answer = self.execute(op, device, EXTEND, params).await?;
@@ -346,7 +269,7 @@ impl Sdm for SdmClient {
         })
     }
 
-    async fn stop(&self, device: &str, grant: &StreamGrant) -> Result<(), SdmError> {
+    async fn stop(&self, device: &str, grant: &StreamGrant) -> Result<(), ResolveError> {
         let params = json!({ "streamExtensionToken": grant.extension_token.expose() });
         self.execute("StopRtspStream", device, STOP, params)
             .await

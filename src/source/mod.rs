@@ -148,6 +148,7 @@ pub struct Source {
     targets: BTreeMap<String, TargetKind>,
     profiles: Profiles,
     nest_accounts: Vec<crate::config::NestAccountConfig>,
+    resolvers: Vec<crate::config::ResolverConfig>,
     shard: Option<crate::config::Shard>,
     /// The valid cameras of the last successful read.
     last_good: std::sync::Mutex<Option<Arc<Inventory>>>,
@@ -180,6 +181,7 @@ impl Source {
             targets: config.target_kinds(),
             profiles: config.profiles.clone(),
             nest_accounts: config.nest_accounts.clone(),
+            resolvers: config.resolvers.clone(),
             shard: config.shard.clone(),
             last_good: Default::default(),
             validated: Default::default(),
@@ -232,7 +234,7 @@ impl Source {
             &self.profiles,
             &crate::config::process_env,
         )
-        .with_nest_accounts(&self.nest_accounts)
+        .with_resolvers(&self.nest_accounts, &self.resolvers)
         .remembering(std::mem::take(&mut validated));
         let inventory = validate_records(records, &ctx);
         *validated = ctx.into_validated();

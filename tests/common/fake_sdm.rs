@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use camsync::resolve::nest::Command;
-use camsync::resolve::sdm::{Sdm, SdmError, StreamGrant};
+use camsync::resolve::account::Command;
+use camsync::resolve::live::{LiveStreams, ResolveError, StreamGrant};
 use camsync::secret::Secret;
 use tokio::time::Instant;
 
@@ -79,10 +79,10 @@ impl FakeSdm {
     }
 
     /// Records the command; `Err` when it is refused before reaching the device.
-    fn arrive(&self, device: &str, command: Command) -> Result<(), SdmError> {
+    fn arrive(&self, device: &str, command: Command) -> Result<(), ResolveError> {
         let mut state = self.state();
         if state.revoked {
-            return Err(SdmError::Revoked {
+            return Err(ResolveError::Revoked {
                 account: "home".into(),
                 error: "invalid_grant".into(),
             });
@@ -96,7 +96,7 @@ impl FakeSdm {
             limited,
         });
         if limited {
-            return Err(SdmError::RateLimited {
+            return Err(ResolveError::RateLimited {
                 account: "home".into(),
             });
         }
@@ -138,8 +138,8 @@ impl FakeSdm {
     }
 }
 
-impl Sdm for FakeSdm {
-    async fn generate(&self, device: &str) -> Result<StreamGrant, SdmError> {
+impl LiveStreams for FakeSdm {
+    async fn generate(&self, device: &str) -> Result<StreamGrant, ResolveError> {
         self.arrive(device, Command::Generate)?;
         let mut state = self.state();
         let now = Instant::now();
@@ -149,7 +149,7 @@ impl Sdm for FakeSdm {
         Ok(Self::grant(&mut state, device, false))
     }
 
-    async fn extend(&self, device: &str, grant: &StreamGrant) -> Result<StreamGrant, SdmError> {
+    async fn extend(&self, device: &str, grant: &StreamGrant) -> Result<StreamGrant, ResolveError> {
         self.arrive(device, Command::Extend)?;
         let mut state = self.state();
         let now = Instant::now();
@@ -163,7 +163,7 @@ impl Sdm for FakeSdm {
                 if let Some(expires) = expires {
                     state.lapses.push((device.to_owned(), expires, now));
                 }
-                Err(SdmError::StreamGone {
+                Err(ResolveError::StreamGone {
                     device: device.to_owned(),
                     status: 400,
                     detail: "Invalid or expired stream extension token.".into(),
@@ -172,7 +172,7 @@ impl Sdm for FakeSdm {
         }
     }
 
-    async fn stop(&self, device: &str, grant: &StreamGrant) -> Result<(), SdmError> {
+    async fn stop(&self, device: &str, grant: &StreamGrant) -> Result<(), ResolveError> {
         self.arrive(device, Command::Stop)?;
         let mut state = self.state();
         state.extensions.remove(grant.extension_token.expose());

@@ -1,15 +1,17 @@
-//! One Nest account's streams kept alive: a task that owns the account's command queue and
-//! every wanted camera's live stream, and publishes each camera's [`Resolution`].
+//! One account's streams kept alive (a Nest account, or an `exec`/`http` resolver): a task
+//! that owns the account's command queue and every wanted camera's live stream, and publishes
+//! each camera's [`Resolution`].
 //!
 //! - **One command at a time per account, paced.** Commands go through a [`WorkQueue`] keyed
 //!   by camera (one waiting item per camera, never two in flight) with three levels:
 //!   extensions first, then generates, then stops. They leave at most `per_minute` in any
 //!   60 s and at least `60 s / per_minute` apart, so cameras that start together are
 //!   staggered and their later extensions stay spread out.
-//! - **Renewal ahead of expiry.** A live stream is extended `renew_before` its expiry. An
-//!   extension that fails is retried with backoff while the stream lives; a stream Google no
-//!   longer extends, or one that expired, is generated anew. An extension writes nothing
-//!   downstream unless the URL changed, and it never changes the stream's `generation`.
+//! - **Renewal ahead of expiry.** A live stream is extended `renew_before` its expiry (an
+//!   `exec`/`http` resolver is asked again). An extension that fails is retried with backoff
+//!   while the stream lives; a stream Google no longer extends, or one that expired, is
+//!   generated anew. An extension never changes the stream's `generation`, and the servers
+//!   see only a new generation (see the parent module).
 //! - **Failures.** A 429 pauses the whole account with backoff (nothing is lost: the item
 //!   stays, and an extension still goes before a generate). A refused refresh token pauses
 //!   the account at the longest backoff and marks every camera `degraded` with the account's
@@ -31,7 +33,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::sdm::{Sdm, SdmError, StreamGrant};
+use super::live::{LiveStreams, ResolveError, StreamGrant};
 use crate::queue::{Backoff, Level, Merge, RateLimit, WorkQueue};
 use crate::secret::Secret;
 
@@ -69,6 +71,15 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The defaults with this pace and margin.
+    pub fn paced(per_minute: u32, renew_before: Duration) -> Settings {
+        Settings {
+            per_minute,
+            renew_before,
+            ..Settings::default()
+        }
+    }
+
     /// The time between two commands.
     pub fn spacing(&self) -> Duration {
         Duration::from_secs(60) / self.per_minute.max(1)
@@ -191,21 +202,21 @@ enum Request {
 }
 
 /// A running account. Dropping it stops its task (live streams expire on their own).
-pub struct NestAccount {
+pub struct Account {
     requests: mpsc::UnboundedSender<Request>,
     resolutions: watch::Receiver<Resolutions>,
     stats: watch::Receiver<QueueStats>,
     task: JoinHandle<()>,
 }
 
-impl Drop for NestAccount {
+impl Drop for Account {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl NestAccount {
-    pub fn start<S: Sdm>(name: &str, sdm: S, settings: Settings) -> NestAccount {
+impl Account {
+    pub fn start<S: LiveStreams>(name: &str, sdm: S, settings: Settings) -> Account {
         let (requests, inbox) = mpsc::unbounded_channel();
         let (published, resolutions) = watch::channel(Resolutions::new());
         let (stats_tx, stats) = watch::channel(QueueStats::default());
@@ -225,7 +236,7 @@ impl NestAccount {
             stats: QueueStats::default(),
             stats_tx,
         };
-        NestAccount {
+        Account {
             requests,
             resolutions,
             stats,
@@ -282,7 +293,7 @@ struct Runner<S> {
     stats_tx: watch::Sender<QueueStats>,
 }
 
-impl<S: Sdm> Runner<S> {
+impl<S: LiveStreams> Runner<S> {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Request>) {
         self.limit = RateLimit::new(Some(self.settings.per_minute));
         loop {
@@ -436,7 +447,11 @@ impl<S: Sdm> Runner<S> {
         }
     }
 
-    async fn send(&self, name: &str, command: Command) -> Result<Option<StreamGrant>, SdmError> {
+    async fn send(
+        &self,
+        name: &str,
+        command: Command,
+    ) -> Result<Option<StreamGrant>, ResolveError> {
         let camera = &self.cameras[name];
         let sdm = &self.sdm;
         match (command, &camera.grant) {
@@ -450,7 +465,7 @@ impl<S: Sdm> Runner<S> {
         &mut self,
         name: &str,
         command: Command,
-        outcome: Result<Option<StreamGrant>, SdmError>,
+        outcome: Result<Option<StreamGrant>, ResolveError>,
     ) {
         let now = Instant::now();
         let settings = self.settings.clone();
@@ -474,7 +489,7 @@ impl<S: Sdm> Runner<S> {
                 camera.error = None;
                 now
             }
-            Err(SdmError::RateLimited { .. }) => {
+            Err(ResolveError::RateLimited { .. }) => {
                 self.stats.rate_limited += 1;
                 self.rate_limited_in_a_row += 1;
                 let pause = settings
@@ -494,7 +509,7 @@ impl<S: Sdm> Runner<S> {
                     self.paused_until = Some(now + settings.backoff.max);
                     now
                 } else {
-                    if matches!(error, SdmError::StreamGone { .. }) {
+                    if matches!(error, ResolveError::StreamGone { .. }) {
                         camera.grant = None;
                     }
                     camera.failures += 1;

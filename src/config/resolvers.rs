@@ -1,0 +1,146 @@
+//! The `resolvers:` section: commands and HTTP endpoints that tell a camera's current stream
+//! URL and its expiry, for vendors with their own token dance (cameras name one in
+//! `resolve:`). `{device}` in the command's arguments or the URL is replaced by the camera's
+//! `device`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{ConfigError, parse_duration, parse_http_url, resolve_secret};
+use crate::echo::Echo;
+use crate::secret::Secret;
+
+/// Default of `max_per_minute`.
+pub const DEFAULT_MAX_PER_MINUTE: u32 = 60;
+/// Default of `renew_before`.
+pub const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(60);
+/// Default of `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// What `{device}` stands for.
+pub const DEVICE: &str = "{device}";
+
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    /// What cameras name in `resolve.resolver`.
+    pub name: String,
+    pub kind: ResolverKind,
+    /// Limit of one run or request; a command still running then is killed.
+    pub timeout: Duration,
+    /// Runs or requests in any minute (default 60).
+    pub max_per_minute: u32,
+    /// How long before its expiry a URL is asked for again (default 60s).
+    pub renew_before: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum ResolverKind {
+    /// A command, run without a shell, that prints the answer on its standard output.
+    Exec { argv: Vec<String> },
+    /// A GET of this URL answers it.
+    Http { url: String, bearer: Option<Secret> },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResolver {
+    name: Spanned<String>,
+    exec: Option<Vec<String>>,
+    http: Option<Spanned<String>>,
+    bearer_env: Option<Spanned<String>>,
+    bearer_file: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    max_per_minute: Option<Spanned<u32>>,
+    renew_before: Option<Spanned<String>>,
+}
+
+pub(super) fn parse(
+    raw: Vec<RawResolver>,
+    taken: &[String],
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+) -> Result<Vec<ResolverConfig>, ConfigError> {
+    let mut resolvers: Vec<ResolverConfig> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let line = r.name.referenced.line();
+        let name = r.name.value;
+        let field = |key: &str| format!("resolvers.{key}");
+        let clash = taken.contains(&name) || resolvers.iter().any(|o| o.name == name);
+        if name.is_empty() || clash {
+            return Err(invalid(
+                line,
+                &field("name"),
+                format!(
+                    "{} must be a non-empty name that no other resolver or nest account has",
+                    Echo(&name)
+                ),
+            ));
+        }
+        let bearer = resolve_secret(&r.bearer_env, &r.bearer_file, "bearer", base, env).map_err(
+            |(line, key, reason)| {
+                invalid(line, &field(&key), format!("resolver {name:?}: {reason}"))
+            },
+        )?;
+        let kind = match (r.exec, r.http, bearer) {
+            (Some(argv), None, None) if !argv.is_empty() && !argv[0].is_empty() => {
+                ResolverKind::Exec { argv }
+            }
+            (None, Some(url), bearer) => {
+                let example = Spanned {
+                    value: url.value.replace(DEVICE, "device"),
+                    referenced: url.referenced,
+                    defined: url.defined,
+                };
+                parse_http_url(&example)
+                    .map_err(|r| invalid(url.referenced.line(), &field("http"), r))?;
+                ResolverKind::Http {
+                    url: url.value,
+                    bearer,
+                }
+            }
+            (Some(_), None, Some(_)) => {
+                return Err(invalid(
+                    line,
+                    &field("bearer_env"),
+                    format!("resolver {name:?}: a bearer token is for `http` resolvers"),
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    line,
+                    &field("exec"),
+                    format!(
+                        "resolver {name:?}: give either `exec` (a command and its arguments, run \
+                         without a shell) or `http` (a URL to GET)"
+                    ),
+                ));
+            }
+        };
+        let duration = |raw: &Option<Spanned<String>>, key: &str, default| match raw {
+            None => Ok(default),
+            Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), &field(key), r)),
+        };
+        let max_per_minute = match r.max_per_minute {
+            None => DEFAULT_MAX_PER_MINUTE,
+            Some(n) if n.value == 0 => {
+                return Err(invalid(
+                    n.referenced.line(),
+                    &field("max_per_minute"),
+                    format!("resolver {name:?}: must be at least 1"),
+                ));
+            }
+            Some(n) => n.value,
+        };
+        resolvers.push(ResolverConfig {
+            timeout: duration(&r.timeout, "timeout", DEFAULT_TIMEOUT)?,
+            renew_before: duration(&r.renew_before, "renew_before", DEFAULT_RENEW_BEFORE)?,
+            max_per_minute,
+            kind,
+            name,
+        });
+    }
+    Ok(resolvers)
+}
