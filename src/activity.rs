@@ -592,6 +592,24 @@ impl Activity {
         }
     }
 
+    /// A resolved camera's stream changed state.
+    pub fn stream_state(
+        &self,
+        camera: &str,
+        resolver: &str,
+        state: &str,
+        generation: u64,
+        detail: Option<&str>,
+    ) {
+        self.publish(Event::Stream {
+            camera: camera.to_owned(),
+            resolver: resolver.to_owned(),
+            state: state.to_owned(),
+            generation,
+            detail: detail.map(redact),
+        });
+    }
+
     /// A forced re-registration on one target ended with `outcome` (`done`, `partial`,
     /// `failed` or `skipped`).
     pub fn reconnected(

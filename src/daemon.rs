@@ -13,7 +13,7 @@
 //! Shutdown: the loop stops enqueueing, each worker finishes the write in flight, the API
 //! stops accepting and ends event streams, and the tasks get [`SHUTDOWN_GRACE`] to finish.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,7 @@ use crate::reconcile::report::StepReport;
 use crate::reconcile::worker::{Observer, QueueStats};
 use crate::reconcile::{Workers, changed};
 use crate::resolve::Resolver;
+use crate::resolve::account::StreamState;
 use crate::source::{Changes, Inventory, Source};
 
 /// How long the daemon's tasks get to finish after shutdown is requested.
@@ -258,6 +259,7 @@ async fn run_loop(
         activity,
         progress,
         resolver: resolver.clone(),
+        stream_states: HashMap::new(),
         read: None,
         loaded: None,
         finishing: None,
@@ -312,6 +314,8 @@ struct Daemon {
     activity: Arc<Activity>,
     progress: watch::Sender<Progress>,
     resolver: Arc<Resolver>,
+    /// Each resolved camera's stream state and generation, as last told.
+    stream_states: HashMap<String, (StreamState, u64)>,
     /// The last inventory read successfully, as the source gave it.
     read: Option<Arc<Inventory>>,
     /// It with the resolved URLs in: what the workers see.
@@ -347,8 +351,23 @@ impl Daemon {
     }
 
     /// Puts the resolvers' new streams into the inventory and converges the cameras whose
-    /// stream changed.
+    /// stream changed; tells each change of a stream's state as an event.
     fn apply_resolutions(&mut self) {
+        let resolutions = self.resolver.resolutions();
+        self.stream_states
+            .retain(|camera, _| resolutions.contains_key(camera));
+        for (camera, (resolver, r)) in resolutions {
+            let now = (r.state, r.generation);
+            if self.stream_states.insert(camera.clone(), now) == Some(now) {
+                continue;
+            }
+            let state = r.state.name();
+            if r.state == StreamState::Degraded {
+                tracing::warn!(camera = %camera, resolver = %resolver, "stream degraded: {}", r.error.as_deref().unwrap_or_default());
+            }
+            self.activity
+                .stream_state(&camera, &resolver, state, r.generation, r.error.as_deref());
+        }
         let Some(read) = self.read.clone() else {
             return;
         };

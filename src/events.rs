@@ -82,6 +82,15 @@ pub enum Event {
         degraded: bool,
         detail: String,
     },
+    /// A resolved camera's stream (Nest, `resolve:`) changed state: `pending`, `live`,
+    /// `degraded` or `over-quota`; `generation` counts the streams generated for it.
+    Stream {
+        camera: String,
+        resolver: String,
+        state: String,
+        generation: u64,
+        detail: Option<String>,
+    },
     /// The inventory was read.
     InventoryLoaded { cameras: usize, rejected: usize },
     /// A server lost what camsync wrote there (restart or reload); a sync follows.
@@ -145,7 +154,8 @@ impl Event {
             | Event::Health { camera, .. }
             | Event::Recovery { camera, .. }
             | Event::Reconnect { camera, .. }
-            | Event::Degraded { camera, .. } => Some(camera),
+            | Event::Degraded { camera, .. }
+            | Event::Stream { camera, .. } => Some(camera),
             Event::Error { camera, .. } => camera.as_deref(),
             Event::SyncStarted { .. }
             | Event::SyncFinished { .. }

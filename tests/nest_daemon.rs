@@ -130,6 +130,13 @@ async fn a_nest_stream_reaches_both_servers_and_extensions_write_nothing() {
         list["resolvers"]["home"]["executed"][0].as_u64() >= Some(3),
         "{list}"
     );
+    let history = get(&format!("{api}/v1/cameras/porch/events")).await;
+    assert!(
+        history.contains(
+            r#""type":"stream","camera":"porch","resolver":"home","state":"live","generation":1"#
+        ),
+        "{history}"
+    );
     let metrics = get(&format!("{api}/metrics")).await;
     assert!(
         metrics.contains(r#"camsync_nest_streams{account="home",kind="live"} 1"#),

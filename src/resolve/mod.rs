@@ -37,7 +37,7 @@ use crate::camera::{Camera, SourceUrl};
 use crate::config::{Config, ResolverKind};
 use crate::secret::Secret;
 use crate::source::Inventory;
-use account::{Account, Resolutions, Settings};
+use account::{Account, Resolutions, Settings, StreamState};
 use exec::ExecResolver;
 use http::HttpResolver;
 use live::ResolveError;
@@ -53,9 +53,9 @@ pub struct Resolver {
     applied: Mutex<Shape>,
 }
 
-/// What of the resolutions the servers see: per camera, its generation and whether it has a
-/// URL.
-type Shape = Vec<(String, u64, bool)>;
+/// What of the resolutions the servers and the events see: per camera, its generation,
+/// whether it has a URL, and its state.
+type Shape = Vec<(String, u64, bool, StreamState)>;
 
 impl Resolver {
     /// Starts one queue per account of `config.nest_accounts` and per resolver of
@@ -171,7 +171,7 @@ impl Resolver {
     }
 
     /// Resolves when the resolutions differ from those the last [`Resolver::apply`] used in
-    /// a way it shows: a new generation, or a stream found or lost.
+    /// a way it shows (a new generation, a stream found or lost) or a state changed.
     pub async fn changed(&self) {
         if self.accounts.is_empty() {
             return std::future::pending().await;
@@ -214,6 +214,19 @@ impl Resolver {
         account.resolutions().borrow().get(&camera.name).cloned()
     }
 
+    /// Every wanted resolved camera's resolver and resolution now, by camera.
+    pub fn resolutions(&self) -> BTreeMap<String, (String, account::Resolution)> {
+        self.accounts
+            .iter()
+            .flat_map(|(name, account)| {
+                let resolutions = account.resolutions().borrow().clone();
+                resolutions
+                    .into_iter()
+                    .map(move |(camera, r)| (camera, (name.clone(), r)))
+            })
+            .collect()
+    }
+
     /// Each account's queue figures and its cameras' resolutions, for status and metrics.
     pub fn accounts(&self) -> impl Iterator<Item = (&str, &Account)> {
         self.accounts.iter().map(|(name, a)| (name.as_str(), a))
@@ -223,7 +236,7 @@ impl Resolver {
 fn shape(resolutions: &Resolutions) -> Shape {
     resolutions
         .iter()
-        .map(|(name, r)| (name.clone(), r.generation, r.url.is_some()))
+        .map(|(name, r)| (name.clone(), r.generation, r.url.is_some(), r.state))
         .collect()
 }
 
