@@ -70,10 +70,11 @@ pub async fn fetch(
     Ok(body)
 }
 
-/// Whether everything is as it should be: ready, and every wanted pair synced, healthy and not
-/// degraded.
+/// Whether everything is as it should be: ready, every resolved camera's stream live, and
+/// every wanted pair synced, healthy and not degraded.
 pub fn all_well(doc: &Value) -> bool {
     doc["daemon"]["ready"] == true
+        && resolved(doc).all(|(_, r)| r["state"] == "live")
         && pairs(doc).all(|(_, t)| {
             t["wanted"] != true
                 || (t["degraded"] != true
@@ -97,6 +98,16 @@ fn pairs(doc: &Value) -> impl Iterator<Item = (&Value, &Value)> {
                 .flatten()
                 .map(move |t| (c, t))
         })
+}
+
+/// The cameras whose URL is resolved (Nest, `resolve:`), with their stream.
+fn resolved(doc: &Value) -> impl Iterator<Item = (&Value, &Value)> {
+    doc["cameras"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["resolved"].is_object())
+        .map(|c| (c, &c["resolved"]))
 }
 
 fn text<'a>(v: &'a Value, fallback: &'a str) -> &'a str {
@@ -129,6 +140,32 @@ pub fn render_text(doc: &Value) -> String {
     );
     for (target, q) in doc["queues"].as_object().into_iter().flatten() {
         out.push_str(&queue_line(target, q));
+    }
+    for (resolver, q) in doc["resolvers"].as_object().into_iter().flatten() {
+        let n = |v: &Value, i: usize| v[i].as_u64().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  resolver {resolver}: {} waiting (extend {}, generate {}, stop {}); sent {}, failed {}, 429s {}",
+            n(&q["depth"], 0) + n(&q["depth"], 1) + n(&q["depth"], 2),
+            n(&q["depth"], 0),
+            n(&q["depth"], 1),
+            n(&q["depth"], 2),
+            n(&q["executed"], 0) + n(&q["executed"], 1) + n(&q["executed"], 2),
+            q["failed"],
+            q["rate_limited"]
+        );
+    }
+    for (camera, r) in resolved(doc).filter(|(_, r)| r["state"] != "live") {
+        let _ = writeln!(
+            out,
+            "  stream of {} (resolver {}): {}{}",
+            text(&camera["name"], "?"),
+            text(&r["resolver"], "?"),
+            text(&r["state"], "unknown").to_uppercase(),
+            r["error"]
+                .as_str()
+                .map_or(String::new(), |e| format!(": {e}"))
+        );
     }
     for target in doc["unverified_targets"].as_array().into_iter().flatten() {
         let _ = writeln!(
@@ -308,6 +345,36 @@ mod tests {
         );
         assert!(!table.contains("mediamtx"), "{table}");
         assert!(!all_well(&doc), "a recovering stream is not all well");
+    }
+
+    #[test]
+    fn a_resolved_stream_that_is_not_live_is_not_all_well_and_says_why() {
+        let mut doc = json!({
+            "daemon": {"ready": true, "cameras": 1, "rejected": [], "syncs": 1},
+            "resolvers": {"home": {"depth": [1, 0, 0], "executed": [7, 1, 0], "failed": 2,
+                                   "rate_limited": 1}},
+            "cameras": [{"name": "porch", "targets": [],
+                         "resolved": {"resolver": "home", "state": "live"}}],
+        });
+        assert!(all_well(&doc));
+        let text = render_text(&doc);
+        assert!(
+            text.contains(
+                "resolver home: 1 waiting (extend 1, generate 0, stop 0); sent 8, failed 2, 429s 1"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("stream of porch"), "{text}");
+        doc["cameras"][0]["resolved"]["state"] = json!("degraded");
+        doc["cameras"][0]["resolved"]["error"] = json!("nest account home: sign in again");
+        assert!(!all_well(&doc));
+        let text = render_text(&doc);
+        assert!(
+            text.contains(
+                "stream of porch (resolver home): DEGRADED: nest account home: sign in again"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
