@@ -23,7 +23,7 @@ use crate::source::Inventory;
 use camsync_sim::camera::SimCamera;
 use camsync_sim::go2rtc::{Go2rtcSim, Go2rtcSimOptions};
 use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
-use camsync_sim::nest::{NestSim, NestSimOptions};
+use camsync_sim::nest::{EXTEND, NestSim, NestSimOptions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -382,15 +382,8 @@ async fn nest_camera(
     outln!("   GenerateRtspStream → porch plays {}", shown(&first));
     let mut ok = sync_and_count(reconciler, &first, servers).await;
 
-    let extended = |n: usize| {
-        nest.commands()
-            .iter()
-            .filter(|c| c.command.ends_with("ExtendRtspStream") && c.status == 200)
-            .count()
-            >= n
-    };
     let start = Instant::now();
-    while !extended(2) && start.elapsed() < deadline {
+    while nest.answered(EXTEND) < 2 && start.elapsed() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     outln!(

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use camsync_sim::mediamtx::MediamtxSimOptions;
-use camsync_sim::nest::{NestSim, NestSimOptions};
+use camsync_sim::nest::{EXTEND, GENERATE, NestSim, NestSimOptions};
 use common::daemon::{DEADLINE, start_with};
 use common::*;
 use tokio::net::TcpListener;
@@ -97,14 +97,7 @@ async fn a_nest_stream_reaches_both_servers_and_extensions_write_nothing() {
 
     // Two stream lifetimes pass on extensions alone: nothing is written to either server.
     let (writes, mtx_writes) = (f.go2rtc.write_count(), f.mtx().write_count());
-    let extended = |n: usize| {
-        nest.commands()
-            .iter()
-            .filter(|c| c.command.ends_with("ExtendRtspStream") && c.status == 200)
-            .count()
-            >= n
-    };
-    assert!(eventually(Duration::from_secs(15), || extended(3)).await);
+    assert!(eventually(Duration::from_secs(15), || nest.answered(EXTEND) >= 3).await);
     assert_eq!(nest.live_devices(), [DEVICE]);
     assert_eq!(porch_source(&f).as_deref(), Some(given.as_str()));
     assert_eq!(
@@ -176,12 +169,7 @@ async fn a_stream_google_lets_lapse_is_generated_anew_and_given_to_both_servers(
     );
     let second = porch_source(&f).unwrap();
     assert!(eventually(DEADLINE, || mtx_source(&f).as_deref() == Some(&second)).await);
-    let generates = nest
-        .commands()
-        .iter()
-        .filter(|c| c.command.ends_with("GenerateRtspStream"))
-        .count();
-    assert_eq!(generates, 2);
+    assert_eq!(nest.answered(GENERATE), 2);
     d.stop().await;
 }
 

@@ -77,6 +77,17 @@ async fn command(
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// `command` (an extension or a stop) on cam-1's stream with `extension` token.
+async fn on_stream(
+    sim: &NestSim,
+    token: &str,
+    command_name: &str,
+    extension: &str,
+) -> (u16, Value) {
+    let params = json!({ "streamExtensionToken": extension });
+    command(sim, token, "cam-1", command_name, params).await
+}
+
 /// A generated stream: its URL and extension token.
 async fn generate(sim: &NestSim, token: &str, device: &str) -> (String, String) {
     let (status, body) = command(sim, token, device, GENERATE, json!({})).await;
@@ -233,14 +244,7 @@ async fn a_generated_stream_plays_through_extensions_and_ends_when_stopped() {
     assert!(media_flows(&mut session).await);
 
     let extension = results["streamExtensionToken"].as_str().unwrap();
-    let (status, body) = command(
-        &sim,
-        &token,
-        "cam-1",
-        EXTEND,
-        json!({ "streamExtensionToken": extension }),
-    )
-    .await;
+    let (status, body) = on_stream(&sim, &token, EXTEND, extension).await;
     assert_eq!(status, 200, "{body}");
     let extended = &body["results"];
     assert!(
@@ -254,14 +258,7 @@ async fn a_generated_stream_plays_through_extensions_and_ends_when_stopped() {
         media_flows(&mut session).await,
         "an extension keeps viewers"
     );
-    let (status, body) = command(
-        &sim,
-        &token,
-        "cam-1",
-        EXTEND,
-        json!({ "streamExtensionToken": extension }),
-    )
-    .await;
+    let (status, body) = on_stream(&sim, &token, EXTEND, extension).await;
     assert_eq!(
         (status, &body["error"]["status"]),
         (400, &json!("INVALID_ARGUMENT")),
@@ -269,14 +266,7 @@ async fn a_generated_stream_plays_through_extensions_and_ends_when_stopped() {
     );
 
     let next = extended["streamExtensionToken"].as_str().unwrap();
-    let (status, body) = command(
-        &sim,
-        &token,
-        "cam-1",
-        STOP,
-        json!({ "streamExtensionToken": next }),
-    )
-    .await;
+    let (status, body) = on_stream(&sim, &token, STOP, next).await;
     assert_eq!((status, body), (200, json!({})));
     assert_eq!(describe(&renewed).await, 401);
     assert!(session_ends(session).await, "a stop ends playing sessions");
@@ -298,14 +288,7 @@ async fn a_stream_not_extended_expires_and_its_viewers_are_cut() {
     assert!(session_ends(session).await, "the session ends at expiry");
     assert!(describe_until(&url, 401).await);
     assert!(sim.live_devices().is_empty());
-    let (status, body) = command(
-        &sim,
-        &token,
-        "cam-1",
-        EXTEND,
-        json!({ "streamExtensionToken": extension }),
-    )
-    .await;
+    let (status, body) = on_stream(&sim, &token, EXTEND, &extension).await;
     assert_eq!(
         (status, &body["error"]["status"]),
         (400, &json!("INVALID_ARGUMENT"))

@@ -800,6 +800,47 @@ fn parse_retry(raw: Option<&RawRetry>) -> Result<RetryConfig, (u64, &'static str
     Ok(retry)
 }
 
+/// A command pace and the three durations of a resolver or Nest account (`<section>.<key>`
+/// in errors): `max_per_minute`, `renew_before`, `timeout`, each or its default.
+struct Pace {
+    max_per_minute: u32,
+    renew_before: Duration,
+    timeout: Duration,
+}
+
+impl Pace {
+    fn parse(
+        raw: [&Option<Spanned<String>>; 2],
+        max_per_minute: &Option<Spanned<u32>>,
+        defaults: Pace,
+        section: &str,
+        invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    ) -> Result<Pace, ConfigError> {
+        let [renew_before, timeout] = raw;
+        let duration = |raw: &Option<Spanned<String>>, key: &str, default| match raw {
+            None => Ok(default),
+            Some(s) => parse_duration(s)
+                .map_err(|r| invalid(s.referenced.line(), &format!("{section}.{key}"), r)),
+        };
+        let max_per_minute = match max_per_minute {
+            None => defaults.max_per_minute,
+            Some(n) if n.value == 0 => {
+                return Err(invalid(
+                    n.referenced.line(),
+                    &format!("{section}.max_per_minute"),
+                    "must be at least 1".into(),
+                ));
+            }
+            Some(n) => n.value,
+        };
+        Ok(Pace {
+            max_per_minute,
+            renew_before: duration(renew_before, "renew_before", defaults.renew_before)?,
+            timeout: duration(timeout, "timeout", defaults.timeout)?,
+        })
+    }
+}
+
 fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
     match humantime::parse_duration(&s.value) {
         Ok(d) if !d.is_zero() => Ok(d),
@@ -869,6 +910,71 @@ resync: 30s
         parse(text, Path::new("/etc/camsync/camsync.yaml"), &no_env)
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn nest_accounts_and_resolvers_load_with_their_defaults_and_secrets() {
+        let env = |name: &str| (name == "NEST_TOKEN").then(|| "1//refresh".to_owned());
+        let text = format!(
+            "{GOOD}nest_accounts:\n  - name: home\n    project_id: p-1\n    client_id: c.apps\n    \
+             client_secret_env: NEST_TOKEN\n    refresh_token_env: NEST_TOKEN\n\
+             resolvers:\n  - name: vendor\n    exec: [/bin/vendor, \"{{device}}\"]\n    max_per_minute: 5\n"
+        );
+        let c = parse(&text, Path::new("/etc/camsync/camsync.yaml"), &env).unwrap();
+        let home = &c.nest_accounts[0];
+        assert_eq!(home.refresh_token.expose(), "1//refresh");
+        assert_eq!(
+            (home.max_per_minute, home.renew_before, home.timeout),
+            (10, Duration::from_secs(60), Duration::from_secs(10))
+        );
+        assert_eq!(
+            home.sdm_url.as_str(),
+            "https://smartdevicemanagement.googleapis.com/v1"
+        );
+        assert_eq!(
+            home.device_name("abc").unwrap(),
+            "enterprises/p-1/devices/abc"
+        );
+        assert_eq!(
+            home.device_name("enterprises/p-1/devices/abc").unwrap(),
+            "enterprises/p-1/devices/abc"
+        );
+        assert!(home.device_name("enterprises/other/devices/abc").is_err());
+        let vendor = &c.resolvers[0];
+        assert_eq!(vendor.max_per_minute, 5);
+        assert!(matches!(&vendor.kind, ResolverKind::Exec { argv } if argv[1] == "{device}"));
+    }
+
+    #[test]
+    fn a_bad_nest_account_or_resolver_is_refused_with_its_line_and_key() {
+        let account = "nest_accounts:\n  - name: home\n    project_id: p\n    client_id: c\n";
+        assert_eq!(
+            err(&format!("{GOOD}{account}    client_secret_env: S\n")),
+            "/etc/camsync/camsync.yaml:14: `nest_accounts.client_secret_env`: account \"home\": environment variable S is not set"
+        );
+        let both = "resolvers:\n  - name: r\n    exec: [a]\n    http: http://127.0.0.1/x\n";
+        assert!(
+            err(&format!("{GOOD}{both}"))
+                .contains("`resolvers.exec`: resolver \"r\": give either `exec`"),
+            "{}",
+            err(&format!("{GOOD}{both}"))
+        );
+        let zero = "resolvers:\n  - name: r\n    exec: [a]\n    max_per_minute: 0\n";
+        assert!(
+            err(&format!("{GOOD}{zero}"))
+                .contains("`resolvers.max_per_minute`: must be at least 1")
+        );
+        let env = |_: &str| Some("x".to_owned());
+        let clash = format!(
+            "{GOOD}{account}    client_secret_env: S\n    refresh_token_env: T\nresolvers:\n  - name: home\n    exec: [a]\n"
+        );
+        let clash = parse(&clash, Path::new("/c.yaml"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            clash.contains("no other resolver or nest account has"),
+            "{clash}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{ConfigError, parse_duration, parse_http_url, resolve_secret};
+use super::{ConfigError, Pace, parse_http_url, resolve_secret};
 use crate::echo::Echo;
 use crate::secret::Secret;
 
@@ -92,23 +92,19 @@ pub(super) fn parse(
         };
         let client_secret = secret(&a.client_secret_env, &a.client_secret_file, "client_secret")?;
         let refresh_token = secret(&a.refresh_token_env, &a.refresh_token_file, "refresh_token")?;
-        let duration = |raw: &Option<Spanned<String>>, key: &str, default| match raw {
-            None => Ok(default),
-            Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), &field(key), r)),
+        let defaults = Pace {
+            max_per_minute: DEFAULT_MAX_PER_MINUTE,
+            renew_before: DEFAULT_RENEW_BEFORE,
+            timeout: DEFAULT_TIMEOUT,
         };
-        let renew_before = duration(&a.renew_before, "renew_before", DEFAULT_RENEW_BEFORE)?;
-        let timeout = duration(&a.timeout, "timeout", DEFAULT_TIMEOUT)?;
-        let max_per_minute = match a.max_per_minute {
-            None => DEFAULT_MAX_PER_MINUTE,
-            Some(n) if n.value == 0 => {
-                return Err(invalid(
-                    n.referenced.line(),
-                    &field("max_per_minute"),
-                    format!("account {name:?}: must be at least 1"),
-                ));
-            }
-            Some(n) => n.value,
-        };
+        let raw_durations = [&a.renew_before, &a.timeout];
+        let pace = Pace::parse(
+            raw_durations,
+            &a.max_per_minute,
+            defaults,
+            "nest_accounts",
+            invalid,
+        )?;
         let url = |raw: &Option<Spanned<String>>, key: &str, default: &str| match raw {
             None => url::Url::parse(default)
                 .map_err(|e| invalid(line, &field(key), format!("default {default}: {e}"))),
@@ -131,11 +127,11 @@ pub(super) fn parse(
             client_id: a.client_id,
             client_secret,
             refresh_token,
-            max_per_minute,
-            renew_before,
+            max_per_minute: pace.max_per_minute,
+            renew_before: pace.renew_before,
             sdm_url,
             token_url,
-            timeout,
+            timeout: pace.timeout,
         });
     }
     Ok(accounts)

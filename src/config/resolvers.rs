@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{ConfigError, parse_duration, parse_http_url, resolve_secret};
+use super::{ConfigError, Pace, parse_http_url, resolve_secret};
 use crate::echo::Echo;
 use crate::secret::Secret;
 
@@ -119,25 +119,23 @@ pub(super) fn parse(
                 ));
             }
         };
-        let duration = |raw: &Option<Spanned<String>>, key: &str, default| match raw {
-            None => Ok(default),
-            Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), &field(key), r)),
+        let defaults = Pace {
+            max_per_minute: DEFAULT_MAX_PER_MINUTE,
+            renew_before: DEFAULT_RENEW_BEFORE,
+            timeout: DEFAULT_TIMEOUT,
         };
-        let max_per_minute = match r.max_per_minute {
-            None => DEFAULT_MAX_PER_MINUTE,
-            Some(n) if n.value == 0 => {
-                return Err(invalid(
-                    n.referenced.line(),
-                    &field("max_per_minute"),
-                    format!("resolver {name:?}: must be at least 1"),
-                ));
-            }
-            Some(n) => n.value,
-        };
+        let raw_durations = [&r.renew_before, &r.timeout];
+        let pace = Pace::parse(
+            raw_durations,
+            &r.max_per_minute,
+            defaults,
+            "resolvers",
+            invalid,
+        )?;
         resolvers.push(ResolverConfig {
-            timeout: duration(&r.timeout, "timeout", DEFAULT_TIMEOUT)?,
-            renew_before: duration(&r.renew_before, "renew_before", DEFAULT_RENEW_BEFORE)?,
-            max_per_minute,
+            timeout: pace.timeout,
+            renew_before: pace.renew_before,
+            max_per_minute: pace.max_per_minute,
             kind,
             name,
         });

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use super::live::{LiveStreams, ResolveError, StreamGrant};
+use super::live::{ResolveError, StreamGrant, UrlSource};
 use crate::config::RESOLVER_DEVICE as DEVICE;
 
 /// The most read from a command's output.
@@ -80,16 +80,8 @@ impl ExecResolver {
     }
 }
 
-impl LiveStreams for ExecResolver {
-    async fn generate(&self, device: &str) -> Result<StreamGrant, ResolveError> {
+impl UrlSource for ExecResolver {
+    async fn ask(&self, device: &str) -> Result<StreamGrant, ResolveError> {
         self.run(device).await
-    }
-
-    async fn extend(&self, device: &str, _: &StreamGrant) -> Result<StreamGrant, ResolveError> {
-        self.run(device).await
-    }
-
-    async fn stop(&self, _: &str, _: &StreamGrant) -> Result<(), ResolveError> {
-        Ok(())
     }
 }

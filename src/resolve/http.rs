@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::live::{LiveStreams, ResolveError, StreamGrant};
+use super::live::{ResolveError, StreamGrant, UrlSource};
 use crate::config::RESOLVER_DEVICE as DEVICE;
 use crate::http_body::{self, BodyError};
 use crate::secret::{Secret, redact};
@@ -93,16 +93,8 @@ impl HttpResolver {
     }
 }
 
-impl LiveStreams for HttpResolver {
-    async fn generate(&self, device: &str) -> Result<StreamGrant, ResolveError> {
+impl UrlSource for HttpResolver {
+    async fn ask(&self, device: &str) -> Result<StreamGrant, ResolveError> {
         self.run(device).await
-    }
-
-    async fn extend(&self, device: &str, _: &StreamGrant) -> Result<StreamGrant, ResolveError> {
-        self.run(device).await
-    }
-
-    async fn stop(&self, _: &str, _: &StreamGrant) -> Result<(), ResolveError> {
-        Ok(())
     }
 }

@@ -44,6 +44,26 @@ pub trait LiveStreams: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), ResolveError>> + Send;
 }
 
+/// A resolver that only tells a URL (`exec`, `http`): a new stream and an extension are both
+/// asking again, and nothing ends a stream.
+pub trait UrlSource: Send + Sync + 'static {
+    fn ask(&self, device: &str) -> impl Future<Output = Result<StreamGrant, ResolveError>> + Send;
+}
+
+impl<T: UrlSource> LiveStreams for T {
+    async fn generate(&self, device: &str) -> Result<StreamGrant, ResolveError> {
+        self.ask(device).await
+    }
+
+    async fn extend(&self, device: &str, _: &StreamGrant) -> Result<StreamGrant, ResolveError> {
+        self.ask(device).await
+    }
+
+    async fn stop(&self, _: &str, _: &StreamGrant) -> Result<(), ResolveError> {
+        Ok(())
+    }
+}
+
 /// Why a resolver's call failed. None carries a token, a secret or a stream URL.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ResolveError {

@@ -287,6 +287,16 @@ impl NestSim {
         self.shared.state().commands.clone()
     }
 
+    /// How many times `command` (e.g. [`EXTEND`]) was answered 200.
+    pub fn answered(&self, command: &str) -> usize {
+        self.shared
+            .state()
+            .commands
+            .iter()
+            .filter(|c| c.command == command && c.status == 200)
+            .count()
+    }
+
     /// Devices with a stream alive now.
     pub fn live_devices(&self) -> Vec<String> {
         let now = Instant::now();
