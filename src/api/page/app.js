@@ -195,7 +195,7 @@
       }),
       el('span', {
         class: 'line profile',
-        text: `${camera.enabled ? '' : 'disabled · '}${camera.profile} · ${camera.sources.length} source${camera.sources.length === 1 ? '' : 's'}`,
+        text: `${camera.enabled ? '' : 'disabled · '}${camera.profile} · ${camera.sources.length} source${camera.sources.length === 1 ? '' : 's'}${camera.resolved ? ` · stream ${camera.resolved.state || 'unknown'} (${camera.resolved.resolver})` : ''}`,
       }));
     tr.append(name);
     for (const target of targets) {
@@ -372,6 +372,7 @@
       case 'sync_action': return `${e.target}: ${e.action} ${e.outcome} (${e.reason})${e.detail ? ` — ${e.detail}` : ''}`;
       case 'reconnect': return `${e.target}: reconnect ${e.outcome}${e.detail ? ` — ${e.detail}` : ''}`;
       case 'degraded': return `${e.target}: ${e.degraded ? 'degraded' : 'no longer degraded'} — ${e.detail}`;
+      case 'stream': return `${e.resolver}: stream ${e.state}, generation ${e.generation}${e.detail ? ` — ${e.detail}` : ''}`;
       case 'error': return `${e.target || ''} error: ${e.message}`;
       default: return e.type;
     }
