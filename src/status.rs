@@ -145,14 +145,15 @@ pub fn render_text(doc: &Value) -> String {
         let n = |v: &Value, i: usize| v[i].as_u64().unwrap_or_default();
         let _ = writeln!(
             out,
-            "  resolver {resolver}: {} waiting (extend {}, generate {}, stop {}); sent {}, failed {}, 429s {}",
+            "  resolver {resolver}: {} waiting (extend {}, generate {}, stop {}); sent {}, failed {}, 429s {}, longest wait {:.1}s",
             n(&q["depth"], 0) + n(&q["depth"], 1) + n(&q["depth"], 2),
             n(&q["depth"], 0),
             n(&q["depth"], 1),
             n(&q["depth"], 2),
             n(&q["executed"], 0) + n(&q["executed"], 1) + n(&q["executed"], 2),
             q["failed"],
-            q["rate_limited"]
+            q["rate_limited"],
+            q["max_wait_ms"].as_f64().unwrap_or_default() / 1000.0
         );
     }
     for (camera, r) in resolved(doc).filter(|(_, r)| r["state"] != "live") {
@@ -352,7 +353,7 @@ mod tests {
         let mut doc = json!({
             "daemon": {"ready": true, "cameras": 1, "rejected": [], "syncs": 1},
             "resolvers": {"home": {"depth": [1, 0, 0], "executed": [7, 1, 0], "failed": 2,
-                                   "rate_limited": 1}},
+                                   "rate_limited": 1, "max_wait_ms": 2500}},
             "cameras": [{"name": "porch", "targets": [],
                          "resolved": {"resolver": "home", "state": "live"}}],
         });

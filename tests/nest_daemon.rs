@@ -132,7 +132,10 @@ async fn a_nest_stream_reaches_both_servers_and_extensions_write_nothing() {
     );
     let metrics = get(&format!("{api}/metrics")).await;
     assert!(
-        metrics.contains(r#"camsync_nest_streams{account="home",kind="live"} 1"#),
+        metrics.contains(r#"camsync_resolver_streams{resolver="home",kind="live"} 1"#)
+            && metrics.contains(r#"camsync_resolver_commands{resolver="home",kind="extend"}"#)
+            && metrics
+                .contains(r#"camsync_resolver_queue_wait_seconds{resolver="home",kind="max"}"#),
         "{metrics}"
     );
 

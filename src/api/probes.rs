@@ -41,7 +41,7 @@ pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         state
             .activity
             .metrics()
-            .nest_account(name, &account.stats(), &states);
+            .resolver(name, &account.stats(), &states);
     }
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],

@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::queue::Level;
-use crate::resolve::account::{Command, QueueStats as NestQueueStats, StreamState};
+use crate::resolve::account::{Command, QueueStats as ResolverQueueStats, StreamState};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -93,8 +93,8 @@ struct ItemLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AccountLabels {
-    account: String,
+struct ResolverLabels {
+    resolver: String,
     kind: &'static str,
 }
 
@@ -148,9 +148,10 @@ pub struct Metrics {
     queue_wait: HistogramFamily<PriorityLabels>,
     queue_items: Family<ItemLabels, Gauge>,
     degraded: Family<TargetLabels, Gauge>,
-    nest_depth: Family<AccountLabels, Gauge>,
-    nest_commands: Family<AccountLabels, Gauge>,
-    nest_streams: Family<AccountLabels, Gauge>,
+    resolver_depth: Family<ResolverLabels, Gauge>,
+    resolver_commands: Family<ResolverLabels, Gauge>,
+    resolver_streams: Family<ResolverLabels, Gauge>,
+    resolver_wait: Family<ResolverLabels, SecondsGauge>,
 }
 
 impl Default for Metrics {
@@ -186,9 +187,10 @@ impl Metrics {
             queue_wait: Family::new_with_constructor(call_buckets),
             queue_items: Family::default(),
             degraded: Family::default(),
-            nest_depth: Family::default(),
-            nest_commands: Family::default(),
-            nest_streams: Family::default(),
+            resolver_depth: Family::default(),
+            resolver_commands: Family::default(),
+            resolver_streams: Family::default(),
+            resolver_wait: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -308,19 +310,25 @@ impl Metrics {
             m.degraded.clone(),
         );
         r.register(
-            "camsync_nest_queue_depth",
-            "Commands waiting in a Nest account's queue, by kind (extend, generate, stop)",
-            m.nest_depth.clone(),
+            "camsync_resolver_queue_depth",
+            "Commands waiting in a Nest account's or resolver's queue, by kind (extend, generate, stop)",
+            m.resolver_depth.clone(),
         );
         r.register(
-            "camsync_nest_commands",
-            "Commands sent to Google since start per Nest account, by kind (extend, generate, stop) and failures (failed, rate_limited)",
-            m.nest_commands.clone(),
+            "camsync_resolver_commands",
+            "Commands a Nest account or resolver sent since start, by kind (extend, generate, stop), and its failures (failed, rate_limited)",
+            m.resolver_commands.clone(),
         );
         r.register(
-            "camsync_nest_streams",
-            "Wanted Nest cameras per account, by state (pending, live, degraded, over-quota)",
-            m.nest_streams.clone(),
+            "camsync_resolver_streams",
+            "Wanted cameras of a Nest account or resolver, by the state of their stream (pending, live, degraded, over-quota)",
+            m.resolver_streams.clone(),
+        );
+        r.register_with_unit(
+            "camsync_resolver_queue_wait",
+            "How long a command waited past its due time: the longest (kind=max) and the sum (kind=total) since start",
+            Unit::Seconds,
+            m.resolver_wait.clone(),
         );
         r.register(
             "camsync_events_missed",
@@ -415,32 +423,37 @@ impl Metrics {
         }
     }
 
-    /// A Nest account's queue figures and its cameras' states, as they are now.
-    pub fn nest_account(&self, account: &str, stats: &NestQueueStats, states: &[StreamState]) {
-        let labels = |kind| AccountLabels {
-            account: account.to_owned(),
+    /// A Nest account's or resolver's queue figures and its cameras' states, as they are now.
+    pub fn resolver(&self, resolver: &str, stats: &ResolverQueueStats, states: &[StreamState]) {
+        let labels = |kind| ResolverLabels {
+            resolver: resolver.to_owned(),
             kind,
         };
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         for (command, depth) in Command::ORDER.into_iter().zip(stats.depth) {
-            self.nest_depth
+            self.resolver_depth
                 .get_or_create(&labels(command.name()))
                 .set(depth as i64);
         }
         for (command, sent) in Command::ORDER.into_iter().zip(stats.executed) {
-            self.nest_commands
+            self.resolver_commands
                 .get_or_create(&labels(command.name()))
                 .set(count(sent));
         }
-        self.nest_commands
+        self.resolver_commands
             .get_or_create(&labels("failed"))
             .set(count(stats.failed));
-        self.nest_commands
+        self.resolver_commands
             .get_or_create(&labels("rate_limited"))
             .set(count(stats.rate_limited));
+        for (kind, ms) in [("max", stats.max_wait_ms), ("total", stats.total_wait_ms)] {
+            self.resolver_wait
+                .get_or_create(&labels(kind))
+                .set(ms as f64 / 1000.0);
+        }
         for state in StreamState::ALL {
             let n = states.iter().filter(|s| **s == state).count();
-            self.nest_streams
+            self.resolver_streams
                 .get_or_create(&labels(state.name()))
                 .set(n as i64);
         }
