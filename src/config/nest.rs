@@ -16,12 +16,14 @@ use crate::secret::Secret;
 pub const SDM_URL: &str = "https://smartdevicemanagement.googleapis.com/v1";
 /// Google's OAuth token endpoint.
 pub const TOKEN_URL: &str = "https://www.googleapis.com/oauth2/v4/token";
-/// Default of `max_per_minute`: Google's quota of commands per project.
-pub const DEFAULT_MAX_PER_MINUTE: u32 = 10;
-/// Default of `renew_before`.
-pub const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(60);
-/// Default of `timeout`: one call to Google.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Defaults: 10 commands a minute (Google's quota per project), renewal 60 s before expiry, 10 s
+/// per call.
+const DEFAULTS: Pace = Pace {
+    max_per_minute: 10,
+    renew_before: Duration::from_secs(60),
+    timeout: Duration::from_secs(10),
+};
 
 /// One Device Access account.
 #[derive(Debug, Clone)]
@@ -92,16 +94,11 @@ pub(super) fn parse(
         };
         let client_secret = secret(&a.client_secret_env, &a.client_secret_file, "client_secret")?;
         let refresh_token = secret(&a.refresh_token_env, &a.refresh_token_file, "refresh_token")?;
-        let defaults = Pace {
-            max_per_minute: DEFAULT_MAX_PER_MINUTE,
-            renew_before: DEFAULT_RENEW_BEFORE,
-            timeout: DEFAULT_TIMEOUT,
-        };
-        let raw_durations = [&a.renew_before, &a.timeout];
+        let durations = [&a.renew_before, &a.timeout];
         let pace = Pace::parse(
-            raw_durations,
+            durations,
             &a.max_per_minute,
-            defaults,
+            DEFAULTS,
             "nest_accounts",
             invalid,
         )?;

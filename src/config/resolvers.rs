@@ -13,12 +13,14 @@ use super::{ConfigError, Pace, parse_http_url, resolve_secret};
 use crate::echo::Echo;
 use crate::secret::Secret;
 
-/// Default of `max_per_minute`.
-pub const DEFAULT_MAX_PER_MINUTE: u32 = 60;
-/// Default of `renew_before`.
-pub const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(60);
-/// Default of `timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Defaults: 60 runs or requests a minute, asked again 60 s before expiry, 10 s per run or
+/// request.
+const DEFAULTS: Pace = Pace {
+    max_per_minute: 60,
+    renew_before: Duration::from_secs(60),
+    timeout: Duration::from_secs(10),
+};
+
 /// What `{device}` stands for.
 pub const DEVICE: &str = "{device}";
 
@@ -119,19 +121,8 @@ pub(super) fn parse(
                 ));
             }
         };
-        let defaults = Pace {
-            max_per_minute: DEFAULT_MAX_PER_MINUTE,
-            renew_before: DEFAULT_RENEW_BEFORE,
-            timeout: DEFAULT_TIMEOUT,
-        };
-        let raw_durations = [&r.renew_before, &r.timeout];
-        let pace = Pace::parse(
-            raw_durations,
-            &r.max_per_minute,
-            defaults,
-            "resolvers",
-            invalid,
-        )?;
+        let durations = [&r.renew_before, &r.timeout];
+        let pace = Pace::parse(durations, &r.max_per_minute, DEFAULTS, "resolvers", invalid)?;
         resolvers.push(ResolverConfig {
             timeout: pace.timeout,
             renew_before: pace.renew_before,
