@@ -339,3 +339,37 @@ async fn the_simulators_streams_stay_playable_through_extensions() {
         assert!(!text.contains(secret.as_str()), "{text}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_camera_is_retried_on_its_backoff_however_often_the_inventory_is_read() {
+    let sdm = FakeSdm::default();
+    sdm.state()
+        .failing
+        .push("enterprises/p/devices/d001".into());
+    let account = Account::start("home", sdm.clone(), settings());
+    let start = Instant::now();
+    // The inventory is read every 30 s (the default resync), and by webhooks in between.
+    for _ in 0..40 {
+        account.want(cameras(2));
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+    let attempts: Vec<Duration> = sdm
+        .seen()
+        .iter()
+        .filter(|s| s.device.ends_with("d001"))
+        .map(|s| s.at - start)
+        .collect();
+    // 5 s, doubling, capped at 300 s: about 7 attempts in 10 minutes, not one per read.
+    assert!(
+        (6..=8).contains(&attempts.len()),
+        "{} attempts: {attempts:?}",
+        attempts.len()
+    );
+    let resolutions = account.resolutions().borrow().clone();
+    assert_eq!(resolutions["cam-001"].state, StreamState::Degraded);
+    assert_eq!(
+        resolutions["cam-000"].state,
+        StreamState::Live,
+        "the other camera is fine"
+    );
+}

@@ -313,6 +313,13 @@ impl<S: LiveStreams> Runner<S> {
         let now = Instant::now();
         match request {
             Request::Want(wanted) => {
+                // Only what changed is scheduled: the same set asked again (every resync, every
+                // webhook) leaves each camera's renewal and backoff as they are.
+                let before: BTreeMap<String, (bool, bool, String)> = self
+                    .cameras
+                    .iter()
+                    .map(|(name, c)| (name.clone(), (c.wanted, c.admitted, c.device.clone())))
+                    .collect();
                 for (name, camera) in &mut self.cameras {
                     camera.wanted = wanted.contains_key(name);
                 }
@@ -334,8 +341,15 @@ impl<S: LiveStreams> Runner<S> {
                     }
                 }
                 self.admit();
-                let names: Vec<String> = self.cameras.keys().cloned().collect();
-                for name in names {
+                let changed: Vec<String> = self
+                    .cameras
+                    .iter()
+                    .filter(|(name, c)| {
+                        before.get(*name) != Some(&(c.wanted, c.admitted, c.device.clone()))
+                    })
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in changed {
                     self.schedule(&name, now);
                 }
             }

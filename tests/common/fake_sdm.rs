@@ -35,6 +35,8 @@ pub struct FakeState {
     /// Commands still to answer with 429.
     pub limit_next: usize,
     pub revoked: bool,
+    /// Devices whose every command fails (a camera Google cannot reach).
+    pub failing: Vec<String>,
     /// A stream found expired when it was extended or renewed: (device, expired at, seen at).
     pub lapses: Vec<(String, Instant, Instant)>,
     /// Per device, the times its streams were valid: (from, until).
@@ -85,6 +87,20 @@ impl FakeSdm {
             return Err(ResolveError::Revoked {
                 account: "home".into(),
                 error: "invalid_grant".into(),
+            });
+        }
+        if state.failing.iter().any(|d| d == device) {
+            state.seen.push(Seen {
+                device: device.to_owned(),
+                command,
+                at: Instant::now(),
+                limited: false,
+            });
+            return Err(ResolveError::Http {
+                account: "home".into(),
+                op: "GenerateRtspStream",
+                status: 500,
+                detail: "the device did not answer".into(),
             });
         }
         let limited = state.limit_next > 0;
