@@ -341,16 +341,18 @@ async fn the_simulators_streams_stay_playable_through_extensions() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failing_camera_is_retried_on_its_backoff_however_often_the_inventory_is_read() {
+async fn a_failing_camera_is_retried_on_its_backoff_however_often_it_is_asked_for() {
     let sdm = FakeSdm::default();
     sdm.state()
         .failing
         .push("enterprises/p/devices/d001".into());
     let account = Account::start("home", sdm.clone(), settings());
     let start = Instant::now();
-    // The inventory is read every 30 s (the default resync), and by webhooks in between.
+    // The inventory is read every 30 s (the default resync), and by webhooks in between; the
+    // health monitor (or a user) asks for a new stream of the failing camera as often.
     for _ in 0..40 {
         account.want(cameras(2));
+        account.regenerate("cam-001");
         tokio::time::sleep(Duration::from_secs(15)).await;
     }
     let attempts: Vec<Duration> = sdm

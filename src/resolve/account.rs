@@ -356,7 +356,11 @@ impl<S: LiveStreams> Runner<S> {
             Request::Regenerate(name) => {
                 if let Some(camera) = self.cameras.get_mut(&name) {
                     camera.grant = None;
-                    self.schedule(&name, now);
+                    // A failing camera is already retried on its backoff; asking again (each
+                    // health round, each reconnect) must not make that a storm.
+                    if camera.failures == 0 {
+                        self.schedule(&name, now);
+                    }
                 }
             }
         }
