@@ -1164,9 +1164,7 @@ async fn a_stream_that_keeps_failing_is_degraded_everywhere_until_it_is_written(
 /// probe, which finds it offline (an idle stream's regular probe may be minutes away).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_camera_is_offline_at_the_first_round_never_healthy() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let (_closed, port) = refusing_port();
     let f = Fixture::with_mediamtx(MediamtxSimOptions::default()).await;
     std::fs::write(
         f.path("cameras.yaml"),

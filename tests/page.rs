@@ -108,14 +108,21 @@ fn cell_is(camera: &str, target: &str, state: &str) -> String {
 
 const NOTICE: &str = "document.getElementById('notice').textContent";
 
+/// The cameras of [`site`], kept for the test's length: `door` and `yard` serve, `porch`'s
+/// port refuses connections.
+struct Cameras {
+    door: SimCamera,
+    _yard: SimCamera,
+    _porch: tokio::net::TcpSocket,
+}
+
 /// Cameras on both servers: `door` and `yard` serve, `porch` refuses connections; one record
 /// is rejected. Every camera has the marker password.
-async fn site() -> (Fixture, SimCamera, SimCamera) {
+async fn site() -> (Fixture, Cameras) {
     let door = SimCamera::start().await.unwrap();
     let yard = SimCamera::start().await.unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let porch = format!("rtsp://127.0.0.1:{}/s", closed.local_addr().unwrap().port());
-    drop(closed);
+    let (closed, port) = refusing_port();
+    let porch = format!("rtsp://127.0.0.1:{port}/s");
     let f = Fixture::with_mediamtx(MediamtxSimOptions::default()).await;
     let mut text = inventory(&[
         ("door", &door.url("s")),
@@ -124,7 +131,12 @@ async fn site() -> (Fixture, SimCamera, SimCamera) {
     ]);
     text.push_str("  - name: attic\n    url: ftp://127.0.0.1/s\n");
     std::fs::write(f.path("cameras.yaml"), text).unwrap();
-    (f, door, yard)
+    let cameras = Cameras {
+        door,
+        _yard: yard,
+        _porch: closed,
+    };
+    (f, cameras)
 }
 
 in_each_browser!(the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server);
@@ -132,7 +144,8 @@ in_each_browser!(the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reache
 async fn the_grid_follows_a_camera_reboot_and_a_reconnect_clicked_reaches_the_server(
     engine: Engine,
 ) {
-    let (f, door, _yard) = site().await;
+    let (f, cameras) = site().await;
+    let door = &cameras.door;
     f.write_config(HEALTH);
     let daemon = Daemon::start(&f, loopback()).await;
     let browser = live_page(engine, &daemon).await;
@@ -411,7 +424,7 @@ async fn accessibility_findings(browser: &Browser) -> Vec<Value> {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_is_valid_html_accessible_in_light_and_dark_and_fits_a_phone() {
-    let (f, _door, _yard) = site().await;
+    let (f, _cameras) = site().await;
     f.write_config(HEALTH);
     let daemon = Daemon::start(&f, loopback()).await;
 

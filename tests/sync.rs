@@ -287,12 +287,8 @@ async fn an_unreachable_target_fails_the_sync_and_touches_nothing() {
     f.write_cameras(&[("a", A)]);
     assert!(f.sync().await.ok());
     let port = f.go2rtc.api_url().rsplit(':').next().unwrap().to_string();
-    // A port nothing listens on: bind, learn it, drop the listener.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nothing listens on, held for the test's length.
+    let (_held, closed) = refusing_port();
     let text = std::fs::read_to_string(f.config_path())
         .unwrap()
         .replace(&port, &closed.to_string());

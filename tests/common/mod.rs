@@ -155,6 +155,18 @@ pub fn with_credentials(url: &str) -> String {
     url.replacen("://", &format!("://admin:{PASSWORD}@"), 1)
 }
 
+/// A port on 127.0.0.1 that refuses connections for as long as the socket lives: bound but not
+/// listening, so nothing else (a browser, another test's simulator) can take it meanwhile, as
+/// could happen to a port merely closed.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// Polls `condition` every 20 ms until it holds or `deadline` passes.
 pub async fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let until = tokio::time::Instant::now() + deadline;
