@@ -11,7 +11,7 @@ use std::time::Duration;
 use camsync::config::NestAccountConfig;
 use camsync::health::probe::Probe;
 use camsync::resolve::account::{Account, Command, Resolutions, Settings, StreamState};
-use camsync::resolve::live::LiveStreams;
+use camsync::resolve::live::{LiveStreams, ResolveError};
 use camsync::resolve::sdm::SdmClient;
 use camsync::secret::Secret;
 use camsync_sim::nest::{NestSim, NestSimOptions};
@@ -253,6 +253,61 @@ async fn cameras_beyond_the_quotas_capacity_are_reported_over_quota_and_never_ge
     assert_eq!(sdm.count(Command::Stop), 1);
 }
 
+/// The simulator's account, as camsync.yaml would give it.
+fn account_of(sim: &NestSim) -> NestAccountConfig {
+    let options = NestSimOptions::default();
+    NestAccountConfig {
+        name: "home".into(),
+        project_id: options.project,
+        client_id: options.client_id,
+        client_secret: Secret::new(options.client_secret),
+        refresh_token: Secret::new(options.refresh_token),
+        max_per_minute: 600,
+        renew_before: Duration::from_secs(2),
+        sdm_url: sim.sdm_url().parse().unwrap(),
+        token_url: sim.token_url().parse().unwrap(),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// Over real sockets: the simulator's 429 and a stream it no longer extends reach the renewal
+/// as what they are (a pause for the account; a new stream), and one access token serves every
+/// call while it lives.
+#[tokio::test]
+async fn the_sdm_clients_answers_are_classified_as_the_renewal_needs() {
+    let sim = NestSim::start(NestSimOptions {
+        commands_per_minute: 2,
+        ..NestSimOptions::default()
+    })
+    .await
+    .unwrap();
+    let client = SdmClient::new(account_of(&sim)).unwrap();
+    let device = sim.device_name("cam-1");
+    let grant = client.generate(&device).await.unwrap();
+    sim.end_streams();
+    let gone = client.extend(&device, &grant).await.unwrap_err();
+    assert!(
+        matches!(gone, ResolveError::StreamGone { status: 400, .. }),
+        "{gone:?}"
+    );
+    // The refused extension did not count against the quota; the second generate does.
+    client.generate(&device).await.unwrap();
+    let limited = client.generate(&device).await.unwrap_err();
+    assert!(
+        matches!(limited, ResolveError::RateLimited { .. }),
+        "{limited:?}"
+    );
+    assert_eq!(
+        limited.to_string(),
+        "resolver home: the command quota is used up (429)"
+    );
+    assert_eq!(
+        sim.token_requests(),
+        1,
+        "one access token serves every call"
+    );
+}
+
 /// Over real sockets: the SDM client against the simulator, with streams of a few seconds.
 #[tokio::test]
 async fn the_simulators_streams_stay_playable_through_extensions() {
@@ -264,18 +319,7 @@ async fn the_simulators_streams_stay_playable_through_extensions() {
     .await
     .unwrap();
     let options = NestSimOptions::default();
-    let account = NestAccountConfig {
-        name: "home".into(),
-        project_id: options.project.clone(),
-        client_id: options.client_id.clone(),
-        client_secret: Secret::new(options.client_secret.clone()),
-        refresh_token: Secret::new(options.refresh_token.clone()),
-        max_per_minute: 600,
-        renew_before: Duration::from_secs(2),
-        sdm_url: sim.sdm_url().parse().unwrap(),
-        token_url: sim.token_url().parse().unwrap(),
-        timeout: Duration::from_secs(5),
-    };
+    let account = account_of(&sim);
     let client = SdmClient::new(account.clone()).unwrap();
     let nest = Account::start(
         "home",
