@@ -1,5 +1,6 @@
-//! Reading an HTTP answer's body with a bound, for every HTTP client camsync runs (the targets'
-//! APIs, the resolvers): a server that answers with an endless body costs no unbounded memory.
+//! HTTP answers' bodies for every HTTP client camsync runs (the targets' APIs, the
+//! resolvers): read with a bound (an endless body costs no unbounded memory), and shown in an
+//! error redacted and cut.
 
 /// Why a body could not be read.
 #[derive(Debug)]
@@ -32,4 +33,15 @@ pub(crate) async fn read(
         Ok(text) => text,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     })
+}
+
+/// A server's answer as shown in an error: credentials redacted, escaped and cut (a server
+/// cannot forge a line of camsync's output).
+pub(crate) fn detail(body: &str) -> String {
+    let text = body.trim();
+    if text.is_empty() {
+        "(empty answer)".into()
+    } else {
+        crate::echo::Message(&crate::secret::redact(text)).to_string()
+    }
 }

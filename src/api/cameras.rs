@@ -22,7 +22,7 @@ use crate::ledger::Owned;
 use crate::reconcile::report::OutcomeKind;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::QueueStats;
-use crate::resolve::account::{QueueStats as ResolverQueueStats, StreamState};
+use crate::resolve::account::{CommandStats, StreamState};
 
 /// A target as the status page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,7 +68,7 @@ pub struct CamerasView {
     pub queues: BTreeMap<String, QueueStats>,
     /// Each Nest account's and resolver's command queue.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub resolvers: BTreeMap<String, ResolverQueueStats>,
+    pub resolvers: BTreeMap<String, CommandStats>,
     /// File targets without `api:`: camsync writes their file but cannot check that the
     /// server loaded it.
     pub unverified_targets: Vec<String>,

@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::queue::Level;
-use crate::resolve::account::{Command, QueueStats as ResolverQueueStats, StreamState};
+use crate::resolve::account::{Command, CommandStats, StreamState};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -424,7 +424,7 @@ impl Metrics {
     }
 
     /// A Nest account's or resolver's queue figures and its cameras' states, as they are now.
-    pub fn resolver(&self, resolver: &str, stats: &ResolverQueueStats, states: &[StreamState]) {
+    pub fn resolver(&self, resolver: &str, stats: &CommandStats, states: &[StreamState]) {
         let labels = |kind| ResolverLabels {
             resolver: resolver.to_owned(),
             kind,

@@ -181,7 +181,7 @@ pub type Resolutions = BTreeMap<String, Resolution>;
 
 /// The queue's figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct QueueStats {
+pub struct CommandStats {
     /// Waiting items per level: extend, generate, stop.
     pub depth: [usize; 3],
     /// Commands sent, by level.
@@ -205,7 +205,7 @@ enum Request {
 pub struct Account {
     requests: mpsc::UnboundedSender<Request>,
     resolutions: watch::Receiver<Resolutions>,
-    stats: watch::Receiver<QueueStats>,
+    stats: watch::Receiver<CommandStats>,
     task: JoinHandle<()>,
 }
 
@@ -219,7 +219,7 @@ impl Account {
     pub fn start<S: LiveStreams>(name: &str, sdm: S, settings: Settings) -> Account {
         let (requests, inbox) = mpsc::unbounded_channel();
         let (published, resolutions) = watch::channel(Resolutions::new());
-        let (stats_tx, stats) = watch::channel(QueueStats::default());
+        let (stats_tx, stats) = watch::channel(CommandStats::default());
         let runner = Runner {
             account: name.to_owned(),
             sdm: Arc::new(sdm),
@@ -233,7 +233,7 @@ impl Account {
             revoked: None,
             lifetime: STREAM_LIFETIME,
             published,
-            stats: QueueStats::default(),
+            stats: CommandStats::default(),
             stats_tx,
         };
         Account {
@@ -259,7 +259,7 @@ impl Account {
         self.resolutions.clone()
     }
 
-    pub fn stats(&self) -> QueueStats {
+    pub fn stats(&self) -> CommandStats {
         self.stats.borrow().clone()
     }
 }
@@ -289,8 +289,8 @@ struct Runner<S> {
     /// The longest stream lifetime seen, for the capacity.
     lifetime: Duration,
     published: watch::Sender<Resolutions>,
-    stats: QueueStats,
-    stats_tx: watch::Sender<QueueStats>,
+    stats: CommandStats,
+    stats_tx: watch::Sender<CommandStats>,
 }
 
 impl<S: LiveStreams> Runner<S> {

@@ -178,3 +178,9 @@ impl StreamGrant {
         })
     }
 }
+
+/// The moment of tokio's clock that wall-clock time `at` is, if it is still ahead.
+pub(super) fn instant_at(at: std::time::SystemTime) -> Option<Instant> {
+    let left = at.duration_since(std::time::SystemTime::now()).ok()?;
+    Some(Instant::now() + left)
+}

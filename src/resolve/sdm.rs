@@ -17,7 +17,7 @@
 //! Times: `expiresAt` is wall-clock time; a [`StreamGrant`] holds it as tokio's [`Instant`],
 //! converted on receipt, so that the renewal runs on one clock (and tests may pause it).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use super::live::{LiveStreams, ResolveError, StreamGrant};
+use super::live::{LiveStreams, ResolveError, StreamGrant, instant_at};
 use crate::config::NestAccountConfig;
 use crate::http_body::{self, BodyError};
 use crate::secret::{Secret, redact};
@@ -233,8 +233,8 @@ impl SdmClient {
                 op,
                 detail: format!("expiresAt {expires_at:?}: {e}"),
             })?;
-        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-        Ok(Instant::now() + left)
+        // Google's clock a little ahead of ours leaves a stream that is about to expire.
+        Ok(instant_at(at).unwrap_or_else(Instant::now))
     }
 }
 
@@ -300,12 +300,8 @@ pub fn with_stream_token(url: &Secret, token: &str) -> Secret {
 fn google_message(body: &str) -> String {
     let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| body.trim().to_owned());
-    if message.is_empty() {
-        return "(empty answer)".into();
-    }
-    crate::echo::Message(&redact(&message)).to_string()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
+    http_body::detail(message.as_deref().unwrap_or(body))
 }
 
 #[cfg(test)]

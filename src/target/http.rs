@@ -167,18 +167,6 @@ pub(super) fn redacted_chain(error: &reqwest::Error) -> String {
     text
 }
 
-/// A server's error text, trimmed and with any credentials masked.
-/// A server's answer as shown in an error: credentials redacted, escaped and cut (a server
-/// cannot forge a line of camsync's output).
-pub(crate) fn detail(body: &str) -> String {
-    let text = body.trim();
-    if text.is_empty() {
-        "(empty answer)".into()
-    } else {
-        crate::echo::Message(&redact(text)).to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Instant;

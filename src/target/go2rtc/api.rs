@@ -21,7 +21,8 @@ use tokio::sync::Mutex;
 
 use crate::camera::Camera;
 use crate::config::TargetConfig;
-use crate::target::http::{ApiClient, detail};
+use crate::http_body::detail;
+use crate::target::http::ApiClient;
 use crate::target::{Applied, BoxFuture, RunCheck, StreamObservation, Target, TargetError};
 
 const STREAMS: &str = "api/streams";

@@ -24,7 +24,8 @@ use tokio::sync::Mutex;
 use super::rules::is_duration_field;
 use crate::camera::Camera;
 use crate::config::TargetConfig;
-use crate::target::http::{ApiClient, detail};
+use crate::http_body::detail;
+use crate::target::http::ApiClient;
 use crate::target::{Applied, BoxFuture, RunCheck, StreamObservation, Target, TargetError};
 
 /// Paths per page when listing: the API's maximum is not documented; 1,000 keeps a page of a
