@@ -12,6 +12,7 @@
 //! what the ledger owns and what the server lists. A second run with nothing changed makes no
 //! write call. Targets never wait for each other.
 
+mod fingerprints;
 pub mod plan;
 mod preview;
 pub mod queue;
@@ -93,6 +94,9 @@ impl Workers {
 
     /// The inventory every later item works from.
     pub fn publish(&self, inventory: Arc<Inventory>) {
+        for handle in &self.handles {
+            handle.prepare(&inventory);
+        }
         self.inventory.send_replace(inventory);
     }
 

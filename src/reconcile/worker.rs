@@ -17,7 +17,7 @@
 //! (level-triggered). What it does is reported to an [`Observer`] and to the [`Ticket`]s of the
 //! requests that caused it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::fingerprints::Fingerprints;
 use super::plan::{Action, DeletePolicy, Step, held, mass_delete, plan_target, step_for};
 use super::queue::{Key, Priority, TargetQueue};
 use super::report::{Outcome, StepReport};
@@ -175,6 +176,7 @@ pub struct WorkerHandle {
     batch: bool,
     requests: mpsc::UnboundedSender<Request>,
     owned: Arc<OwnedMirror>,
+    fingerprints: Arc<Fingerprints>,
     stats: watch::Receiver<QueueStats>,
 }
 
@@ -266,6 +268,12 @@ impl WorkerHandle {
     pub fn stats(&self) -> QueueStats {
         self.stats.borrow().clone()
     }
+
+    /// Fingerprints what `inventory` changed, before any item works from it (see
+    /// [`Fingerprints`]).
+    pub fn prepare(&self, inventory: &Inventory) {
+        self.fingerprints.prepare(inventory);
+    }
 }
 
 /// A worker's copy of its ledger rows. A change costs O(log n); a reader gets a snapshot that
@@ -336,12 +344,16 @@ pub fn spawn(
     let mut settings = parts.settings;
     settings.max_in_flight = settings.max_in_flight.max(1);
     let batch = parts.target.as_batch().is_some();
+    let fingerprints = Arc::new(Fingerprints::new(
+        parts.target.clone(),
+        parts.ledger.clone(),
+    ));
     let shared = Arc::new(Shared {
         target: parts.target,
         ledger: parts.ledger,
         owned: owned.clone(),
         observed: Mutex::new(None),
-        fingerprints: Mutex::default(),
+        fingerprints: fingerprints.clone(),
         limiter: Mutex::new(RateLimit::new(settings.max_writes_per_minute)),
         inventory: parts.inventory,
         allow_mass_delete: settings.allow_mass_delete,
@@ -364,6 +376,7 @@ pub fn spawn(
         batch,
         requests: tx,
         owned,
+        fingerprints,
         stats: stats_rx,
     };
     if let Some(every) = settings.restart_check {
@@ -424,10 +437,7 @@ struct Shared {
     /// What the server listed last, kept current by the worker's own writes; `None` before the
     /// first list.
     observed: Mutex<Option<BTreeSet<String>>>,
-    /// The fingerprint of each camera last planned, with the camera it was computed from: an
-    /// inventory re-read shares the camera of an unchanged record, so its fingerprint (a
-    /// rendering and an HMAC) is not computed again.
-    fingerprints: Mutex<HashMap<String, (Arc<Camera>, Fingerprint)>>,
+    fingerprints: Arc<Fingerprints>,
     limiter: Mutex<RateLimit>,
     inventory: watch::Receiver<Arc<Inventory>>,
     allow_mass_delete: bool,
@@ -755,19 +765,6 @@ impl Shared {
         }
     }
 
-    /// The fingerprint of what the target would send for `camera`.
-    fn fingerprint(&self, camera: &Arc<Camera>) -> Fingerprint {
-        let mut known = lock(&self.fingerprints);
-        if let Some((from, fingerprint)) = known.get(&camera.name)
-            && Arc::ptr_eq(from, camera)
-        {
-            return fingerprint.clone();
-        }
-        let fingerprint = self.ledger.fingerprint(&self.target.render(camera));
-        known.insert(camera.name.clone(), (camera.clone(), fingerprint.clone()));
-        fingerprint
-    }
-
     fn owned_entry(&self, stream: &str) -> Option<Option<Fingerprint>> {
         self.owned.get(stream)
     }
@@ -858,7 +855,7 @@ impl Shared {
             .get(stream)
             .filter(|c| c.wants_target(self.name()));
         let owned = self.owned_entry(stream);
-        let fingerprint = camera.map(|c| self.fingerprint(c));
+        let fingerprint = camera.map(|c| self.fingerprints.of(c));
         // An owned stream whose last write is unconfirmed (a recovery that failed half-way) is
         // still camsync's to recover.
         if let (Some(camera), Some(_), true) = (camera, &owned, work.force) {
@@ -983,14 +980,7 @@ impl Shared {
             ticket.touch(self.name());
         }
         let inventory = self.inventory();
-        let desired: BTreeMap<String, Fingerprint> = inventory
-            .cameras
-            .values()
-            .filter(|c| c.wants_target(self.name()))
-            .map(|c| (c.name.clone(), self.fingerprint(c)))
-            .collect();
-        // Cameras gone from the inventory leave the fingerprints, which stay its size.
-        lock(&self.fingerprints).retain(|name, _| desired.contains_key(name));
+        let desired = self.fingerprints.desired(&inventory);
         let observed = match self.target.list().await {
             Ok(observed) => observed,
             Err(e) => {
@@ -1186,6 +1176,7 @@ const VANISHED: &str = "camera vanished from the inventory mid-sync";
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
@@ -1199,6 +1190,7 @@ mod tests {
         cost: Duration,
         failing: AtomicBool,
         attempts: AtomicUsize,
+        renders: AtomicUsize,
     }
 
     impl FakeServer {
@@ -1226,6 +1218,7 @@ mod tests {
             "fake"
         }
         fn render(&self, camera: &Camera) -> String {
+            self.renders.fetch_add(1, Ordering::SeqCst);
             camera.sources[0].expose()
         }
         fn list(&self) -> BoxFuture<'_, Result<BTreeSet<String>, TargetError>> {
@@ -1300,6 +1293,18 @@ mod tests {
             worker,
             inventory,
             _stop: stop.drop_guard(),
+        }
+    }
+
+    impl Harness {
+        /// What [`super::super::Workers::publish`] does.
+        fn publish(&self, inventory: Arc<Inventory>) {
+            self.worker.prepare(&inventory);
+            self.inventory.send_replace(inventory);
+        }
+
+        fn renders(&self) -> usize {
+            self.server.renders.load(Ordering::SeqCst)
         }
     }
 
@@ -1466,5 +1471,43 @@ mod tests {
             .converge_all(Priority::Resync, std::slice::from_ref(&ticket));
         ticket.release();
         ticket
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_inventory_is_fingerprinted_when_published_and_only_its_changes_after() {
+        let h = harness(FakeServer::default(), WorkerSettings::default());
+        let names: Vec<String> = (0..100).map(|i| format!("c{i:03}")).collect();
+        let first = inventory(names.clone());
+        h.publish(first.clone());
+        assert_eq!(h.renders(), 100);
+        h_converge_all(&h).wait().await;
+        assert_eq!(h.server.written().len(), 100);
+        assert_eq!(
+            h.renders(),
+            100,
+            "the whole-target item only looked them up"
+        );
+
+        // A re-read shares the records of unchanged cameras.
+        let mut second = (*first).clone();
+        second.cameras.insert(
+            "c007".into(),
+            Arc::new(Camera::example("c007", "rtsp://192.0.2.7/new")),
+        );
+        second.cameras.remove("c000");
+        h.publish(Arc::new(second));
+        assert_eq!(h.renders(), 101);
+        h_converge_all(&h).wait().await;
+        assert_eq!(h.renders(), 101);
+        let after: BTreeSet<String> = h.server.written().split_off(100).into_iter().collect();
+        assert_eq!(
+            after,
+            BTreeSet::from(["c000".into(), "c007".into()]),
+            "c000 deleted, c007 written again"
+        );
+
+        // A camera that left is forgotten: back, it is fingerprinted again.
+        h.publish(first);
+        assert_eq!(h.renders(), 103, "c000 (back) and c007 (as it was)");
     }
 }
