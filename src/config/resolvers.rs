@@ -3,6 +3,7 @@
 //! `resolve:`). `{device}` in the command's arguments or the URL is replaced by the camera's
 //! `device`.
 
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use super::{ConfigError, Pace, parse_http_url, resolve_secret};
 use crate::echo::Echo;
-use crate::secret::Secret;
+use crate::secret::{Secret, redact};
 
 /// Defaults: 60 runs or requests a minute, asked again 60 s before expiry, 10 s per run or
 /// request.
@@ -37,12 +38,33 @@ pub struct ResolverConfig {
     pub renew_before: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum ResolverKind {
     /// A command, run without a shell, that prints the answer on its standard output.
     Exec { argv: Vec<String> },
     /// A GET of this URL answers it.
     Http { url: String, bearer: Option<Secret> },
+}
+
+/// Shows the program and the URL's scheme, host and path only: an argument or a query may
+/// hold a key.
+impl fmt::Debug for ResolverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolverKind::Exec { argv } => f
+                .debug_struct("Exec")
+                .field("program", &argv.first())
+                .field("arguments", &argv.len().saturating_sub(1))
+                .finish(),
+            ResolverKind::Http { url, bearer } => {
+                let shown = redact(url.split(['?', '#']).next().unwrap_or_default());
+                f.debug_struct("Http")
+                    .field("url", &shown)
+                    .field("bearer", bearer)
+                    .finish()
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -132,4 +154,29 @@ pub(super) fn parse(
         });
     }
     Ok(resolvers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolver_printed_for_debugging_shows_no_key_of_its_url_or_arguments() {
+        let http = ResolverKind::Http {
+            url: "https://me:pw@vendor.example/v1/{device}/stream?api_key=K3Y#frag".into(),
+            bearer: Some(Secret::new("B3ARER")),
+        };
+        let exec = ResolverKind::Exec {
+            argv: vec!["/usr/bin/vendor-url".into(), "--token=T0KEN".into()],
+        };
+        let shown = format!("{http:?} {exec:?}");
+        for secret in ["pw", "K3Y", "frag", "B3ARER", "T0KEN"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("vendor.example/v1/{device}/stream"),
+            "{shown}"
+        );
+        assert!(shown.contains("/usr/bin/vendor-url"), "{shown}");
+    }
 }
