@@ -56,6 +56,11 @@ async fn paths_are_created_listed_across_pages_and_left_alone_when_unchanged() {
     let report = f.sync().await;
     assert!(report.ok(), "{}", report.render_text());
     assert_eq!(f.mtx().path_names().len(), 1050);
+    assert_eq!(
+        f.mtx().request_count(),
+        1 + 1050,
+        "one list of the empty server, then one add per new path"
+    );
     let config = f.mtx().path_config("cam0007").unwrap();
     assert_eq!(config["source"], "rtsp://192.0.2.8/s7");
     assert_eq!(config["rtspTransport"], "tcp");

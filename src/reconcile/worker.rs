@@ -902,11 +902,11 @@ impl Shared {
         let fingerprint = step.fingerprint.as_ref().ok_or_else(vanished)?;
         self.own(&camera.name, Some(None))?;
         self.write_slot().await;
-        let applied = self
-            .target
-            .upsert(camera)
-            .await
-            .map_err(|e| write_failed(step, e))?;
+        let write = match step.action {
+            Action::Create => self.target.create(camera),
+            _ => self.target.upsert(camera),
+        };
+        let applied = write.await.map_err(|e| write_failed(step, e))?;
         self.set_observed(&camera.name, true);
         self.confirm(&camera.name, fingerprint, step, applied)
     }

@@ -39,6 +39,13 @@ pub trait Target: Send + Sync {
     /// Creates the stream, or replaces it entirely.
     fn upsert<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>>;
 
+    /// Creates a stream the server did not have at the last list; where the server can add a
+    /// stream in one call that refuses an existing one, it costs one call, not a read and a
+    /// write (and falls back to [`Target::upsert`] if the stream appeared meanwhile).
+    fn create<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        self.upsert(camera)
+    }
+
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>>;
 
     /// Cheaply asks whether the server lost what camsync wrote: its run identifier (MediaMTX's
@@ -60,7 +67,8 @@ pub trait Target: Send + Sync {
             if restart {
                 self.delete(&camera.name).await?;
             }
-            self.upsert(camera).await
+            // Lost or just deleted: most likely not there.
+            self.create(camera).await
         })
     }
 

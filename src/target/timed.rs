@@ -67,6 +67,10 @@ impl Target for TimedTarget {
         self.time("upsert", self.inner.upsert(camera))
     }
 
+    fn create<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        self.time("create", self.inner.create(camera))
+    }
+
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
         self.time("delete", self.inner.delete(name))
     }

@@ -8,6 +8,8 @@
 //!   just those (they change in place); anything else → `replace` with the whole desired config
 //!   (fields not sent revert to MediaMTX's defaults, which is what camsync wants). Durations are
 //!   compared as durations: MediaMTX answers `30m` as `30m0s`.
+//! - A path the last list did not show is created with one `add`; MediaMTX refuses an existing
+//!   one (400 `path already exists`), and then the path is written as `upsert` does.
 //! - Both body formats are accepted: `{"status":"ok"}` or empty on success, and
 //!   `{"status":"error","error":…}` or `{"error":…}` on failure; the error text is surfaced.
 //! - `/v3/info.started` changes when MediaMTX restarts; a reload of its YAML file keeps it but
@@ -33,6 +35,8 @@ use crate::target::{Applied, BoxFuture, RunCheck, StreamObservation, Target, Tar
 const PAGE_SIZE: usize = 1000;
 /// Up to this many paths are checked one GET each; more, with one paged list.
 const ONE_BY_ONE: usize = 8;
+/// MediaMTX's answer (400) to an `add` of a path it has.
+const ALREADY_EXISTS: &str = "path already exists";
 
 pub struct Mediamtx {
     api: ApiClient,
@@ -246,6 +250,22 @@ impl Mediamtx {
         Ok(Applied::Done)
     }
 
+    async fn create_path(&self, camera: &Camera) -> Result<Applied, TargetError> {
+        let name = &camera.name;
+        let op = format!("add path {name:?}");
+        let (status, text) = {
+            let _serial = self.serial.lock().await;
+            let path = format!("v3/config/paths/add/{name}");
+            self.call(&op, Method::POST, &path, Some(&Self::desired(camera)))
+                .await?
+        };
+        if status == StatusCode::BAD_REQUEST && error_text(&text) == ALREADY_EXISTS {
+            return self.upsert_path(camera).await;
+        }
+        self.check_write(&op, status, &text)?;
+        Ok(Applied::Done)
+    }
+
     async fn delete_path(&self, name: &str) -> Result<Applied, TargetError> {
         let op = format!("delete path {name:?}");
         let _serial = self.serial.lock().await;
@@ -359,6 +379,10 @@ impl Target for Mediamtx {
         Box::pin(self.upsert_path(camera))
     }
 
+    fn create<'a>(&'a self, camera: &'a Camera) -> BoxFuture<'a, Result<Applied, TargetError>> {
+        Box::pin(self.create_path(camera))
+    }
+
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Applied, TargetError>> {
         Box::pin(self.delete_path(name))
     }
@@ -403,8 +427,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn many_paths_are_checked_with_one_list_and_any_difference_is_seen() {
+    async fn against_the_simulator() -> (camsync_sim::mediamtx::MediamtxSim, Mediamtx) {
         use std::time::Duration;
 
         use crate::config::TargetKind;
@@ -427,6 +450,34 @@ mod tests {
             max_in_flight: 1,
         })
         .unwrap();
+        (sim, api)
+    }
+
+    #[tokio::test]
+    async fn a_new_path_costs_one_add_and_one_that_appeared_meanwhile_is_replaced() {
+        let (sim, api) = against_the_simulator().await;
+        let camera = Camera::example("door", "rtsp://192.0.2.1/door");
+        api.create(&camera).await.unwrap();
+        assert_eq!(sim.request_count(), 1, "one add");
+        assert_eq!(
+            sim.path_config("door").unwrap()["source"],
+            "rtsp://192.0.2.1/door"
+        );
+
+        // Made by hand after camsync's last list: the add is refused, the path replaced.
+        sim.add_path_by_hand("yard", json!({"source": "rtsp://192.0.2.9/other"}));
+        let camera = Camera::example("yard", "rtsp://192.0.2.2/yard");
+        api.create(&camera).await.unwrap();
+        assert_eq!(sim.request_count(), 4, "the add, a read, the replace");
+        assert_eq!(
+            sim.path_config("yard").unwrap()["source"],
+            "rtsp://192.0.2.2/yard"
+        );
+    }
+
+    #[tokio::test]
+    async fn many_paths_are_checked_with_one_list_and_any_difference_is_seen() {
+        let (sim, api) = against_the_simulator().await;
         let source = |i: usize| json!({"source": format!("rtsp://127.0.0.1/{i}"), "maxReaders": 0});
         for i in 0..20 {
             sim.add_path_by_hand(&format!("p{i}"), source(i));
