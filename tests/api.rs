@@ -869,7 +869,7 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
             1.0,
         ),
         (
-            r#"camsync_target_call_duration_seconds_count{target="go2rtc",operation="upsert",outcome="ok"}"#,
+            r#"camsync_target_call_duration_seconds_count{target="go2rtc",operation="create",outcome="ok"}"#,
             2.0,
         ),
         ("camsync_inventory_loads_total", 1.0),
