@@ -271,7 +271,7 @@ impl WorkerHandle {
 
     /// Fingerprints what `inventory` changed, before any item works from it (see
     /// [`Fingerprints`]).
-    pub fn prepare(&self, inventory: &Inventory) {
+    pub fn prepare(&self, inventory: &Arc<Inventory>) {
         self.fingerprints.prepare(inventory);
     }
 }
