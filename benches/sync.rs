@@ -187,6 +187,9 @@ async fn main() -> BenchResult<()> {
     let ledger = Arc::new(Ledger::open(&dir.path().join("file.db"))?);
     let reconciler = Reconciler::new(camsync::target::from_config(&targets)?, ledger, false);
     let inventory = make_inventory(n, &targets);
+    // camsync writes MediaMTX's file no sooner than 1.5 s after its last change (MediaMTX
+    // ignores a change within 1 s of the one it reloaded); the file was just made.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let started = Instant::now();
     let report = reconciler.sync(&inventory).await;
     let written = started.elapsed();
