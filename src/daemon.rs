@@ -297,10 +297,15 @@ async fn run_loop(
         }
     }
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-        .await
-        .is_err()
-    {
+    // The last sync reports what it did (the items the workers did not start are released).
+    let finishing = daemon.finishing.take();
+    let stopped = async {
+        tasks.wait().await;
+        if let Some(finishing) = finishing {
+            let _ = finishing.await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, stopped).await.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "tasks still busy at shutdown; stopping anyway");
     }
     tracing::info!("camsync stopped");
