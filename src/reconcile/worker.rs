@@ -17,7 +17,7 @@
 //! (level-triggered). What it does is reported to an [`Observer`] and to the [`Ticket`]s of the
 //! requests that caused it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -369,6 +369,7 @@ pub fn spawn(
         failures: HashMap::new(),
         stats: QueueStats::default(),
         stats_tx,
+        planned: VecDeque::new(),
     };
     let span = tracing::info_span!("worker", target_name = %name);
     let handle = WorkerHandle {
@@ -486,6 +487,20 @@ struct Worker {
     failures: HashMap<String, Failures>,
     stats: QueueStats,
     stats_tx: watch::Sender<QueueStats>,
+    planned: VecDeque<Planned>,
+}
+
+/// How many planned stream items the loop queues per turn: a request that arrives while a
+/// plan of thousands is queued waits for one turn, not for all of it.
+const QUEUE_PER_TURN: usize = 256;
+
+/// The stream items a whole-target item planned, not all queued yet.
+struct Planned {
+    streams: std::vec::IntoIter<String>,
+    priority: Priority,
+    /// The whole-target item's: each stream item carries them, and they are released once
+    /// the last one is queued.
+    tickets: Tickets,
 }
 
 struct Failures {
@@ -501,8 +516,12 @@ impl Worker {
     async fn run(mut self, shutdown: CancellationToken) {
         loop {
             let now = Instant::now();
+            self.queue_planned(now);
             self.start_due(now);
-            let wake = self.next_wake(now);
+            let wake = match self.planned.is_empty() {
+                true => self.next_wake(now),
+                false => Some(now),
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -526,6 +545,9 @@ impl Worker {
         for work in self.queue.drain() {
             work.tickets.release();
         }
+        for planned in self.planned.drain(..) {
+            planned.tickets.release();
+        }
         while let Ok(request) = self.requests.try_recv() {
             request.work.tickets.release();
         }
@@ -542,6 +564,35 @@ impl Worker {
             self.stats.merged += 1;
         }
         self.publish(None);
+    }
+
+    /// Queues up to [`QUEUE_PER_TURN`] planned stream items.
+    fn queue_planned(&mut self, now: Instant) {
+        let mut budget = QUEUE_PER_TURN;
+        while budget > 0
+            && let Some(planned) = self.planned.front_mut()
+        {
+            let carried: Vec<Ticket> = planned.tickets.iter().cloned().collect();
+            for stream in planned.streams.by_ref().take(budget) {
+                budget -= 1;
+                let child = Work {
+                    tickets: Tickets::carrying(&carried),
+                    ..Work::default()
+                };
+                let key = Key::Stream(stream);
+                if self.queue.push(key, planned.priority, now, now, child) == Pushed::Merged {
+                    self.stats.merged += 1;
+                }
+            }
+            if planned.streams.len() == 0
+                && let Some(queued) = self.planned.pop_front()
+            {
+                queued.tickets.release();
+            }
+        }
+        if budget < QUEUE_PER_TURN {
+            self.publish(None);
+        }
     }
 
     /// When to look at the queue again (just after `start_due(now)`): the next item falls due,
@@ -596,22 +647,11 @@ impl Worker {
             }
             Ended::Expand(streams) => {
                 self.stats.done += 1;
-                let tickets: Vec<Ticket> = work.tickets.iter().cloned().collect();
-                let now = Instant::now();
-                for stream in streams {
-                    let child = Work {
-                        tickets: Tickets::carrying(&tickets),
-                        ..Work::default()
-                    };
-                    if self
-                        .queue
-                        .push(Key::Stream(stream), priority, now, now, child)
-                        == Pushed::Merged
-                    {
-                        self.stats.merged += 1;
-                    }
-                }
-                work.tickets.release();
+                self.planned.push_back(Planned {
+                    streams: streams.into_iter(),
+                    priority,
+                    tickets: std::mem::take(&mut work.tickets),
+                });
             }
             Ended::Restarted => {
                 self.stats.done += 1;
