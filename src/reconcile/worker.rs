@@ -1550,4 +1550,22 @@ mod tests {
         h.publish(first);
         assert_eq!(h.renders(), 103, "c000 (back) and c007 (as it was)");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plan_queued_over_several_turns_is_answered_after_its_last_write() {
+        let h = harness(
+            FakeServer {
+                cost: Duration::from_millis(10),
+                ..FakeServer::default()
+            },
+            WorkerSettings::default(),
+        );
+        let n = QUEUE_PER_TURN * 2 + 7;
+        let names: Vec<String> = (0..n).map(|i| format!("c{i:04}")).collect();
+        h.publish(inventory(names));
+        let sync = h_converge_all(&h);
+        sync.wait().await;
+        assert_eq!(h.server.written().len(), n);
+        assert_eq!(h.worker.stats().waiting, [0, 0, 0]);
+    }
 }
