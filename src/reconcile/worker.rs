@@ -7,7 +7,8 @@
 //!   crash at any point converges at the next run with no orphan and no duplicate;
 //! - a stream is never worked on by two tasks at once (the queue's keys), and at most
 //!   `max_in_flight` items run at once (go2rtc: always 1; its client also serializes calls);
-//! - a recovery waits for at most the items in flight;
+//! - a recovery waits for at most the items in flight (and one turn of the loop, which queues
+//!   a large plan's writes `QUEUE_PER_TURN` at a time);
 //! - at most `max_writes_per_minute` server writes in any minute;
 //! - a failed item is requeued on its own with backoff and jitter; after `degraded_after`
 //!   failures in a row its stream is degraded (still retried at the longest backoff), until it
@@ -269,8 +270,8 @@ impl WorkerHandle {
         self.stats.borrow().clone()
     }
 
-    /// Fingerprints what `inventory` changed, before any item works from it (see
-    /// [`Fingerprints`]).
+    /// Fingerprints what `inventory` changed, before any item works from it, and keeps its map
+    /// for the next whole-target item.
     pub fn prepare(&self, inventory: &Arc<Inventory>) {
         self.fingerprints.prepare(inventory);
     }
