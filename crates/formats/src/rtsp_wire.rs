@@ -1,5 +1,5 @@
 //! Reading RTSP messages off a connection, bounded: a start line plus headers (at most
-//! [`MAX_HEAD`] bytes in at most [`MAX_HEAD_LINES`] lines) and a body sized by `Content-Length` (at most [`MAX_BODY`] bytes), so a
+//! 16 KiB in at most 100 lines) and a body sized by `Content-Length` (at most 64 KiB), so a
 //! misbehaving peer cannot make the reader allocate without limit. The health prober reads
 //! answers with it; the simulators read requests.
 

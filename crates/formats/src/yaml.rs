@@ -1,7 +1,7 @@
 //! Reading YAML into typed values. Errors carry line and column but never quote the input:
 //! a camera inventory may hold passwords.
 //!
-//! Bounded by the parser's budget ([`budget`]): serde-saphyr's defaults (at most 50,000
+//! Bounded by the parser's budget: serde-saphyr's defaults (at most 50,000
 //! aliases, with a cap on how far aliases may multiply what they name, nesting 64 deep, 64 MiB
 //! of scalar text), except the counts of nodes and events, raised so that an inventory of
 //! `max_cameras`' default (100,000 cameras) or a server file of as many streams parses.

@@ -29,7 +29,7 @@
 //!   [`MediamtxSim::reload_file`]) or real ([`MediamtxSimOptions::config_file`]): read at start
 //!   and at every restart, and watched while running — a change of its content is reloaded
 //!   within about 100 ms, `touch` does nothing, and a change within 1 s after a reload is
-//!   ignored until the file changes again ([`watch`]). Either way a file that fails to load
+//!   ignored until the file changes again (see `watch.rs`). Either way a file that fails to load
 //!   shuts the simulator down, as MediaMTX exits.
 //!
 //! RTSP reads may need one user's Basic credentials ([`MediamtxSimOptions::read_user`]): a
