@@ -225,9 +225,10 @@ pub struct SourceUrl {
     authority_at: Option<usize>,
     username: Option<String>,
     password: Option<Secret>,
-    /// A query that carries a token (a resolved stream's `?auth=…`), kept apart like the
-    /// password: appended only by [`SourceUrl::expose`].
-    query: Option<Secret>,
+    /// Everything after a resolved stream's host (its path and query), kept apart like the
+    /// password because a vendor may put the token anywhere in it (Google: `?auth=…`; others:
+    /// the path). Appended only by [`SourceUrl::expose`]; shown as `/***`.
+    secret_tail: Option<Secret>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -564,7 +565,7 @@ impl SourceUrl {
                 authority_at: None,
                 username: None,
                 password: None,
-                query: None,
+                secret_tail: None,
             });
         };
         let inner_start = raw[..sep]
@@ -602,21 +603,30 @@ impl SourceUrl {
             authority_at: Some(authority_at),
             username,
             password,
-            query: None,
+            secret_tail: None,
         })
     }
 
-    /// A resolved stream's URL, whose query is a secret (a token): shown as `?***`.
+    /// A resolved stream's URL: only its scheme and host are shown (`rtsps://host:443/***`),
+    /// since a token may be anywhere after the host.
     pub fn resolved(url: &Secret) -> Result<SourceUrl, String> {
-        let (base, query) = match url.expose().split_once('?') {
-            Some((base, query)) => (base, Some(Secret::new(query))),
-            None => (url.expose(), None),
-        };
-        let source = SourceUrl::parse(base)?;
+        let raw = url.expose();
+        let source = SourceUrl::parse(raw)?;
         if source.username.is_some() {
             return Err("a resolved URL carries no user or password".into());
         }
-        Ok(SourceUrl { query, ..source })
+        let Some(authority_at) = source.authority_at else {
+            return Err("a resolved URL needs a host (expected e.g. rtsps://host/path)".into());
+        };
+        let authority_end = raw[authority_at..]
+            .find(['/', '?', '#'])
+            .map_or(raw.len(), |i| authority_at + i);
+        let (base, tail) = raw.split_at(authority_end);
+        Ok(SourceUrl {
+            template: base.to_owned(),
+            secret_tail: (!tail.is_empty()).then(|| Secret::new(tail)),
+            ..source
+        })
     }
 
     fn with_credentials(
@@ -645,31 +655,30 @@ impl SourceUrl {
     }
 
     /// The source with its password replaced by `placeholder` (e.g. `${VAR}`), for a file a
-    /// server expands at start. (A resolved URL never goes into a file: its query expires.)
+    /// server expands at start. (A resolved URL never goes into a file: its token expires.)
     pub fn with_password_placeholder(&self, placeholder: &str) -> String {
-        self.assemble(|_| placeholder.to_owned(), "***")
+        self.assemble(|_| placeholder.to_owned(), "/***")
     }
 
     /// The source with credentials in it: only for the request that sends it.
     pub fn expose(&self) -> String {
-        let query = self.query.as_ref().map_or("", Secret::expose);
+        let tail = self.secret_tail.as_ref().map_or("", Secret::expose);
         self.assemble(
             |p| utf8_percent_encode(p.expose(), USERINFO).to_string(),
-            query,
+            tail,
         )
     }
 
-    /// The source with the password (and a secret query) shown as `***`: for logs, errors and
-    /// output.
+    /// The source with the password (and a resolved URL's path and query) shown as `***`: for
+    /// logs, errors and output.
     pub fn redacted(&self) -> String {
-        self.assemble(|_| "***".to_owned(), "***")
+        self.assemble(|_| "***".to_owned(), "/***")
     }
 
-    fn assemble(&self, password: impl Fn(&Secret) -> String, query: &str) -> String {
+    fn assemble(&self, password: impl Fn(&Secret) -> String, tail: &str) -> String {
         let mut assembled = self.with_userinfo(password);
-        if self.query.is_some() {
-            assembled.push('?');
-            assembled.push_str(query);
+        if self.secret_tail.is_some() {
+            assembled.push_str(tail);
         }
         assembled
     }
@@ -736,6 +745,31 @@ mod tests {
             name: name.into(),
             url: Some(url.into()),
             ..CameraSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_resolved_url_shows_its_scheme_and_host_alone() {
+        for (url, shown) in [
+            // Google's: the token in the query, a stream id in the path.
+            (
+                "rtsps://stream-ue1.example.com:443/sdm_live_stream/CiUA?auth=g.0.tok",
+                "rtsps://stream-ue1.example.com:443/***",
+            ),
+            // Another vendor's: the token in the path.
+            ("rtsp://192.0.2.40/live/tok-123", "rtsp://192.0.2.40/***"),
+            ("rtsp://192.0.2.40?auth=tok-123", "rtsp://192.0.2.40/***"),
+            ("rtsp://192.0.2.40:8554", "rtsp://192.0.2.40:8554"),
+        ] {
+            let source = SourceUrl::resolved(&Secret::new(url)).unwrap();
+            assert_eq!(source.expose(), url, "sent as given");
+            assert_eq!(source.redacted(), shown);
+            assert_eq!(source.to_string(), shown);
+            assert!(!format!("{source:?}").contains("tok"), "{source:?}");
+        }
+        for refused in ["rtsp://user:pw@192.0.2.40/live", "no-host", "rtsp://"] {
+            let error = SourceUrl::resolved(&Secret::new(refused)).unwrap_err();
+            assert!(!error.contains("pw@"), "{error}");
         }
     }
 

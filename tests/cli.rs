@@ -225,7 +225,15 @@ async fn the_demo_runs_and_hides_its_password() {
         all.contains("sync: porch go2rtc update, mediamtx update"),
         "{all}"
     );
-    assert!(all.contains("/sdm/porch?***"), "{all}");
+    let plays: Vec<&str> = all.lines().filter(|l| l.contains("porch plays")).collect();
+    assert_eq!(plays.len(), 2, "{all}");
+    for line in plays {
+        assert!(
+            line.contains("porch plays rtsp://127.0.0.1:") && line.ends_with("/***"),
+            "a resolved stream shows its host alone: {line}"
+        );
+        assert!(!line.contains("/sdm/"), "{line}");
+    }
     for token in [
         "sim-stream-",
         "sim-extension-",

@@ -112,7 +112,8 @@ async fn a_nest_stream_reaches_both_servers_and_extensions_write_nothing() {
     let porch: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         porch["sources"][0],
-        format!("{}/sdm/{DEVICE}?***", nest.rtsp_url())
+        format!("{}/***", nest.rtsp_url()),
+        "a resolved stream shows its host alone"
     );
     assert_eq!(porch["resolved"]["state"], "live");
     assert_eq!(porch["resolved"]["generation"], 1);

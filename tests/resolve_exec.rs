@@ -18,11 +18,14 @@ use camsync::resolve::exec::ExecResolver;
 use camsync::resolve::http::HttpResolver;
 use camsync::resolve::live::LiveStreams;
 use camsync::secret::Secret;
-use common::daemon::{DEADLINE, start};
+use common::daemon::{DEADLINE, start_with};
 use common::*;
+use tokio::net::TcpListener;
 
 /// What only a resolver's output holds: it must never be shown.
 const TOKEN: &str = "Tok-91f2e7";
+/// A token some vendors put in the URL's path: it must never be shown either.
+const PATH_TOKEN: &str = "Path-5c03aa";
 
 /// A resolver script: by device, a good answer, a hang, garbage, an expiry in the past, a
 /// failure.
@@ -33,7 +36,7 @@ fn script(dir: &Path) -> String {
         format!(
             r#"#!/bin/sh
 case "$1" in
-  good*) echo "{{\"url\": \"rtsp://127.0.0.1:9/$1?token={TOKEN}\", \"expires_at\": \"$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)\"}}" ;;
+  good*) echo "{{\"url\": \"rtsp://127.0.0.1:9/{PATH_TOKEN}/$1?token={TOKEN}\", \"expires_at\": \"$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)\"}}" ;;
   hang) sleep 30 ;;
   garbage) echo "url=rtsp://127.0.0.1:9/x?token={TOKEN}" ;;
   past) echo "{{\"url\": \"rtsp://127.0.0.1:9/p?token={TOKEN}\", \"expires_at\": \"2001-01-01T00:00:00Z\"}}" ;;
@@ -70,7 +73,7 @@ async fn an_exec_resolver_answers_or_says_clearly_what_went_wrong_per_camera() {
     let grant = resolver.generate("good").await.unwrap();
     assert_eq!(
         grant.url.expose(),
-        format!("rtsp://127.0.0.1:9/good?token={TOKEN}")
+        format!("rtsp://127.0.0.1:9/{PATH_TOKEN}/good?token={TOKEN}")
     );
     let left = grant
         .expires
@@ -203,8 +206,10 @@ async fn camsync_run_gives_the_servers_what_an_exec_resolver_answers() {
          - name: wrong\n    resolve: { resolver: nobody, device: x }\n",
     )
     .unwrap();
-    let d = start(f.config());
-    let expected = format!("rtsp://127.0.0.1:9/good-yard?token={TOKEN}");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let d = start_with(f.config(), Some(listener));
+    let expected = format!("rtsp://127.0.0.1:9/{PATH_TOKEN}/good-yard?token={TOKEN}");
     let yard = || f.go2rtc.stream_sources("yard") == Some(vec![expected.clone()]);
     assert!(eventually(DEADLINE, yard).await, "{:?}", f.names());
     assert_eq!(
@@ -212,6 +217,19 @@ async fn camsync_run_gives_the_servers_what_an_exec_resolver_answers() {
         ["yard"],
         "shed has no URL yet; wrong is rejected"
     );
+    // The API shows the resolved stream's scheme and host alone: its path holds a token too.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let body = reqwest::get(format!("{api}/v1/cameras/yard"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for secret in [TOKEN, PATH_TOKEN] {
+        assert!(!body.contains(secret), "{secret} leaks: {body}");
+    }
+    let yard: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(yard["sources"][0], "rtsp://127.0.0.1:9/***");
     let rejected = d.current();
     assert!(rejected.syncs >= 1);
     d.stop().await;

@@ -20,7 +20,8 @@
 //! stream, a camera is neither written nor deleted on any server (see `reconcile::plan`).
 //!
 //! A resolved URL carries a token: it is a [`crate::secret::Secret`] everywhere, and a
-//! [`SourceUrl::resolved`] shows its query as `***`.
+//! [`SourceUrl::resolved`] shows its scheme and host alone (`rtsps://host:443/***`): a vendor
+//! may put the token in the path as well as in the query.
 
 pub mod account;
 pub mod exec;
