@@ -21,7 +21,7 @@
 //! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
 //!   [`camera`] (what a validated camera is).
 //! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),
-//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`, `http_body`,
+//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`, `http_body`, `blocking`,
 //!   [`queue`] (a keyed work queue with levels, rate limit and backoff; pure).
 //!
 //! Beside this crate, in the workspace: `camsync-formats` (crates/formats: reading and editing
@@ -33,6 +33,7 @@ pub mod activity;
 pub mod api;
 pub mod app;
 pub mod atomic_file;
+mod blocking;
 mod bounded_read;
 pub mod camera;
 pub mod cli;

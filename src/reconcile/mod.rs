@@ -92,11 +92,14 @@ impl Workers {
         })
     }
 
-    /// The inventory every later item works from.
+    /// The inventory every later item works from. Its fingerprints are computed here, in the
+    /// caller's task (off the runtime's other tasks), not in a worker's loop.
     pub fn publish(&self, inventory: Arc<Inventory>) {
-        for handle in &self.handles {
-            handle.prepare(&inventory);
-        }
+        crate::blocking::run(|| {
+            for handle in &self.handles {
+                handle.prepare(&inventory);
+            }
+        });
         self.inventory.send_replace(inventory);
     }
 

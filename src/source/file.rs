@@ -41,7 +41,7 @@ impl Reader for InventoryFile {
 
     fn read(&self) -> BoxFuture<'_, Result<Vec<Record>, SourceError>> {
         Box::pin(async {
-            super::blocking(|| {
+            crate::blocking::run(|| {
                 let mut entries = self
                     .entries
                     .lock()

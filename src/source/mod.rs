@@ -195,7 +195,7 @@ impl Source {
     /// that was valid at the last read keeps that version.
     pub async fn load(&self) -> Result<Arc<Inventory>, SourceError> {
         let records = self.reader.read().await?;
-        let inventory = blocking(|| self.validate(records));
+        let inventory = crate::blocking::run(|| self.validate(records));
         let mut inventory = shard::select(inventory, self.shard.as_ref());
         let count = inventory.cameras.len() + inventory.rejected.len();
         if count > self.max_cameras {
@@ -317,15 +317,6 @@ pub fn validate_records(records: Vec<Record>, ctx: &ValidationContext<'_>) -> In
         }
     }
     inventory
-}
-
-/// Runs file reading and parsing (tens of milliseconds for a large inventory read whole) so
-/// that the runtime's other tasks move to another thread meanwhile, where there is one.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 #[cfg(test)]
