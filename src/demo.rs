@@ -248,6 +248,7 @@ async fn nightly_reboot(
             )
         })
         .collect();
+    let resolver = Resolver::start(config)?;
     let inventory = load_inventory(config).await?;
     workers.publish(std::sync::Arc::new(inventory.clone()));
     let cameras: Cameras = inventory
@@ -256,7 +257,7 @@ async fn nightly_reboot(
         .filter(|(name, _)| name == "front_door")
         .collect();
     let start = Instant::now();
-    watch_round(&mut monitors, &cameras, start).await;
+    watch_round(&mut monitors, &resolver, &cameras, start).await;
     camera.stop().await;
     outln!(
         "   t={:>5} ms  the camera goes down",
@@ -268,7 +269,7 @@ async fn nightly_reboot(
             .all(|(m, _)| m.state("front_door") == Some(State::CameraOffline))
     };
     while !offline(&monitors) && start.elapsed() < Duration::from_secs(10) {
-        watch_round(&mut monitors, &cameras, start).await;
+        watch_round(&mut monitors, &resolver, &cameras, start).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -287,7 +288,7 @@ async fn nightly_reboot(
             .all(|(m, _)| m.state("front_door") == Some(State::Healthy))
     };
     while !healthy(&monitors) && back.elapsed() < Duration::from_secs(15) {
-        watch_round(&mut monitors, &cameras, start).await;
+        watch_round(&mut monitors, &resolver, &cameras, start).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let served = healthy(&monitors);
@@ -441,13 +442,19 @@ async fn sync_and_count(reconciler: &Reconciler, inventory: &Inventory, servers:
 /// monitor decides is carried out by the target's worker before the next round.
 async fn watch_round(
     monitors: &mut [(TargetMonitor, WorkerHandle)],
+    resolver: &Resolver,
     cameras: &Cameras,
     start: Instant,
 ) {
     for (monitor, worker) in monitors.iter_mut() {
         let outcome = monitor.round(cameras, Instant::now()).await;
         let done = Ticket::new();
-        apply(worker, &outcome.intents, std::slice::from_ref(&done));
+        apply(
+            worker,
+            resolver,
+            &outcome.intents,
+            std::slice::from_ref(&done),
+        );
         done.release();
         done.wait().await;
         for event in outcome.events {

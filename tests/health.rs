@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use camsync::camera::Cameras;
@@ -13,6 +14,7 @@ use camsync::health::state::{Policy, State};
 use camsync::reconcile::Workers;
 use camsync::reconcile::ticket::Ticket;
 use camsync::reconcile::worker::{Quiet, WorkerHandle};
+use camsync::resolve::Resolver;
 use camsync_sim::camera::SimCamera;
 use camsync_sim::mediamtx::MediamtxSimOptions;
 use common::*;
@@ -32,9 +34,10 @@ fn eager() -> Settings {
     }
 }
 
-/// The workers of a config, running until dropped.
+/// The workers of a config, running until dropped, and its resolver.
 struct Running {
     workers: Workers,
+    resolver: Arc<Resolver>,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -46,9 +49,10 @@ impl Running {
             .unwrap()
             .start(std::sync::Arc::new(Quiet), &stop, &tasks)
             .unwrap();
-        workers.publish(std::sync::Arc::new(inventory));
+        workers.publish(Arc::new(inventory));
         Running {
             workers,
+            resolver: Arc::new(Resolver::start(config).unwrap()),
             _stop: stop.drop_guard(),
         }
     }
@@ -62,16 +66,23 @@ impl Running {
 struct Watched {
     monitor: TargetMonitor,
     worker: WorkerHandle,
+    resolver: Arc<Resolver>,
 }
 
 impl Watched {
     async fn round(&mut self, cameras: &Cameras) -> RoundOutcome {
         let outcome = self.monitor.round(cameras, Instant::now()).await;
         let done = Ticket::new();
-        apply(&self.worker, &outcome.intents, std::slice::from_ref(&done));
+        self.apply(&outcome, &done);
         done.release();
         done.wait().await;
         outcome
+    }
+
+    /// Hands `outcome`'s intents on, each carrying `done`.
+    fn apply(&self, outcome: &RoundOutcome, done: &Ticket) {
+        let done = std::slice::from_ref(done);
+        apply(&self.worker, &self.resolver, &outcome.intents, done);
     }
 
     fn state(&self, camera: &str) -> Option<State> {
@@ -134,6 +145,7 @@ fn watched(config: &Config, running: &Running, target: &str, settings: Settings)
             settings,
         ),
         worker: running.worker(target),
+        resolver: running.resolver.clone(),
     }
 }
 
@@ -523,11 +535,7 @@ async fn frozen_counters_while_the_camera_answers_restart_the_stream_until_data_
     // would only wait out go2rtc's dial timeouts).
     camera.answer();
     let done = Ticket::new();
-    apply(
-        &monitor.worker,
-        &outcome.intents,
-        std::slice::from_ref(&done),
-    );
+    monitor.apply(&outcome, &done);
     done.release();
     done.wait().await;
     assert_heals(&mut monitor, &s.cameras, "door").await;

@@ -90,7 +90,7 @@ pub struct HealthEvent {
     pub transition: Transition,
 }
 
-/// What a round asks the target's worker to do.
+/// What a round asks to be done: by the target's worker, or (a new stream) by the resolver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
     /// Add the stream again (`restart: false`) or delete and add it (`restart: true`).
@@ -99,6 +99,10 @@ pub enum Intent {
         restart: bool,
         reason: &'static str,
     },
+    /// The recovery of a camera whose URL is resolved (Nest, `resolve:`): its resolver
+    /// generates a new stream, which then reaches the servers as a change. Re-registering a
+    /// stream whose URL expired would only churn the server.
+    NewStream(Arc<Camera>),
     /// The server's API answers again: converge the whole target first.
     Resync,
     /// The opt-in escalation: restart the whole server.
@@ -254,15 +258,19 @@ impl TargetMonitor {
                     transition,
                 });
             }
-            let intent = match action {
-                Action::None => continue,
-                Action::ResyncTarget => Intent::Resync,
-                Action::ReAdd => Intent::Recover {
+            let resolved = cameras.get(&camera).filter(|c| c.resolver.is_some());
+            let intent = match (action, resolved) {
+                (Action::None, _) => continue,
+                (Action::ResyncTarget, _) => Intent::Resync,
+                (Action::ReAdd | Action::Restart, Some(resolved)) => {
+                    Intent::NewStream(resolved.clone())
+                }
+                (Action::ReAdd, None) => Intent::Recover {
                     camera,
                     restart: false,
                     reason,
                 },
-                Action::Restart => Intent::Recover {
+                (Action::Restart, None) => Intent::Recover {
                     camera,
                     restart: true,
                     reason,
@@ -529,6 +537,31 @@ mod tests {
         );
         assert_eq!(outcome.probes.len(), 1);
         assert!(!outcome.probes[0].ok);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resolved_camera_s_broken_stream_asks_for_a_new_stream_not_a_recovery() {
+        let mut rig = rig(&["porch", "door"]);
+        let porch = Arc::new(Camera {
+            resolver: Some(crate::camera::ResolverRef {
+                resolver: "home".into(),
+                device: "porch".into(),
+            }),
+            ..(*rig.cameras["porch"]).clone()
+        });
+        rig.cameras.insert("porch".into(), porch.clone());
+        for stream in ["porch", "door"] {
+            rig.proxy(stream, Proxy::Hangs);
+            rig.camera_up(stream, true);
+        }
+        rig.round().await;
+        let outcome = rig.round_after_grace().await;
+        assert!(
+            outcome.intents.contains(&Intent::NewStream(porch)),
+            "{outcome:?}"
+        );
+        assert!(!asks(&outcome, "porch", true), "{outcome:?}");
+        assert!(asks(&outcome, "door", true), "{outcome:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,9 +1,8 @@
 //! The health monitor's task in the daemon: a round over every target each `interval`,
 //! judging only the streams the target's worker confirms camsync owns, and handing every
-//! [`Intent`] to that worker — except the recovery of a camera whose URL is resolved (Nest,
-//! `resolve:`), whose stream is generated anew through its account's queue instead
-//! (re-registering a stream whose URL expired would only churn the server). Between rounds, the cameras of `camera-offline` streams are
-//! watched (`camera_watch`) so a camera's return is acted on at once.
+//! [`Intent`] to that worker, or a new stream's to the resolver. Between rounds, the cameras of
+//! `camera-offline` streams are watched (`camera_watch`) so a camera's return is acted on at
+//! once.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,10 +26,13 @@ pub trait HealthObserver: Send + Sync {
     fn round(&self, target: &str, outcome: &RoundOutcome, states: &[(String, State)]);
 }
 
-/// Hands `intents` to the target's worker, each carrying `tickets`.
-pub fn apply(worker: &WorkerHandle, intents: &[Intent], tickets: &[Ticket]) {
+/// Hands `intents` to the target's worker (each carrying `tickets`), or to the resolver.
+pub fn apply(worker: &WorkerHandle, resolver: &Resolver, intents: &[Intent], tickets: &[Ticket]) {
     for intent in intents {
         match intent {
+            Intent::NewStream(camera) => {
+                resolver.regenerate(camera);
+            }
             Intent::Recover {
                 camera,
                 restart,
@@ -47,7 +49,7 @@ pub struct HealthLoop {
     pub monitors: Vec<(TargetMonitor, WorkerHandle)>,
     pub inventory: watch::Receiver<Arc<Inventory>>,
     pub observer: Arc<dyn HealthObserver>,
-    /// Where a Nest camera's recovery goes.
+    /// Where a resolved camera's new stream is asked for.
     pub resolver: Arc<Resolver>,
 }
 
@@ -110,19 +112,7 @@ impl HealthLoop {
                 .map(|(name, camera)| (name.clone(), camera.clone()))
                 .collect();
             let outcome = monitor.round(&judged, Instant::now()).await;
-            let (regenerate, intents): (Vec<Intent>, Vec<Intent>) =
-                outcome.intents.iter().cloned().partition(|intent| {
-                    matches!(intent, Intent::Recover { camera, .. }
-                        if judged.get(camera).is_some_and(|c| c.resolver.is_some()))
-                });
-            for intent in &regenerate {
-                if let Intent::Recover { camera, .. } = intent
-                    && let Some(camera) = judged.get(camera)
-                {
-                    self.resolver.regenerate(camera);
-                }
-            }
-            apply(worker, &intents, &[]);
+            apply(worker, &self.resolver, &outcome.intents, &[]);
             let states: Vec<(String, State)> = judged
                 .keys()
                 .filter_map(|c| monitor.state(c).map(|s| (c.clone(), s)))
