@@ -204,7 +204,7 @@ impl Activity {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.inner)
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -202,7 +202,7 @@ impl EventBus {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Published> {
-        self.published.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.published)
     }
 
     /// Publishes `event`; returns its sequence number. Never blocks on subscribers.

@@ -186,10 +186,7 @@ impl Ledger {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, LedgerError> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let conn = crate::lock::lock(&self.conn);
         f(&conn).map_err(|source| LedgerError::Query {
             path: self.display(),
             source,

@@ -21,8 +21,9 @@
 //! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
 //!   [`camera`] (what a validated camera is).
 //! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),
-//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`, `http_body`, `blocking`,
-//!   [`queue`] (a keyed work queue with levels, rate limit and backoff; pure).
+//!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`, `http_body`,
+//!   `blocking`, `lock`, [`queue`] (a keyed work queue with levels, rate limit and backoff;
+//!   pure).
 //!
 //! Beside this crate, in the workspace: `camsync-formats` (crates/formats: reading and editing
 //! YAML, framing RTSP messages), which camsync and its simulators share, and `camsync-sim`
@@ -46,6 +47,7 @@ pub mod events;
 pub mod health;
 mod http_body;
 pub mod ledger;
+mod lock;
 pub mod metrics;
 mod output;
 pub mod profile;

@@ -163,7 +163,7 @@ impl Auth {
 
     /// Records an accepted signature; refuses one seen before.
     fn remember(&self, tag: Vec<u8>, expires: SystemTime, now: SystemTime) -> Result<(), ApiError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::lock::lock(&self.seen);
         if seen.len() >= MAX_REMEMBERED {
             seen.retain(|_, until| *until >= now);
         }

@@ -8,10 +8,11 @@
 //! lookups.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use crate::camera::Camera;
 use crate::ledger::{Fingerprint, Ledger};
+use crate::lock::lock;
 use crate::source::Inventory;
 use crate::target::Target;
 
@@ -25,10 +26,6 @@ pub struct Fingerprints {
 
 /// Every camera that wants the target, with its fingerprint.
 pub type Desired = Arc<BTreeMap<String, Fingerprint>>;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 impl Fingerprints {
     pub fn new(target: Arc<dyn Target>, ledger: Arc<Ledger>) -> Fingerprints {

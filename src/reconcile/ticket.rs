@@ -64,7 +64,7 @@ impl Ticket {
     }
 
     fn lock(&self) -> MutexGuard<'_, Progress> {
-        self.0.progress.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.0.progress)
     }
 
     pub fn sync(&self) -> Option<u64> {

@@ -19,7 +19,7 @@
 //! requests that caused it.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -34,6 +34,7 @@ use super::report::{Outcome, StepReport};
 use super::ticket::{Ticket, Tickets};
 use crate::camera::Camera;
 use crate::ledger::{Fingerprint, Ledger, Owned};
+use crate::lock::lock;
 use crate::queue::{Backoff, Merge, Pushed, RateLimit};
 use crate::source::Inventory;
 use crate::target::{Applied, BatchTarget, Change, Target, TargetError};
@@ -444,10 +445,6 @@ struct Shared {
     inventory: watch::Receiver<Arc<Inventory>>,
     allow_mass_delete: bool,
     observer: Arc<dyn Observer>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How one run of an item ended.

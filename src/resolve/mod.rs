@@ -30,7 +30,7 @@ pub mod live;
 pub mod sdm;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -130,9 +130,8 @@ impl Resolver {
             .iter()
             .map(|(name, account)| (name.as_str(), account.resolutions().borrow().clone()))
             .collect();
-        *self.applied.lock().unwrap_or_else(PoisonError::into_inner) =
-            resolutions.values().flat_map(shape).collect();
-        let mut given = self.given.lock().unwrap_or_else(PoisonError::into_inner);
+        *crate::lock::lock(&self.applied) = resolutions.values().flat_map(shape).collect();
+        let mut given = crate::lock::lock(&self.given);
         let mut resolved = (**inventory).clone();
         for (name, camera) in &mut resolved.cameras {
             let Some(by) = &camera.resolver else {
@@ -184,7 +183,7 @@ impl Resolver {
                 .iter_mut()
                 .flat_map(|w| shape(&w.borrow_and_update()))
                 .collect();
-            if now != *self.applied.lock().unwrap_or_else(PoisonError::into_inner) {
+            if now != *crate::lock::lock(&self.applied) {
                 return;
             }
             let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));

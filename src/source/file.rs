@@ -42,10 +42,7 @@ impl Reader for InventoryFile {
     fn read(&self) -> BoxFuture<'_, Result<Vec<Record>, SourceError>> {
         Box::pin(async {
             crate::blocking::run(|| {
-                let mut entries = self
-                    .entries
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut entries = crate::lock::lock(&self.entries);
                 load(&self.path, &mut entries)
             })
         })

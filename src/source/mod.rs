@@ -19,7 +19,7 @@ mod sqlite;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -206,10 +206,7 @@ impl Source {
                 config: self.config_path.display().to_string(),
             });
         }
-        let mut last_good = self
-            .last_good
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut last_good = crate::lock::lock(&self.last_good);
         if let Some(last_good) = last_good.as_ref() {
             inventory.keep_last_good(&last_good.cameras);
             if inventory == **last_good {
@@ -224,10 +221,7 @@ impl Source {
 
     /// Validates `records`, reusing the cameras of the last read.
     fn validate(&self, records: Vec<Record>) -> Inventory {
-        let mut validated = self
-            .validated
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut validated = crate::lock::lock(&self.validated);
         let ctx = ValidationContext::new(
             &self.base_dir,
             &self.targets,

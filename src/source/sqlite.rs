@@ -112,7 +112,7 @@ impl Sqlite {
     fn read_blocking(&self) -> Result<Vec<Record>, ReadError> {
         let database = self.label();
         let failed = |e: rusqlite::Error| classify(&database, e);
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::lock::lock(&self.state);
         let open = self.current(&mut state).map_err(failed)?;
         let version = data_version(&open.conn).map_err(failed)?;
         let rows = query(&open.conn, &database, &self.query);
