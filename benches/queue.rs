@@ -4,9 +4,13 @@
 //! 2. the worker: N streams asked for one by one through a worker whose server answers at once
 //!    (an in-memory server and ledger): first written (each write is two ledger commits), then
 //!    asked again with nothing to write (the queue's and the worker's own cost per item);
-//! 3. recovery latency against a simulated MediaMTX: a lost path re-added through the worker,
-//!    alone, then while a cold sync of `CAMSYNC_BENCH_CAMERAS` other paths runs on the same
-//!    worker, p50/p99 of both and their ratio.
+//! 3. recovery latency against a simulated MediaMTX holding `CAMSYNC_BENCH_CAMERAS` + 50
+//!    paths (after a cold sync, whose time is printed): a lost path re-added through the worker,
+//!    alone, then while a change of every other path (each moves to another URL) runs on the
+//!    same worker, p50/p99 of both and their ratio. The server's size is the same in both, so
+//!    the ratio is what the bulk change's queue costs a recovery (during a cold sync the
+//!    server grows, and its every write with it). With `CAMSYNC_MEDIAMTX_BIN` set, the same
+//!    again against the real MediaMTX.
 //!
 //! Run: `cargo bench --bench queue`. Environment: `CAMSYNC_BENCH_ITEMS` (default 10,000) for
 //! 1 and 2; `CAMSYNC_BENCH_CAMERAS` (default 1,000) and `CAMSYNC_BENCH_MTX_COST_US` (default 0:
@@ -14,13 +18,14 @@
 
 mod common;
 
+use common::real::{Kind, RealServer};
 use common::{env_number, inventory, percentile};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use camsync::camera::Camera;
+use camsync::camera::{Camera, SourceUrl};
 use camsync::config::{TargetConfig, TargetKind};
 use camsync::ledger::Ledger;
 use camsync::queue::Merge;
@@ -199,29 +204,66 @@ async fn the_worker(n: usize) -> BenchResult<()> {
     Ok(())
 }
 
-/// Deletes `name` behind camsync's back, asks the worker to recover it, and times the ask →
-/// the path is back.
+/// The MediaMTX the recoveries run against.
+enum Mediamtx {
+    /// The simulator, with its emulated write cost.
+    Sim(MediamtxSim),
+    Real(RealServer),
+}
+
+impl Mediamtx {
+    fn api_url(&self) -> String {
+        match self {
+            Mediamtx::Sim(sim) => sim.api_url(),
+            Mediamtx::Real(real) => real.api_url(),
+        }
+    }
+}
+
+/// Deletes `name` behind camsync's back, waits `lead`, asks the worker to recover it, and
+/// times the ask → the path is back.
 async fn recover_once(
     http: &reqwest::Client,
-    mediamtx: &MediamtxSim,
+    api: &str,
     worker: &WorkerHandle,
     name: &str,
+    lead: Duration,
 ) -> BenchResult<Duration> {
-    let url = format!("{}/v3/config/paths/delete/{name}", mediamtx.api_url());
+    let url = format!("{api}/v3/config/paths/delete/{name}");
     let deleted = http.delete(url).send().await?;
     if !deleted.status().is_success() {
         return Err(format!("deleting {name}: {}", deleted.status()).into());
     }
+    tokio::time::sleep(lead).await;
     let ticket = Ticket::new();
     let started = Instant::now();
     worker.recover(name, false, "bench", std::slice::from_ref(&ticket));
     ticket.release();
     ticket.wait().await;
     let took = started.elapsed();
-    if mediamtx.path_config(name).is_none() {
-        return Err(format!("{name} was not recovered").into());
+    let back = http
+        .get(format!("{api}/v3/config/paths/get/{name}"))
+        .send()
+        .await?;
+    if !back.status().is_success() {
+        return Err(format!("{name} was not recovered: {}", back.status()).into());
     }
     Ok(took)
+}
+
+/// `inventory` with every camera whose name starts with `prefix` on another URL.
+fn moved(mut inventory: Inventory, prefix: &str) -> BenchResult<Inventory> {
+    for camera in inventory.cameras.values_mut() {
+        if camera.name.starts_with(prefix) {
+            let url = format!("rtsp://127.0.0.1:9/{}/moved", camera.name);
+            let sources = vec![SourceUrl::parse(&url)?];
+            *camera = Arc::new(Camera {
+                sources,
+                ..(**camera).clone()
+            });
+        }
+    }
+    Ok(inventory)
 }
 
 fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
@@ -230,17 +272,12 @@ fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     (q(0.5), q(0.99))
 }
 
-async fn recovery_during_bulk(bulk: usize, cost: Duration) -> BenchResult<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mediamtx = MediamtxSim::start(MediamtxSimOptions {
-        write_cost_per_path: cost,
-        ..MediamtxSimOptions::default()
-    })
-    .await?;
+async fn recovery_during_bulk(mediamtx: &Mediamtx, bulk: usize) -> BenchResult<()> {
+    let api = mediamtx.api_url();
     let config = TargetConfig {
         name: "mediamtx".into(),
         kind: TargetKind::Mediamtx,
-        api: Some(mediamtx.api_url().parse()?),
+        api: Some(api.parse()?),
         rtsp: None,
         username: None,
         password: None,
@@ -262,67 +299,82 @@ async fn recovery_during_bulk(bulk: usize, cost: Duration) -> BenchResult<()> {
     let workers: Workers = reconciler.start(Arc::new(Quiet), &shutdown, &tasks)?;
     let worker = workers.handles()[0].clone();
     let watched: Vec<String> = (0..RECOVERIES).map(|i| format!("watched{i:02}")).collect();
-    workers.publish(Arc::new(inventory(watched.clone(), &targets)));
-    workers.converge_all(Priority::Change, None).wait().await;
-
-    let http = reqwest::Client::new();
-    let mut alone = Vec::new();
-    for name in &watched {
-        alone.push(recover_once(&http, &mediamtx, &worker, name).await?);
-    }
-
     let everything = watched
         .iter()
         .cloned()
         .chain((0..bulk).map(|i| format!("bulk{i:05}")));
-    workers.publish(Arc::new(inventory(everything, &targets)));
+    let first = inventory(everything, &targets);
+    workers.publish(Arc::new(first.clone()));
     let cold_started = Instant::now();
-    let cold = workers.converge_all(Priority::Resync, None);
-    let mut during = Vec::new();
+    workers.converge_all(Priority::Change, None).wait().await;
+    let cold = cold_started.elapsed();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "cold sync of {} paths: {:.2} s, {:.2} ms per path on average",
+        RECOVERIES + bulk,
+        cold.as_secs_f64(),
+        ms(cold) / (RECOVERIES + bulk) as f64
+    );
+
+    // Alone: the server holds every path, nothing else is queued.
+    let http = reqwest::Client::new();
+    let mut alone = Vec::new();
     for name in &watched {
-        if cold.is_done() {
+        alone.push(recover_once(&http, &api, &worker, name, Duration::ZERO).await?);
+    }
+
+    // During: every bulk camera moves to another URL, one write each; the server's size stays
+    // what it was when the recoveries were timed alone.
+    workers.publish(Arc::new(moved(first, "bulk")?));
+    let bulk_started = Instant::now();
+    let changes = workers.converge_all(Priority::Resync, None);
+    // The bench's own delete is a write the server takes in turn (the real MediaMTX takes one
+    // at a time), so the worker's next item starts as the delete returns. A lead of a spread
+    // fraction of one recovery (about one item) lands each ask at another point of that item,
+    // as a lost stream found by the health monitor would be.
+    let (a50, a99) = quantiles(alone);
+    let mut during = Vec::new();
+    for (i, name) in watched.iter().enumerate() {
+        if changes.is_done() {
             break;
         }
-        during.push(recover_once(&http, &mediamtx, &worker, name).await?);
-        // Land the next one at another point of the write in flight.
-        tokio::time::sleep(Duration::from_micros(1_300)).await;
+        let lead = a50.mul_f64((i as f64 * 0.618_034).fract());
+        during.push(recover_once(&http, &api, &worker, name, lead).await?);
     }
-    let bulk_left = !cold.is_done();
-    cold.wait().await;
-    let cold_took = cold_started.elapsed();
+    let bulk_left = !changes.is_done();
+    changes.wait().await;
+    let bulk_took = bulk_started.elapsed();
     if during.len() < RECOVERIES / 2 || !bulk_left {
         return Err(format!(
-            "the cold sync ended before the recoveries ({} measured); use more cameras",
+            "the bulk change ended before the recoveries ({} measured); use more cameras",
             during.len()
         )
         .into());
     }
-    let (a50, a99) = quantiles(alone);
     let measured = during.len();
     let (d50, d99) = quantiles(during);
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "recovery alone ({RECOVERIES}):              p50 {:>7.2} ms  p99 {:>7.2} ms",
+        "recovery alone ({RECOVERIES}):                 p50 {:>7.2} ms  p99 {:>7.2} ms",
         ms(a50),
         ms(a99)
     );
     println!(
-        "recovery during a cold sync of {bulk} ({measured}): p50 {:>7.2} ms  p99 {:>7.2} ms",
+        "recovery during a change of {bulk} ({measured}): p50 {:>7.2} ms  p99 {:>7.2} ms",
         ms(d50),
         ms(d99)
     );
     println!(
-        "ratio during / alone:                 p50 {:>7.2}     p99 {:>7.2}",
+        "ratio during / alone:                    p50 {:>7.2}     p99 {:>7.2}",
         d50.as_secs_f64() / a50.as_secs_f64(),
         d99.as_secs_f64() / a99.as_secs_f64()
     );
-    // A recovery asked for at a random moment of the cold sync waits for the rest of the
-    // write in flight: half a write on average.
-    let write = cold_took / (bulk + measured) as u32;
+    // A recovery asked for at a random moment of the bulk change waits for the rest of the
+    // item in flight: half an item on average.
+    let item = bulk_took / (bulk + measured) as u32;
     println!(
-        "one write of the cold sync {:.2} ms on average; waiting for half of one: expected p50 ratio {:.2}",
-        ms(write),
-        1.0 + ms(write) / 2.0 / ms(a50)
+        "one item of the bulk change {:.2} ms on average; waiting for half of one: expected p50 ratio {:.2}",
+        ms(item),
+        1.0 + ms(item) / 2.0 / ms(a50)
     );
     shutdown.cancel();
     tasks.close();
@@ -336,10 +388,22 @@ async fn main() -> BenchResult<()> {
     let bulk = env_number("CAMSYNC_BENCH_CAMERAS", 1_000usize);
     let cost = Duration::from_micros(env_number("CAMSYNC_BENCH_MTX_COST_US", 0));
     println!(
-        "camsync queue benchmark: {items} items; recoveries during a cold sync of {bulk} MediaMTX paths, write cost {cost:?} per path"
+        "camsync queue benchmark: {items} items; recoveries during a change of {bulk} MediaMTX paths, simulated write cost {cost:?} per path"
     );
     the_queue_alone(items);
     the_worker(items).await?;
-    recovery_during_bulk(bulk, cost).await?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = MediamtxSim::start(MediamtxSimOptions {
+        write_cost_per_path: cost,
+        ..MediamtxSimOptions::default()
+    })
+    .await?;
+    println!("on the MediaMTX simulator:");
+    recovery_during_bulk(&Mediamtx::Sim(sim), bulk).await?;
+    if std::env::var_os("CAMSYNC_MEDIAMTX_BIN").is_some_and(|v| !v.is_empty()) {
+        println!("on the real MediaMTX ($CAMSYNC_MEDIAMTX_BIN):");
+        let real = RealServer::start(Kind::Mediamtx, "").await;
+        recovery_during_bulk(&Mediamtx::Real(real), bulk).await?;
+    }
     Ok(())
 }
