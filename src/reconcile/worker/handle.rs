@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::QueueStats;
 use super::mirror::OwnedMirror;
+use super::observe::QueueStats;
 use crate::ledger::Owned;
 use crate::queue::Merge;
 use crate::reconcile::fingerprints::Fingerprints;

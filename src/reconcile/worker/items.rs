@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::Observer;
 use super::handle::Work;
 use super::mirror::OwnedMirror;
+use super::observe::Observer;
 use crate::camera::Camera;
 use crate::ledger::{Fingerprint, Ledger};
 use crate::lock::lock;

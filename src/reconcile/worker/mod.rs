@@ -20,13 +20,15 @@
 //!
 //! Here: the settings, the loop (queue, rate limit, items in flight, backoff, degraded) and
 //! the restart check. `handle`: how to ask for work ([`WorkerHandle`]); `items`: what one
-//! item does on the server; `mirror`: the in-memory copy of the target's ledger rows.
+//! item does on the server; `mirror`: the in-memory copy of the target's ledger rows;
+//! `observe`: what the worker reports ([`Observer`], [`QueueStats`]).
 
 mod handle;
 mod items;
 mod mirror;
+mod observe;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +39,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::fingerprints::Fingerprints;
 use super::queue::{Key, Priority, TargetQueue};
-use super::report::StepReport;
 use super::ticket::{Ticket, Tickets};
 use crate::ledger::{Fingerprint, Ledger};
 use crate::lock::lock;
@@ -48,6 +49,7 @@ pub use handle::WorkerHandle;
 use handle::{Request, Work};
 use items::{Ended, Shared};
 use mirror::OwnedMirror;
+pub use observe::{Observer, QueueStats, Quiet};
 
 /// How a worker paces and retries its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,49 +107,6 @@ impl WorkerSettings {
             ..WorkerSettings::default()
         }
     }
-}
-
-/// Where a worker reports what it does (the daemon's activity, or nothing for a one-shot sync).
-pub trait Observer: Send + Sync {
-    /// A step is over (a write, or a decision to write nothing).
-    /// `sync`: the daemon's sync the step is part of (none for a recovery).
-    fn step(&self, _target: &str, _step: &StepReport, _sync: Option<u64>) {}
-    /// A stream became degraded (`true`) or recovered from it.
-    fn degraded(&self, _target: &str, _stream: &str, _degraded: bool, _detail: &str) {}
-    /// The server lost what camsync wrote (restart or reload); everything is re-applied.
-    fn server_lost(&self, _target: &str) {}
-    /// The opt-in escalation restarted the server.
-    fn server_restarted(&self, _target: &str) {}
-    /// The queue changed; `waited` is set when an item left it to run.
-    fn queue(&self, _target: &str, _stats: &QueueStats, _waited: Option<(Priority, Duration)>) {}
-}
-
-/// An observer that ignores everything.
-pub struct Quiet;
-impl Observer for Quiet {}
-
-/// A worker's queue at a glance.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct QueueStats {
-    /// Waiting items by priority: recover, change, resync (an object with those keys in JSON).
-    #[serde(serialize_with = "by_priority")]
-    pub waiting: [usize; 3],
-    pub in_flight: usize,
-    pub done: u64,
-    pub failed: u64,
-    /// Items that merged into one already waiting.
-    pub merged: u64,
-    /// Streams failing `degraded_after` times or more in a row.
-    pub degraded: BTreeSet<String>,
-}
-
-fn by_priority<S: serde::Serializer>(waiting: &[usize; 3], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(3))?;
-    for (priority, n) in Priority::ALL.into_iter().zip(waiting) {
-        map.serialize_entry(priority.name(), n)?;
-    }
-    map.end()
 }
 
 /// What a worker is built from.
@@ -553,7 +512,7 @@ async fn sleep_until(at: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
