@@ -4,11 +4,13 @@
 //! the machine can change what camsync does without one.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::{ConfigError, parse_duration, resolve_secret};
 use crate::secret::Secret;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
@@ -74,7 +76,7 @@ pub(super) struct RawApi {
 }
 
 /// Parses `listen`: an `address:port`; IPv6 in brackets.
-pub(super) fn parse_listen(s: &Spanned<String>) -> Result<SocketAddr, String> {
+fn parse_listen(s: &Spanned<String>) -> Result<SocketAddr, String> {
     s.value.parse().map_err(|_| {
         format!(
             "{} is not an address and port such as 127.0.0.1:9180 or [::1]:9180",
@@ -84,7 +86,7 @@ pub(super) fn parse_listen(s: &Spanned<String>) -> Result<SocketAddr, String> {
 }
 
 /// Why a listener may not start without a token, if it may not.
-pub(super) fn check_token(listen: SocketAddr, token: Option<&Secret>) -> Result<(), String> {
+fn check_token(listen: SocketAddr, token: Option<&Secret>) -> Result<(), String> {
     if listen.ip().is_loopback() || token.is_some() {
         return Ok(());
     }
@@ -92,4 +94,66 @@ pub(super) fn check_token(listen: SocketAddr, token: Option<&Secret>) -> Result<
         "{listen} is reachable from other machines; set `token_env` or `token_file` so that \
          only callers with the token can change anything, or listen on 127.0.0.1"
     ))
+}
+
+/// The `api:` section, or its defaults.
+pub(super) fn parse(
+    raw: Option<RawApi>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+) -> Result<ApiConfig, ConfigError> {
+    let Some(raw_api) = raw else {
+        return Ok(ApiConfig::default());
+    };
+    let mut config = ApiConfig::default();
+    if let Some(listen) = &raw_api.listen {
+        config.listen =
+            parse_listen(listen).map_err(|r| invalid(listen.referenced.line(), "api.listen", r))?;
+    }
+    let secret = |env_key: &Option<Spanned<String>>, file_key, name| {
+        resolve_secret(env_key, file_key, name, base, env)
+            .map_err(|(line, key, reason)| invalid(line, &format!("api.{key}"), reason))
+    };
+    config.token = secret(&raw_api.token_env, &raw_api.token_file, "token")?;
+    config.webhook_secret = secret(
+        &raw_api.webhook_secret_env,
+        &raw_api.webhook_secret_file,
+        "webhook_secret",
+    )?;
+    if let Some(window) = &raw_api.webhook_window {
+        config.webhook_window = parse_duration(window)
+            .map_err(|r| invalid(window.referenced.line(), "api.webhook_window", r))?;
+    }
+    if let Some(timeout) = &raw_api.header_timeout {
+        config.header_timeout = parse_duration(timeout)
+            .map_err(|r| invalid(timeout.referenced.line(), "api.header_timeout", r))?;
+    }
+    for (raw, key, value) in [
+        (
+            &raw_api.max_connections,
+            "api.max_connections",
+            &mut config.max_connections,
+        ),
+        (
+            &raw_api.max_event_streams,
+            "api.max_event_streams",
+            &mut config.max_event_streams,
+        ),
+    ] {
+        if let Some(n) = raw {
+            if n.value == 0 {
+                return Err(invalid(
+                    n.referenced.line(),
+                    key,
+                    "must be at least 1".into(),
+                ));
+            }
+            *value = n.value;
+        }
+    }
+    let line = raw_api.listen.as_ref().map_or(1, |l| l.referenced.line());
+    check_token(config.listen, config.token.as_ref())
+        .map_err(|r| invalid(line, "api.listen", r))?;
+    Ok(config)
 }

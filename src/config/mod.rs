@@ -3,27 +3,35 @@
 //! The file is strict: an unknown key, a bad duration or a duplicate target name is an error that
 //! names the file, the line and the key. Relative paths are resolved against the config file's
 //! directory. Secrets (`password_env`, `password_file`) are resolved here, once.
+//!
+//! The sections with rules of their own have a module each: `targets`, `health`, `api`,
+//! `source`, `shard`, `nest` (`nest_accounts:`) and `resolvers`; this one reads the file,
+//! composes them and applies the `CAMSYNC_*` overrides.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 mod api;
+mod health;
 mod nest;
 mod resolvers;
 mod shard;
 mod source;
+mod targets;
 
 pub use api::ApiConfig;
+pub use health::{DEFAULT_PROBE_TIMEOUT, DEFAULT_RESTART_SERVER_WINDOW, HealthConfig};
 pub use nest::NestAccountConfig;
 pub use resolvers::{DEVICE as RESOLVER_DEVICE, ResolverConfig, ResolverKind};
 pub use shard::Shard;
 pub use source::{
     DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
 };
+pub use targets::{TargetConfig, TargetKind};
 
 use crate::bounded_read;
 use crate::echo::Echo;
@@ -34,7 +42,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "camsync.yaml";
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_RESTART_CHECK: Duration = Duration::from_secs(2);
-pub const DEFAULT_RESTART_SERVER_WINDOW: Duration = Duration::from_secs(3600);
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -99,95 +106,6 @@ impl Default for RetryConfig {
     }
 }
 
-/// Config `health:` (when enabled); the monitor's settings are made from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HealthConfig {
-    /// Time between rounds over one target.
-    pub interval: Duration,
-    /// How often an idle, seemingly healthy stream is probed through the proxy.
-    pub idle_probe: Duration,
-    /// One proxy probe's limit: longer than the server's own dial.
-    pub probe_timeout: Duration,
-    /// A new or re-registered stream is not judged for this long.
-    pub grace: Duration,
-    /// How often the cameras of `camera-offline` streams are checked between rounds.
-    pub camera_watch: Duration,
-    /// Opt-in: restart a whole go2rtc at most once per this window; `None`: never.
-    pub restart_server: Option<Duration>,
-}
-
-/// A proxy probe must wait longer than the server's own dial: go2rtc holds a DESCRIBE up to
-/// ~10 s while it dials the camera, MediaMTX an on-demand path up to its start timeout (10 s by
-/// default) plus ~2 s after bad credentials.
-pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(15);
-
-impl Default for HealthConfig {
-    fn default() -> Self {
-        HealthConfig {
-            interval: Duration::from_secs(2),
-            idle_probe: Duration::from_secs(300),
-            probe_timeout: DEFAULT_PROBE_TIMEOUT,
-            grace: Duration::from_secs(10),
-            camera_watch: Duration::from_millis(250),
-            restart_server: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub enum TargetKind {
-    /// go2rtc over its HTTP API.
-    #[serde(rename = "go2rtc")]
-    Go2rtc,
-    /// MediaMTX over its v3 control API.
-    #[serde(rename = "mediamtx")]
-    Mediamtx,
-    /// go2rtc's YAML file (read at its next start).
-    #[serde(rename = "go2rtc-file")]
-    Go2rtcFile,
-    /// MediaMTX's YAML file (reloaded on every change).
-    #[serde(rename = "mediamtx-file")]
-    MediamtxFile,
-}
-
-impl TargetKind {
-    pub fn is_mediamtx(self) -> bool {
-        matches!(self, TargetKind::Mediamtx | TargetKind::MediamtxFile)
-    }
-
-    pub fn is_file(self) -> bool {
-        matches!(self, TargetKind::Go2rtcFile | TargetKind::MediamtxFile)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct TargetConfig {
-    pub name: String,
-    pub kind: TargetKind,
-    /// The server's HTTP API base URL: required for the API kinds; for the file kinds, the
-    /// same server's API, used only to observe it.
-    pub api: Option<url::Url>,
-    /// The server's RTSP proxy, for probes.
-    pub rtsp: Option<url::Url>,
-    /// HTTP Basic credentials for the API (`username` with `password_env` or `password_file`).
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// The file kinds: the server's YAML file.
-    pub path: Option<PathBuf>,
-    /// The file kinds: write camera passwords into the file (then kept mode 0600). MediaMTX
-    /// cannot expand references, so a camera with a password needs this on `mediamtx-file`.
-    pub inline_credentials: bool,
-    /// `go2rtc-file`: where camsync keeps the values of the `${VAR}` references it writes
-    /// (mode 0600), for the server's environment.
-    pub env_file: Option<PathBuf>,
-    /// Writes to the server in any minute; `None` (the default): no limit.
-    pub max_writes_per_minute: Option<u32>,
-    /// Work items at once (1; go2rtc: always 1).
-    pub max_in_flight: usize,
-}
-
 impl Config {
     pub fn target_kinds(&self) -> BTreeMap<String, TargetKind> {
         self.targets
@@ -222,14 +140,14 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     source: Spanned<source::RawSource>,
-    targets: Vec<RawTarget>,
+    targets: Vec<targets::RawTarget>,
     state: Option<String>,
     resync: Option<Spanned<String>>,
     restart_check: Option<Spanned<String>>,
     #[serde(default)]
     allow_mass_delete: bool,
     profiles: Option<Spanned<BTreeMap<String, ProfileSpec>>>,
-    health: Option<RawHealth>,
+    health: Option<health::RawHealth>,
     api: Option<api::RawApi>,
     shard: Option<Spanned<shard::RawShard>>,
     retry: Option<RawRetry>,
@@ -246,44 +164,6 @@ struct RawRetry {
     min: Option<Spanned<String>>,
     max: Option<Spanned<String>>,
     degraded_after: Option<Spanned<u32>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHealth {
-    #[serde(default = "default_true")]
-    enabled: bool,
-    interval: Option<Spanned<String>>,
-    idle_probe: Option<Spanned<String>>,
-    probe_timeout: Option<Spanned<String>>,
-    grace: Option<Spanned<String>>,
-    camera_watch: Option<Spanned<String>>,
-    #[serde(default)]
-    restart_server: bool,
-    restart_server_window: Option<Spanned<String>>,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTarget {
-    name: Spanned<String>,
-    kind: Spanned<TargetKind>,
-    api: Option<Spanned<String>>,
-    rtsp: Option<Spanned<String>>,
-    path: Option<Spanned<String>>,
-    #[serde(default)]
-    inline_credentials: bool,
-    env_file: Option<String>,
-    username: Option<String>,
-    password_env: Option<Spanned<String>>,
-    password_file: Option<Spanned<String>>,
-    timeout: Option<Spanned<String>>,
-    max_writes_per_minute: Option<Spanned<u32>>,
-    max_in_flight: Option<Spanned<usize>>,
 }
 
 /// Reads and validates a config file, then applies `CAMSYNC_*` overrides from `env`.
@@ -317,138 +197,7 @@ pub fn parse(
         reason,
     };
 
-    let mut seen = BTreeSet::new();
-    let mut targets = Vec::with_capacity(raw.targets.len());
-    for t in raw.targets {
-        let line = t.name.referenced.line();
-        let name = t.name.value;
-        if crate::stream_name::check_stream_name(&name).is_err() || name.contains('/') {
-            return Err(invalid(
-                line,
-                "targets.name",
-                format!(
-                    "{} is not a valid target name (letters, digits, `_`, `-`, `.`)",
-                    Echo(&name)
-                ),
-            ));
-        }
-        if !seen.insert(name.clone()) {
-            return Err(invalid(
-                line,
-                "targets.name",
-                format!("duplicate target name {name:?}; target names must be unique"),
-            ));
-        }
-        let kind = t.kind.value;
-        let api = t
-            .api
-            .as_ref()
-            .map(|s| parse_http_url(s).map_err(|r| invalid(s.referenced.line(), "api", r)))
-            .transpose()?;
-        let path = t.path.as_ref().map(|p| base.join(&p.value));
-        match (kind.is_file(), &api, &path) {
-            (false, None, _) => {
-                return Err(invalid(
-                    line,
-                    "api",
-                    format!("target {name:?}: `api` is required for kind {kind:?}"),
-                ));
-            }
-            (false, _, Some(_)) => {
-                return Err(invalid(
-                    line,
-                    "path",
-                    format!("target {name:?}: `path` is only for the file kinds"),
-                ));
-            }
-            (true, _, None) => {
-                return Err(invalid(
-                    line,
-                    "path",
-                    format!("target {name:?}: `path` (the server's YAML file) is required"),
-                ));
-            }
-            _ => {}
-        }
-        if t.env_file.is_some() && kind != TargetKind::Go2rtcFile {
-            return Err(invalid(
-                line,
-                "env_file",
-                format!("target {name:?}: `env_file` is only for go2rtc-file"),
-            ));
-        }
-        let rtsp = t
-            .rtsp
-            .as_ref()
-            .map(|s| parse_rtsp_url(s).map_err(|r| invalid(s.referenced.line(), "rtsp", r)))
-            .transpose()?;
-        let password = resolve_secret(&t.password_env, &t.password_file, "password", base, env)
-            .map_err(|(line, key, reason)| {
-                invalid(line, &key, format!("target {name:?}: {reason}"))
-            })?;
-        if password.is_some() != t.username.is_some() {
-            return Err(invalid(
-                line,
-                "username",
-                format!(
-                    "target {name:?}: set `username` together with `password_env` or `password_file`, or none of them"
-                ),
-            ));
-        }
-        let timeout = match &t.timeout {
-            None => DEFAULT_TIMEOUT,
-            Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "timeout", r))?,
-        };
-        if let Some(n) = t.max_writes_per_minute.as_ref().filter(|n| n.value == 0) {
-            return Err(invalid(
-                n.referenced.line(),
-                "max_writes_per_minute",
-                format!("target {name:?}: must be at least 1 (leave it out for no limit)"),
-            ));
-        }
-        let max_in_flight = match &t.max_in_flight {
-            None => 1,
-            Some(n) if n.value == 0 => {
-                return Err(invalid(
-                    n.referenced.line(),
-                    "max_in_flight",
-                    format!("target {name:?}: must be at least 1"),
-                ));
-            }
-            Some(n) if n.value > 1 && !kind.is_mediamtx() => {
-                return Err(invalid(
-                    n.referenced.line(),
-                    "max_in_flight",
-                    format!(
-                        "target {name:?}: go2rtc takes one call at a time (a list that overlaps a write crashes it); remove the setting"
-                    ),
-                ));
-            }
-            Some(n) => n.value,
-        };
-        targets.push(TargetConfig {
-            name,
-            kind,
-            api,
-            rtsp,
-            username: t.username,
-            password,
-            timeout,
-            path,
-            inline_credentials: t.inline_credentials,
-            env_file: t.env_file.map(|f| base.join(f)),
-            max_writes_per_minute: t.max_writes_per_minute.map(|n| n.value),
-            max_in_flight,
-        });
-    }
-    check_one_writer_per_server(&targets).map_err(|reason| invalid(1, "targets", reason))?;
-    if targets.is_empty() {
-        return Err(invalid(
-            1,
-            "targets",
-            "at least one target is needed".into(),
-        ));
-    }
+    let targets = targets::parse(raw.targets, base, env, &invalid)?;
     let resync = match &raw.resync {
         None => DEFAULT_RESYNC,
         Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "resync", r))?,
@@ -468,102 +217,8 @@ pub fn parse(
             Profiles::with_specs(specs.value).map_err(|r| invalid(line, "profiles", r))?
         }
     };
-    let health = match raw.health {
-        Some(h) if !h.enabled => None,
-        raw_health => {
-            let mut settings = HealthConfig::default();
-            if let Some(h) = raw_health {
-                let set = |field: &Option<Spanned<String>>,
-                           key: &str,
-                           into: &mut Duration|
-                 -> Result<(), ConfigError> {
-                    if let Some(s) = field {
-                        *into =
-                            parse_duration(s).map_err(|r| invalid(s.referenced.line(), key, r))?;
-                    }
-                    Ok(())
-                };
-                set(&h.interval, "health.interval", &mut settings.interval)?;
-                set(&h.idle_probe, "health.idle_probe", &mut settings.idle_probe)?;
-                set(
-                    &h.probe_timeout,
-                    "health.probe_timeout",
-                    &mut settings.probe_timeout,
-                )?;
-                set(&h.grace, "health.grace", &mut settings.grace)?;
-                set(
-                    &h.camera_watch,
-                    "health.camera_watch",
-                    &mut settings.camera_watch,
-                )?;
-                if h.restart_server {
-                    let mut window = DEFAULT_RESTART_SERVER_WINDOW;
-                    set(
-                        &h.restart_server_window,
-                        "health.restart_server_window",
-                        &mut window,
-                    )?;
-                    settings.restart_server = Some(window);
-                }
-            }
-            Some(settings)
-        }
-    };
-    let api = match raw.api {
-        None => ApiConfig::default(),
-        Some(raw_api) => {
-            let mut config = ApiConfig::default();
-            if let Some(listen) = &raw_api.listen {
-                config.listen = api::parse_listen(listen)
-                    .map_err(|r| invalid(listen.referenced.line(), "api.listen", r))?;
-            }
-            let secret = |env_key: &Option<Spanned<String>>, file_key, name| {
-                resolve_secret(env_key, file_key, name, base, env)
-                    .map_err(|(line, key, reason)| invalid(line, &format!("api.{key}"), reason))
-            };
-            config.token = secret(&raw_api.token_env, &raw_api.token_file, "token")?;
-            config.webhook_secret = secret(
-                &raw_api.webhook_secret_env,
-                &raw_api.webhook_secret_file,
-                "webhook_secret",
-            )?;
-            if let Some(window) = &raw_api.webhook_window {
-                config.webhook_window = parse_duration(window)
-                    .map_err(|r| invalid(window.referenced.line(), "api.webhook_window", r))?;
-            }
-            if let Some(timeout) = &raw_api.header_timeout {
-                config.header_timeout = parse_duration(timeout)
-                    .map_err(|r| invalid(timeout.referenced.line(), "api.header_timeout", r))?;
-            }
-            for (raw, key, value) in [
-                (
-                    &raw_api.max_connections,
-                    "api.max_connections",
-                    &mut config.max_connections,
-                ),
-                (
-                    &raw_api.max_event_streams,
-                    "api.max_event_streams",
-                    &mut config.max_event_streams,
-                ),
-            ] {
-                if let Some(n) = raw {
-                    if n.value == 0 {
-                        return Err(invalid(
-                            n.referenced.line(),
-                            key,
-                            "must be at least 1".into(),
-                        ));
-                    }
-                    *value = n.value;
-                }
-            }
-            let line = raw_api.listen.as_ref().map_or(1, |l| l.referenced.line());
-            api::check_token(config.listen, config.token.as_ref())
-                .map_err(|r| invalid(line, "api.listen", r))?;
-            config
-        }
-    };
+    let health = health::parse(raw.health, &invalid)?;
+    let api = api::parse(raw.api, base, env, &invalid)?;
     let shard = raw
         .shard
         .map(|s| {
@@ -615,80 +270,6 @@ pub fn parse(
     config.resolvers = resolvers::parse(raw.resolvers, &accounts, base, env, &invalid)?;
     apply_env(&mut config, env)?;
     Ok(config)
-}
-
-/// Refuses two targets that would fight over one server: two that write its API, two that
-/// write one file, or a file target beside an API target of the same server (a MediaMTX reload
-/// discards API-made paths; go2rtc's API rewrites the file it was started with). A file target
-/// may name the server's `api:` to observe it; no other target may write that API.
-fn check_one_writer_per_server(targets: &[TargetConfig]) -> Result<(), String> {
-    for (i, a) in targets.iter().enumerate() {
-        for b in &targets[i + 1..] {
-            let same_api = a.api.is_some() && a.api == b.api;
-            let written = |t: &'_ TargetConfig| {
-                t.path
-                    .iter()
-                    .chain(&t.env_file)
-                    .map(|p| p.to_path_buf())
-                    .collect::<Vec<_>>()
-            };
-            let shared = written(a)
-                .into_iter()
-                .find(|p| written(b).iter().any(|q| same_file(p, q)));
-            if let Some(file) = shared {
-                return Err(format!(
-                    "targets {:?} and {:?} both write the same file {}; give each target its own file",
-                    a.name,
-                    b.name,
-                    file.display()
-                ));
-            }
-            if same_api {
-                return Err(format!(
-                    "targets {:?} and {:?} both write the same server API; keep one source of truth per server: \
-                     either its API (kind go2rtc/mediamtx) or its file (kind go2rtc-file/mediamtx-file, \
-                     with `api:` only to observe it)",
-                    a.name, b.name
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether two paths name one file however they are spelled (`g.yaml`, `./g.yaml`, `x/../g.yaml`,
-/// a symlink, a hard link): the same device and inode when both exist, else the same place once
-/// the directories are resolved.
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-        return (ma.dev(), ma.ino()) == (mb.dev(), mb.ino());
-    }
-    resolved(a) == resolved(b)
-}
-
-/// `path` with its directory resolved (symlinks, `..`) where it exists, else lexically.
-fn resolved(path: &Path) -> PathBuf {
-    let lexical: PathBuf = path.components().fold(PathBuf::new(), |mut out, c| {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir if out.file_name().is_some() => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-        out
-    });
-    match (lexical.parent(), lexical.file_name()) {
-        (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        })
-        .map(|d| d.join(name))
-        .unwrap_or(lexical),
-        _ => lexical,
-    }
 }
 
 /// `CAMSYNC_SOURCE_FILE`, `CAMSYNC_STATE`, `CAMSYNC_RESYNC`, `CAMSYNC_ALLOW_MASS_DELETE`.
