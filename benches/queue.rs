@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use camsync::camera::{Camera, SourceUrl};
+use camsync::camera::Camera;
 use camsync::config::{TargetConfig, TargetKind};
 use camsync::ledger::Ledger;
 use camsync::queue::Merge;
@@ -34,6 +34,7 @@ use camsync::reconcile::ticket::Ticket;
 use camsync::reconcile::worker::{self, Quiet, WorkerHandle, WorkerParts, WorkerSettings};
 use camsync::reconcile::{Reconciler, Workers};
 use camsync::source::Inventory;
+use camsync::source_url::SourceUrl;
 use camsync::target::{Applied, BoxFuture, RunCheck, StreamObservation, Target, TargetError};
 use camsync_sim::mediamtx::{MediamtxSim, MediamtxSimOptions};
 use tokio::sync::watch;

@@ -18,8 +18,9 @@
 //!   and the rules a camera must meet there — leaves that [`camera`] and [`profile`] read).
 //! - Resolving: [`resolve`] (cameras whose URL expires: Nest streams kept alive through a
 //!   rate-limited command queue per account).
-//! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding) and
-//!   [`camera`] (what a validated camera is).
+//! - The desired state: [`source`] (file, SQLite, Postgres; validation; sharding),
+//!   [`camera`] (what a validated camera is) and [`source_url`] (a camera's URL with its
+//!   credentials kept apart).
 //! - At the bottom: [`config`] (camsync.yaml), [`profile`] (lifecycle profiles),
 //!   `stream_name`, [`secret`], `echo`, [`atomic_file`], `bounded_read`, `http_body`,
 //!   `blocking`, `lock`, [`queue`] (a keyed work queue with levels, rate limit and backoff;
@@ -56,6 +57,7 @@ pub mod reconcile;
 pub mod resolve;
 pub mod secret;
 pub mod source;
+pub mod source_url;
 pub mod status;
 mod stream_name;
 pub mod target;

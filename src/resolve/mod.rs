@@ -34,10 +34,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::camera::{Camera, SourceUrl};
+use crate::camera::Camera;
 use crate::config::{Config, ResolverKind};
 use crate::secret::Secret;
 use crate::source::Inventory;
+use crate::source_url::SourceUrl;
 use account::{Account, Resolutions, Settings, StreamState};
 use exec::ExecResolver;
 use http::HttpResolver;
