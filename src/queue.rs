@@ -12,7 +12,8 @@
 //! - **Exclusive keys** ([`QueueKey::exclusive`]) are handed out only when nothing is in
 //!   flight, and nothing else while one is.
 //!
-//! [`RateLimit`] is a sliding window of so many per minute; [`Backoff`] a requeue schedule.
+//! [`RateLimit`] is a sliding window of so many per minute; [`Backoff`] a requeue schedule;
+//! [`sleep_until`] the one await a queue's runner needs: until its next wake, if any.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -234,6 +235,15 @@ impl<K: QueueKey, P: Level, W: Merge> WorkQueue<K, P, W> {
 pub struct RateLimit {
     limit: Option<usize>,
     writes: VecDeque<Instant>,
+}
+
+/// Sleeps until `at` (a queue's next due time or the rate limit's next slot); for `None`,
+/// forever (the runner wakes on its other events).
+pub async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);

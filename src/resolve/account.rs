@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::live::{LiveStreams, ResolveError, StreamGrant};
-use crate::queue::{Backoff, Level, Merge, RateLimit, WorkQueue};
+use crate::queue::{Backoff, Level, Merge, RateLimit, WorkQueue, sleep_until};
 use crate::secret::Secret;
 
 /// A Nest stream lives this long (Google: five minutes), until a grant says otherwise.
@@ -589,13 +589,6 @@ impl<S: LiveStreams> Runner<S> {
             *old = stats;
             changed
         });
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

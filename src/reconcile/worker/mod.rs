@@ -42,7 +42,7 @@ use super::queue::{Key, Priority, TargetQueue};
 use super::ticket::{Ticket, Tickets};
 use crate::ledger::{Fingerprint, Ledger};
 use crate::lock::lock;
-use crate::queue::{Backoff, Pushed, RateLimit};
+use crate::queue::{Backoff, Pushed, RateLimit, sleep_until};
 use crate::source::Inventory;
 use crate::target::Target;
 pub use handle::WorkerHandle;
@@ -500,13 +500,6 @@ impl Worker {
             .observer
             .queue(self.shared.target.name(), &self.stats, waited);
         self.stats_tx.send_replace(self.stats.clone());
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
