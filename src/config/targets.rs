@@ -97,15 +97,14 @@ pub(super) fn parse(
     let mut seen = BTreeSet::new();
     let mut targets = Vec::with_capacity(raw.len());
     for t in raw {
-        let line = t.name.referenced.line();
-        let name = t.name.value;
-        if crate::stream_name::check_stream_name(&name).is_err() || name.contains('/') {
+        let (line, name) = (t.name.referenced.line(), &t.name.value);
+        if crate::stream_name::check_stream_name(name).is_err() || name.contains('/') {
             return Err(invalid(
                 line,
                 "targets.name",
                 format!(
                     "{} is not a valid target name (letters, digits, `_`, `-`, `.`)",
-                    Echo(&name)
+                    Echo(name)
                 ),
             ));
         }
@@ -116,107 +115,7 @@ pub(super) fn parse(
                 format!("duplicate target name {name:?}; target names must be unique"),
             ));
         }
-        let kind = t.kind.value;
-        let api = t
-            .api
-            .as_ref()
-            .map(|s| parse_http_url(s).map_err(|r| invalid(s.referenced.line(), "api", r)))
-            .transpose()?;
-        let path = t.path.as_ref().map(|p| base.join(&p.value));
-        match (kind.is_file(), &api, &path) {
-            (false, None, _) => {
-                return Err(invalid(
-                    line,
-                    "api",
-                    format!("target {name:?}: `api` is required for kind {kind:?}"),
-                ));
-            }
-            (false, _, Some(_)) => {
-                return Err(invalid(
-                    line,
-                    "path",
-                    format!("target {name:?}: `path` is only for the file kinds"),
-                ));
-            }
-            (true, _, None) => {
-                return Err(invalid(
-                    line,
-                    "path",
-                    format!("target {name:?}: `path` (the server's YAML file) is required"),
-                ));
-            }
-            _ => {}
-        }
-        if t.env_file.is_some() && kind != TargetKind::Go2rtcFile {
-            return Err(invalid(
-                line,
-                "env_file",
-                format!("target {name:?}: `env_file` is only for go2rtc-file"),
-            ));
-        }
-        let rtsp = t
-            .rtsp
-            .as_ref()
-            .map(|s| parse_rtsp_url(s).map_err(|r| invalid(s.referenced.line(), "rtsp", r)))
-            .transpose()?;
-        let password = resolve_secret(&t.password_env, &t.password_file, "password", base, env)
-            .map_err(|(line, key, reason)| {
-                invalid(line, &key, format!("target {name:?}: {reason}"))
-            })?;
-        if password.is_some() != t.username.is_some() {
-            return Err(invalid(
-                line,
-                "username",
-                format!(
-                    "target {name:?}: set `username` together with `password_env` or `password_file`, or none of them"
-                ),
-            ));
-        }
-        let timeout = match &t.timeout {
-            None => DEFAULT_TIMEOUT,
-            Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "timeout", r))?,
-        };
-        if let Some(n) = t.max_writes_per_minute.as_ref().filter(|n| n.value == 0) {
-            return Err(invalid(
-                n.referenced.line(),
-                "max_writes_per_minute",
-                format!("target {name:?}: must be at least 1 (leave it out for no limit)"),
-            ));
-        }
-        let max_in_flight = match &t.max_in_flight {
-            None => 1,
-            Some(n) if n.value == 0 => {
-                return Err(invalid(
-                    n.referenced.line(),
-                    "max_in_flight",
-                    format!("target {name:?}: must be at least 1"),
-                ));
-            }
-            Some(n) if n.value > 1 && !kind.is_mediamtx() => {
-                return Err(invalid(
-                    n.referenced.line(),
-                    "max_in_flight",
-                    format!(
-                        "target {name:?}: go2rtc takes one call at a time (a list that overlaps a write crashes it); remove the setting"
-                    ),
-                ));
-            }
-            Some(n) => n.value,
-        };
-        targets.push(TargetConfig {
-            name,
-            kind,
-            api,
-            rtsp,
-            username: t.username,
-            password,
-            timeout,
-            path,
-            inline_credentials: t.inline_credentials,
-            env_file: t.env_file.map(|f| base.join(f)),
-            max_writes_per_minute: t.max_writes_per_minute.map(|n| n.value),
-            max_in_flight,
-        });
+        targets.push(parse_one(t, base, env, invalid)?);
     }
     check_one_writer_per_server(&targets).map_err(|reason| invalid(1, "targets", reason))?;
     if targets.is_empty() {
@@ -227,6 +126,115 @@ pub(super) fn parse(
         ));
     }
     Ok(targets)
+}
+
+/// One target's entry (its name already checked), checked on its own.
+fn parse_one(
+    t: RawTarget,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+) -> Result<TargetConfig, ConfigError> {
+    let (line, name) = (t.name.referenced.line(), t.name.value);
+    let kind = t.kind.value;
+    let api = t
+        .api
+        .as_ref()
+        .map(|s| parse_http_url(s).map_err(|r| invalid(s.referenced.line(), "api", r)))
+        .transpose()?;
+    let path = t.path.as_ref().map(|p| base.join(&p.value));
+    match (kind.is_file(), &api, &path) {
+        (false, None, _) => {
+            return Err(invalid(
+                line,
+                "api",
+                format!("target {name:?}: `api` is required for kind {kind:?}"),
+            ));
+        }
+        (false, _, Some(_)) => {
+            return Err(invalid(
+                line,
+                "path",
+                format!("target {name:?}: `path` is only for the file kinds"),
+            ));
+        }
+        (true, _, None) => {
+            return Err(invalid(
+                line,
+                "path",
+                format!("target {name:?}: `path` (the server's YAML file) is required"),
+            ));
+        }
+        _ => {}
+    }
+    if t.env_file.is_some() && kind != TargetKind::Go2rtcFile {
+        return Err(invalid(
+            line,
+            "env_file",
+            format!("target {name:?}: `env_file` is only for go2rtc-file"),
+        ));
+    }
+    let rtsp = t
+        .rtsp
+        .as_ref()
+        .map(|s| parse_rtsp_url(s).map_err(|r| invalid(s.referenced.line(), "rtsp", r)))
+        .transpose()?;
+    let password = resolve_secret(&t.password_env, &t.password_file, "password", base, env)
+        .map_err(|(line, key, reason)| invalid(line, &key, format!("target {name:?}: {reason}")))?;
+    if password.is_some() != t.username.is_some() {
+        return Err(invalid(
+            line,
+            "username",
+            format!(
+                "target {name:?}: set `username` together with `password_env` or `password_file`, or none of them"
+            ),
+        ));
+    }
+    let timeout = match &t.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(s) => parse_duration(s).map_err(|r| invalid(s.referenced.line(), "timeout", r))?,
+    };
+    if let Some(n) = t.max_writes_per_minute.as_ref().filter(|n| n.value == 0) {
+        return Err(invalid(
+            n.referenced.line(),
+            "max_writes_per_minute",
+            format!("target {name:?}: must be at least 1 (leave it out for no limit)"),
+        ));
+    }
+    let max_in_flight = match &t.max_in_flight {
+        None => 1,
+        Some(n) if n.value == 0 => {
+            return Err(invalid(
+                n.referenced.line(),
+                "max_in_flight",
+                format!("target {name:?}: must be at least 1"),
+            ));
+        }
+        Some(n) if n.value > 1 && !kind.is_mediamtx() => {
+            return Err(invalid(
+                n.referenced.line(),
+                "max_in_flight",
+                format!(
+                    "target {name:?}: go2rtc takes one call at a time (a list that overlaps a write crashes it); remove the setting"
+                ),
+            ));
+        }
+        Some(n) => n.value,
+    };
+    Ok(TargetConfig {
+        name,
+        kind,
+        api,
+        rtsp,
+        username: t.username,
+        password,
+        timeout,
+        path,
+        inline_credentials: t.inline_credentials,
+        env_file: t.env_file.map(|f| base.join(f)),
+        max_writes_per_minute: t.max_writes_per_minute.map(|n| n.value),
+        max_in_flight,
+    })
 }
 
 /// Refuses two targets that would fight over one server: two that write its API, two that
