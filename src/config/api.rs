@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{ConfigError, parse_duration, resolve_secret};
+use super::values::{ConfigError, parse_duration, resolve_secret};
 use crate::secret::Secret;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{ConfigError, parse_duration};
+use super::values::{ConfigError, parse_duration};
 
 pub const DEFAULT_RESTART_SERVER_WINDOW: Duration = Duration::from_secs(3600);
 

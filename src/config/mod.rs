@@ -5,8 +5,9 @@
 //! directory. Secrets (`password_env`, `password_file`) are resolved here, once.
 //!
 //! The sections with rules of their own have a module each: `targets`, `health`, `api`,
-//! `source`, `shard`, `nest` (`nest_accounts:`) and `resolvers`; this one reads the file,
-//! composes them and applies the `CAMSYNC_*` overrides.
+//! `source`, `shard`, `nest` (`nest_accounts:`) and `resolvers`, which read their values with
+//! `values` (durations, URLs, secrets, paces, and [`ConfigError`]); this one reads the file,
+//! composes the sections and applies the `CAMSYNC_*` overrides.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ mod resolvers;
 mod shard;
 mod source;
 mod targets;
+mod values;
 
 pub use api::ApiConfig;
 pub use health::{DEFAULT_PROBE_TIMEOUT, DEFAULT_RESTART_SERVER_WINDOW, HealthConfig};
@@ -31,16 +33,17 @@ pub use shard::Shard;
 pub use source::{
     DEFAULT_POSTGRES_TIMEOUT, DEFAULT_SQLITE_POLL, PostgresConfig, SourceConfig, SqliteConfig,
 };
-pub use targets::{TargetConfig, TargetKind};
+pub use targets::{DEFAULT_TIMEOUT, TargetConfig, TargetKind};
+pub use values::ConfigError;
+use values::parse_duration;
+pub(crate) use values::read_secret_file;
 
 use crate::bounded_read;
 use crate::echo::Echo;
 use crate::profile::{ProfileSpec, Profiles};
-use crate::secret::Secret;
 
 pub const DEFAULT_CONFIG_PATH: &str = "camsync.yaml";
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_RESTART_CHECK: Duration = Duration::from_secs(2);
 
 /// A validated configuration.
@@ -113,27 +116,6 @@ impl Config {
             .map(|t| (t.name.clone(), t.kind))
             .collect()
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config {path}: {source}; pass --config or set CAMSYNC_CONFIG")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}:{line}: `{key}`: {reason}")]
-    Invalid {
-        path: PathBuf,
-        line: u64,
-        key: String,
-        reason: String,
-    },
-    #[error("environment variable {var}: {reason}")]
-    Env { var: &'static str, reason: String },
 }
 
 #[derive(Deserialize)]
@@ -301,46 +283,6 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
     Ok(())
 }
 
-/// Resolves a secret named by `<name>_env` (an environment variable) or `<name>_file` (a file,
-/// relative to the config's directory); at most one of them. On error: line, key and reason.
-fn resolve_secret(
-    var: &Option<Spanned<String>>,
-    file: &Option<Spanned<String>>,
-    name: &str,
-    base: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Secret>, (u64, String, String)> {
-    match (var, file) {
-        (None, None) => Ok(None),
-        (Some(var), None) => env(&var.value).map(Secret::new).map(Some).ok_or_else(|| {
-            (
-                var.referenced.line(),
-                format!("{name}_env"),
-                format!("environment variable {} is not set", var.value),
-            )
-        }),
-        (None, Some(file)) => read_secret_file(&base.join(&file.value))
-            .map(Some)
-            .map_err(|reason| (file.referenced.line(), format!("{name}_file"), reason)),
-        (Some(_), Some(file)) => Err((
-            file.referenced.line(),
-            format!("{name}_file"),
-            format!("set `{name}_env` or `{name}_file`, not both"),
-        )),
-    }
-}
-
-/// Reads a secret from a file (a Docker or Kubernetes secret), without its trailing newline.
-pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = bounded_read::read_to_string(path, bounded_read::SECRET_LIMIT)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let value = text.trim_end_matches(['\r', '\n']);
-    if value.is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    Ok(Secret::new(value))
-}
-
 /// Config `retry:`, or its defaults.
 fn parse_retry(raw: Option<&RawRetry>) -> Result<RetryConfig, (u64, &'static str, String)> {
     let mut retry = RetryConfig::default();
@@ -381,95 +323,10 @@ fn parse_retry(raw: Option<&RawRetry>) -> Result<RetryConfig, (u64, &'static str
     Ok(retry)
 }
 
-/// A command pace and the three durations of a resolver or Nest account (`<section>.<key>`
-/// in errors): `max_per_minute`, `renew_before`, `timeout`, each or its default.
-struct Pace {
-    max_per_minute: u32,
-    renew_before: Duration,
-    timeout: Duration,
-}
-
-impl Pace {
-    fn parse(
-        raw: [&Option<Spanned<String>>; 2],
-        max_per_minute: &Option<Spanned<u32>>,
-        defaults: Pace,
-        section: &str,
-        invalid: &dyn Fn(u64, &str, String) -> ConfigError,
-    ) -> Result<Pace, ConfigError> {
-        let [renew_before, timeout] = raw;
-        let duration = |raw: &Option<Spanned<String>>, key: &str, default| match raw {
-            None => Ok(default),
-            Some(s) => parse_duration(s)
-                .map_err(|r| invalid(s.referenced.line(), &format!("{section}.{key}"), r)),
-        };
-        let max_per_minute = match max_per_minute {
-            None => defaults.max_per_minute,
-            Some(n) if n.value == 0 => {
-                return Err(invalid(
-                    n.referenced.line(),
-                    &format!("{section}.max_per_minute"),
-                    "must be at least 1".into(),
-                ));
-            }
-            Some(n) => n.value,
-        };
-        Ok(Pace {
-            max_per_minute,
-            renew_before: duration(renew_before, "renew_before", defaults.renew_before)?,
-            timeout: duration(timeout, "timeout", defaults.timeout)?,
-        })
-    }
-}
-
-fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
-    match humantime::parse_duration(&s.value) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("must be longer than zero".into()),
-        Err(e) => Err(format!(
-            "{} is not a duration like 30s, 5m or 1h ({e})",
-            Echo(&s.value)
-        )),
-    }
-}
-
-/// A server address as shown in an error: credentials masked, escaped, cut.
-fn shown_url(value: &str) -> String {
-    Echo(&crate::secret::redact(value)).to_string()
-}
-
-fn parse_http_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    let url = parse_server_url(s, &["http", "https"], "an http:// or https://")?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("put API credentials in `username` / `password_env`, not in the URL".into());
-    }
-    Ok(url)
-}
-
-fn parse_rtsp_url(s: &Spanned<String>) -> Result<url::Url, String> {
-    parse_server_url(s, &["rtsp", "rtsps"], "an rtsp://")
-}
-
-/// A server's address: a URL of one of `schemes` with a host (`shape` names them in errors).
-fn parse_server_url(
-    s: &Spanned<String>,
-    schemes: &[&str],
-    shape: &str,
-) -> Result<url::Url, String> {
-    let url = url::Url::parse(&s.value)
-        .map_err(|e| format!("{} is not a URL: {e}", shown_url(&s.value)))?;
-    if !schemes.contains(&url.scheme()) || url.host_str().is_none() {
-        return Err(format!(
-            "{} must be {shape} URL with a host",
-            shown_url(&s.value)
-        ));
-    }
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     const GOOD: &str = "\
 source:

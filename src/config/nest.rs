@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{ConfigError, Pace, parse_http_url, resolve_secret};
+use super::values::{ConfigError, Pace, parse_http_url, resolve_secret};
 use crate::echo::Echo;
 use crate::secret::Secret;
 

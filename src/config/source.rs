@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{ConfigError, parse_duration, resolve_secret};
+use super::values::{ConfigError, parse_duration, resolve_secret};
 use crate::secret::Secret;
 
 pub const DEFAULT_SQLITE_POLL: Duration = Duration::from_secs(1);

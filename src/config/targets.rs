@@ -8,11 +8,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{
-    ConfigError, DEFAULT_TIMEOUT, parse_duration, parse_http_url, parse_rtsp_url, resolve_secret,
-};
+use super::values::{ConfigError, parse_duration, parse_http_url, parse_rtsp_url, resolve_secret};
 use crate::echo::Echo;
 use crate::secret::Secret;
+
+/// A target's per-request timeout, unless its `timeout:` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum TargetKind {
