@@ -23,7 +23,7 @@ use axum::http::HeaderMap;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::config::ApiConfig;
 use crate::secret::Secret;
 

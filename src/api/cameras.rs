@@ -13,50 +13,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiState};
+use super::error::ApiError;
+use super::state::{ApiState, TargetInfo};
 use crate::activity::{PairView, Summary};
 use crate::camera::Camera;
-use crate::config::{TargetConfig, TargetKind};
 use crate::events::Envelope;
 use crate::ledger::Owned;
 use crate::reconcile::report::OutcomeKind;
 use crate::reconcile::ticket::Ticket;
 use crate::reconcile::worker::QueueStats;
 use crate::resolve::account::{CommandStats, StreamState};
-
-/// A target as the status page shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TargetInfo {
-    pub name: String,
-    pub kind: TargetKind,
-    /// The server's own player for a stream, to be followed by the stream's name
-    /// (percent-encoded): go2rtc's `stream.html?src=`, from its configured API address.
-    pub player: Option<String>,
-}
-
-impl TargetInfo {
-    pub fn new(config: &TargetConfig) -> TargetInfo {
-        let player = match config.kind {
-            TargetKind::Go2rtc | TargetKind::Go2rtcFile => config.api.as_ref().map(|api| {
-                let mut base = api.clone();
-                // Credentials go in `username`/`password`; never in a link, whatever the URL holds.
-                let _ = base.set_username("");
-                let _ = base.set_password(None);
-                base.set_query(None);
-                base.set_fragment(None);
-                let path = base.path().trim_end_matches('/').to_owned();
-                base.set_path(&format!("{path}/stream.html"));
-                format!("{base}?src=")
-            }),
-            TargetKind::Mediamtx | TargetKind::MediamtxFile => None,
-        };
-        TargetInfo {
-            name: config.name.clone(),
-            kind: config.kind,
-            player,
-        }
-    }
-}
 
 /// `GET /v1/cameras`.
 #[derive(Debug, Serialize)]

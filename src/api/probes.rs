@@ -6,7 +6,10 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use super::{ApiState, OPENAPI};
+use super::state::ApiState;
+
+/// The OpenAPI 3 description of the API's routes (checked against them by the tests).
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// `GET /healthz`: the process is alive and serving.
 pub async fn healthz() -> Json<Value> {

@@ -30,6 +30,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::error::ApiError;
+
 /// The largest request header (request line and fields) accepted, in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// The most header fields a request may have.
@@ -165,7 +167,8 @@ pub async fn limit_url(request: Request, next: Next) -> Response {
         .path_and_query()
         .map_or(0, |p| p.as_str().len());
     if len > MAX_URL_BYTES {
-        return super::ApiError::UrlTooLong(len).into_response();
+        let max = MAX_URL_BYTES;
+        return ApiError::UrlTooLong { len, max }.into_response();
     }
     next.run(request).await
 }

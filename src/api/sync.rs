@@ -11,7 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiState, body};
+use super::error::{ApiError, body};
+use super::state::ApiState;
 use crate::activity::Lookup;
 use crate::echo::{Echo, Message};
 use crate::reconcile::report::SyncReport;
