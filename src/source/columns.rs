@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::{Record, SourceError};
+use super::reader::{Record, SourceError};
 use crate::camera::CameraSpec;
 use crate::echo::Echo;
 use crate::secret::Secret;

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::file_entries::{Entry, EntryCache, RawInventory};
-use super::{Reader, Record, SourceError};
+use super::reader::{Reader, Record, SourceError};
 
 /// How long the file must be quiet before a change is reported: editors write in bursts.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);

@@ -5,6 +5,10 @@
 //! rest stands. A source that cannot be read at all is a [`SourceError`]: callers keep the last
 //! good inventory and delete nothing.
 //!
+//! Each kind implements [`Reader`] (`reader.rs`): `file`, `sqlite`, `postgres` (with
+//! `columns`, the columns both databases share); `inventory.rs` holds what a read gives, and
+//! [`shard`] keeps this instance's share.
+//!
 //! [`Source`] is the one place the rest of camsync reads an inventory from and learns of its
 //! changes, whatever kind the config names: a file, an SQLite database or Postgres. A camera
 //! that was valid and is now rejected keeps its last good version (see [`Rejection::kept`]),
@@ -13,131 +17,24 @@
 mod columns;
 pub mod file;
 mod file_entries;
+mod inventory;
 mod postgres;
+mod reader;
 pub mod shard;
 mod sqlite;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::camera::{CameraError, CameraSpec, Cameras, Validated, ValidationContext};
+use crate::camera::{CameraError, CameraSpec, Validated, ValidationContext};
 use crate::config::{Config, SourceConfig, TargetKind};
 use crate::profile::Profiles;
-
-/// The desired state: valid cameras by name, and the records that were rejected.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Inventory {
-    pub cameras: Cameras,
-    pub rejected: Vec<Rejection>,
-}
-
-/// One record that could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Rejection {
-    /// The camera's name, or `#N` (1-based position) when it has none.
-    pub camera: String,
-    /// Where the record is, e.g. `cameras.yaml:12`.
-    pub location: String,
-    pub reason: String,
-    /// The camera was valid at the last read: its last good version stays in force (on the
-    /// servers, and in the inventory's cameras) until the record is fixed.
-    pub kept: bool,
-}
-
-impl std::fmt::Display for Rejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.location, self.reason)?;
-        if self.kept {
-            f.write_str(" (its last good version stays in force)")?;
-        }
-        Ok(())
-    }
-}
-
-impl Inventory {
-    /// The cameras assigned to `target` whose URL is not resolved yet.
-    pub fn awaiting_source(&self, target: &str) -> BTreeSet<String> {
-        self.cameras
-            .values()
-            .filter(|c| c.awaits_source(target))
-            .map(|c| c.name.clone())
-            .collect()
-    }
-
-    /// Puts back the version in `last_good` of each camera that is rejected now and has no
-    /// valid record: a camera that was valid and becomes invalid is kept, not deleted.
-    fn keep_last_good(&mut self, last_good: &Cameras) {
-        for rejection in &mut self.rejected {
-            if self.cameras.contains_key(&rejection.camera) {
-                continue; // a duplicate: the first record stands
-            }
-            if let Some(camera) = last_good.get(&rejection.camera) {
-                self.cameras
-                    .insert(rejection.camera.clone(), camera.clone());
-                rejection.kept = true;
-            }
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("cannot read camera inventory {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("camera inventory {path}: {message}; the last good inventory stays in force")]
-    Parse { path: PathBuf, message: String },
-    #[error("cannot watch camera inventory {path}: {message}")]
-    Watch { path: PathBuf, message: String },
-    #[error("camera database {database}: {message}; the last good inventory stays in force")]
-    Database { database: String, message: String },
-    #[error(
-        "camera database {database}: {reason}; the last good inventory stays in force (query: {query})"
-    )]
-    Query {
-        database: String,
-        reason: String,
-        query: String,
-    },
-    #[error(
-        "camera database {database} stayed locked by a writer through {tries} reads; the last good inventory stays in force and the read is tried again at the next poll"
-    )]
-    Busy { database: String, tries: usize },
-    #[error(
-        "camera inventory {inventory}: {count} cameras, more than `max_cameras` ({max}) in {config}; \
-         the last good inventory stays in force. Raise `max_cameras` if the site is that large, \
-         or share the cameras out with `shard:`"
-    )]
-    TooMany {
-        inventory: String,
-        count: usize,
-        max: usize,
-        config: String,
-    },
-}
-
-/// One kind of inventory (a file, an SQLite or a Postgres database): it reads the records as
-/// they are and says when they may have changed. [`Source`] validates what every kind reads
-/// the same way. A new kind is one module implementing this, and one arm in [`Source::new`].
-pub trait Reader: Send + Sync {
-    /// The inventory as messages name it (a path, a database without its password).
-    fn label(&self) -> String;
-
-    /// Reads every record. An error means the inventory could not be read at all.
-    fn read(&self) -> BoxFuture<'_, Result<Vec<Record>, SourceError>>;
-
-    /// Starts watching until `cancel`: one `()` per change (bursts may coalesce). `None` for an
-    /// inventory that signals nothing (Postgres without `listen`; the periodic resync reads it).
-    fn watch(&self, cancel: CancellationToken) -> Result<Option<mpsc::Receiver<()>>, SourceError>;
-}
+pub use inventory::{Inventory, Rejection};
+pub use reader::{Reader, Record, SourceError};
 
 /// The configured inventory, with what its cameras are validated against.
 pub struct Source {
@@ -262,13 +159,6 @@ impl Changes {
             None => std::future::pending().await,
         }
     }
-}
-
-/// A record as read: where it is, the name if one could be read, and the spec or why not.
-pub struct Record {
-    pub location: String,
-    pub name: Option<String>,
-    pub spec: Result<Arc<CameraSpec>, String>,
 }
 
 /// Validates records one by one. Of two records with one name the first stands and the later is

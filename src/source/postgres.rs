@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::columns::{Cell, Columns};
-use super::{Reader, Record, SourceError};
+use super::reader::{Reader, Record, SourceError};
 use crate::config::PostgresConfig;
 use crate::secret::redact;
 

@@ -14,9 +14,9 @@
 
 use sha2::{Digest, Sha256};
 
+use super::inventory::{Inventory, Rejection};
 use crate::camera::Camera;
 use crate::config::Shard;
-use crate::source::{Inventory, Rejection};
 
 /// The weight of shard `index` for the camera `name`.
 pub fn weight(name: &str, index: u32) -> u64 {

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::columns::{Cell, Columns};
-use super::{Reader, Record, SourceError};
+use super::reader::{Reader, Record, SourceError};
 
 /// How long one statement waits for a writer's lock before SQLite reports the database busy.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(20);
