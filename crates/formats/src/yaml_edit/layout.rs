@@ -10,7 +10,7 @@
 //! - an entry's leading comment is the run of comment lines directly above its key (no blank
 //!   line between), indented no deeper than the key, and not part of the previous entry.
 
-use super::EditError;
+use super::error::EditError;
 use super::lines::{self, Lines};
 use super::tree::{Entry, Kind, Node};
 
