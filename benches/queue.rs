@@ -14,7 +14,9 @@
 //!
 //! Run: `cargo bench --bench queue`. Environment: `CAMSYNC_BENCH_ITEMS` (default 10,000) for
 //! 1 and 2; `CAMSYNC_BENCH_CAMERAS` (default 1,000) and `CAMSYNC_BENCH_MTX_COST_US` (default 0:
-//! free writes; 88 emulates the real server, whose every write re-evaluates all its paths).
+//! free writes; 88 emulates the real server, whose every write re-evaluates all its paths);
+//! `CAMSYNC_BENCH_AT_ONCE=1` asks each recovery during the bulk change as soon as its path is
+//! deleted, instead of at a spread point of the item in flight.
 
 mod common;
 
@@ -205,22 +207,6 @@ async fn the_worker(n: usize) -> BenchResult<()> {
     Ok(())
 }
 
-/// The MediaMTX the recoveries run against.
-enum Mediamtx {
-    /// The simulator, with its emulated write cost.
-    Sim(MediamtxSim),
-    Real(RealServer),
-}
-
-impl Mediamtx {
-    fn api_url(&self) -> String {
-        match self {
-            Mediamtx::Sim(sim) => sim.api_url(),
-            Mediamtx::Real(real) => real.api_url(),
-        }
-    }
-}
-
 /// Deletes `name` behind camsync's back, waits `lead`, asks the worker to recover it, and
 /// times the ask → the path is back.
 async fn recover_once(
@@ -273,8 +259,10 @@ fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     (q(0.5), q(0.99))
 }
 
-async fn recovery_during_bulk(mediamtx: &Mediamtx, bulk: usize) -> BenchResult<()> {
-    let api = mediamtx.api_url();
+/// Recoveries through a worker on the MediaMTX at `api`, alone and during a bulk change of
+/// `bulk` other paths; with `spread`, each asked a spread fraction of one recovery after its
+/// delete.
+async fn recovery_during_bulk(api: &str, bulk: usize, spread: bool) -> BenchResult<()> {
     let config = TargetConfig {
         name: "mediamtx".into(),
         kind: TargetKind::Mediamtx,
@@ -321,7 +309,7 @@ async fn recovery_during_bulk(mediamtx: &Mediamtx, bulk: usize) -> BenchResult<(
     let http = reqwest::Client::new();
     let mut alone = Vec::new();
     for name in &watched {
-        alone.push(recover_once(&http, &api, &worker, name, Duration::ZERO).await?);
+        alone.push(recover_once(&http, api, &worker, name, Duration::ZERO).await?);
     }
 
     // During: every bulk camera moves to another URL, one write each; the server's size stays
@@ -339,8 +327,11 @@ async fn recovery_during_bulk(mediamtx: &Mediamtx, bulk: usize) -> BenchResult<(
         if changes.is_done() {
             break;
         }
-        let lead = a50.mul_f64((i as f64 * 0.618_034).fract());
-        during.push(recover_once(&http, &api, &worker, name, lead).await?);
+        let lead = match spread {
+            true => a50.mul_f64((i as f64 * 0.618_034).fract()),
+            false => Duration::ZERO,
+        };
+        during.push(recover_once(&http, api, &worker, name, lead).await?);
     }
     let bulk_left = !changes.is_done();
     changes.wait().await;
@@ -388,6 +379,7 @@ async fn main() -> BenchResult<()> {
     let items = env_number("CAMSYNC_BENCH_ITEMS", 10_000usize);
     let bulk = env_number("CAMSYNC_BENCH_CAMERAS", 1_000usize);
     let cost = Duration::from_micros(env_number("CAMSYNC_BENCH_MTX_COST_US", 0));
+    let spread = env_number("CAMSYNC_BENCH_AT_ONCE", 0u8) == 0;
     println!(
         "camsync queue benchmark: {items} items; recoveries during a change of {bulk} MediaMTX paths, simulated write cost {cost:?} per path"
     );
@@ -400,11 +392,11 @@ async fn main() -> BenchResult<()> {
     })
     .await?;
     println!("on the MediaMTX simulator:");
-    recovery_during_bulk(&Mediamtx::Sim(sim), bulk).await?;
+    recovery_during_bulk(&sim.api_url(), bulk, spread).await?;
     if std::env::var_os("CAMSYNC_MEDIAMTX_BIN").is_some_and(|v| !v.is_empty()) {
         println!("on the real MediaMTX ($CAMSYNC_MEDIAMTX_BIN):");
         let real = RealServer::start(Kind::Mediamtx, "").await;
-        recovery_during_bulk(&Mediamtx::Real(real), bulk).await?;
+        recovery_during_bulk(&real.api_url(), bulk, spread).await?;
     }
     Ok(())
 }

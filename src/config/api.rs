@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::values::{ConfigError, parse_duration, resolve_secret};
+use super::values::{ConfigError, Invalid, parse_duration, resolve_secret};
 use crate::secret::Secret;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
@@ -101,7 +101,7 @@ pub(super) fn parse(
     raw: Option<RawApi>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    invalid: &Invalid<'_>,
 ) -> Result<ApiConfig, ConfigError> {
     let Some(raw_api) = raw else {
         return Ok(ApiConfig::default());

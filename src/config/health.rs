@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::values::{ConfigError, parse_duration};
+use super::values::{ConfigError, Invalid, parse_duration};
 
 pub const DEFAULT_RESTART_SERVER_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -66,7 +66,7 @@ fn default_true() -> bool {
 /// The monitor's settings; `None` when `health.enabled` is false.
 pub(super) fn parse(
     raw: Option<RawHealth>,
-    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    invalid: &Invalid<'_>,
 ) -> Result<Option<HealthConfig>, ConfigError> {
     let Some(h) = raw else {
         return Ok(Some(HealthConfig::default()));

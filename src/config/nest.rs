@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::values::{ConfigError, Pace, parse_http_url, resolve_secret};
+use super::values::{ConfigError, Invalid, Pace, parse_http_url, resolve_secret};
 use crate::echo::Echo;
 use crate::secret::Secret;
 
@@ -65,7 +65,7 @@ pub(super) fn parse(
     raw: Vec<RawNestAccount>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    invalid: &Invalid<'_>,
 ) -> Result<Vec<NestAccountConfig>, ConfigError> {
     let mut accounts: Vec<NestAccountConfig> = Vec::with_capacity(raw.len());
     for a in raw {

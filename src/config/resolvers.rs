@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::values::{ConfigError, Pace, parse_http_url, resolve_secret};
+use super::values::{ConfigError, Invalid, Pace, parse_http_url, resolve_secret};
 use crate::echo::Echo;
 use crate::secret::{Secret, redact};
 
@@ -85,7 +85,7 @@ pub(super) fn parse(
     taken: &[String],
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    invalid: &Invalid<'_>,
 ) -> Result<Vec<ResolverConfig>, ConfigError> {
     let mut resolvers: Vec<ResolverConfig> = Vec::with_capacity(raw.len());
     for r in raw {

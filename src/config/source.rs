@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::values::{ConfigError, parse_duration, resolve_secret};
+use super::values::{ConfigError, Invalid, parse_duration, resolve_secret};
 use crate::secret::Secret;
 
 pub const DEFAULT_SQLITE_POLL: Duration = Duration::from_secs(1);
@@ -80,7 +80,7 @@ pub(super) fn parse(
     line: u64,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    invalid: &Invalid<'_>,
 ) -> Result<SourceConfig, ConfigError> {
     match (raw.file, raw.sqlite, raw.postgres) {
         (Some(file), None, None) => Ok(SourceConfig::File(base.join(file))),
@@ -117,7 +117,7 @@ fn parse_postgres(
     raw: Spanned<RawPostgres>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    invalid: &Invalid<'_>,
 ) -> Result<PostgresConfig, ConfigError> {
     let line = raw.referenced.line();
     let raw = raw.value;

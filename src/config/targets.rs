@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::values::{ConfigError, parse_duration, parse_http_url, parse_rtsp_url, resolve_secret};
+use super::values::{
+    ConfigError, Invalid, parse_duration, parse_http_url, parse_rtsp_url, resolve_secret,
+};
 use crate::echo::Echo;
 use crate::secret::Secret;
 
@@ -93,7 +95,7 @@ pub(super) fn parse(
     raw: Vec<RawTarget>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    invalid: &Invalid<'_>,
 ) -> Result<Vec<TargetConfig>, ConfigError> {
     let mut seen = BTreeSet::new();
     let mut targets = Vec::with_capacity(raw.len());
@@ -134,7 +136,7 @@ fn parse_one(
     t: RawTarget,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+    invalid: &Invalid<'_>,
 ) -> Result<TargetConfig, ConfigError> {
     let (line, name) = (t.name.referenced.line(), t.name.value);
     let kind = t.kind.value;

@@ -11,6 +11,9 @@ use crate::bounded_read;
 use crate::echo::Echo;
 use crate::secret::Secret;
 
+/// How a section reports a bad value: the line, the key and why.
+pub(super) type Invalid<'a> = dyn Fn(u64, &str, String) -> ConfigError + 'a;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}; pass --config or set CAMSYNC_CONFIG")]
@@ -86,7 +89,7 @@ impl Pace {
         max_per_minute: &Option<Spanned<u32>>,
         defaults: Pace,
         section: &str,
-        invalid: &dyn Fn(u64, &str, String) -> ConfigError,
+        invalid: &Invalid<'_>,
     ) -> Result<Pace, ConfigError> {
         let [renew_before, timeout] = raw;
         let duration = |raw: &Option<Spanned<String>>, key: &str, default| match raw {
